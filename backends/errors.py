@@ -1,0 +1,67 @@
+"""Errors a backend raises, each carrying the HTTP status and Google reason it is shown with.
+
+    ApiError                    500 backendError  (anything unexpected)
+    ├── InvalidArgument         400 invalid
+    ├── Unauthenticated         401 required
+    ├── PermissionDenied        403 forbidden
+    ├── NotFound                404 notFound
+    ├── Conflict                409 conflict      (lease expired or held by another worker)
+    │   └── Duplicate           409 duplicate     (task name live or tombstoned)
+    └── Unavailable             503 backendError  (the storage cannot be reached)
+
+The HTTP front adds its own leaves (parse errors, missing parameters, routing) in
+`bridge.errors`; it renders every one of them in Google's error envelope.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """Base of every error the API reports; the class decides the status and reason."""
+
+    status = 500
+    reason = "backendError"
+
+    def __init__(self, message: str, *, location: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: The request parameter or body field at fault, when there is one.
+        self.location = location
+
+
+class InvalidArgument(ApiError):
+    status = 400
+    reason = "invalid"
+
+
+class Unauthenticated(ApiError):
+    status = 401
+    reason = "required"
+
+
+class PermissionDenied(ApiError):
+    status = 403
+    reason = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    reason = "notFound"
+
+
+class Conflict(ApiError):
+    status = 409
+    reason = "conflict"
+
+
+class Duplicate(Conflict):
+    reason = "duplicate"
+
+
+class Unavailable(ApiError):
+    status = 503
+    reason = "backendError"
+
+
+#: The message of every lease-ownership conflict, whichever backend finds it.
+LEASE_CONFLICT = "lease expired or held by another worker"

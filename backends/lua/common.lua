@@ -1,0 +1,110 @@
+-- common.lua: helpers that the loader puts in front of every other script here.
+--
+-- Every script receives the same five keys, all under one cluster hash tag:
+--   KEYS[1] tasks   hash  id -> "ENQUEUE:ETA:RETRIES:TAGLEN:" .. tag .. payload
+--   KEYS[2] index   zset  every task, score 0, member GROUP .. ETA (16 digits) .. id,
+--                         so that the lexicographic order is (group, ETA, id)
+--   KEYS[3] heads   zset  GROUP -> ETA of the group's first task
+--   KEYS[4] dead    zset  tombstoned id -> when its tombstone ends (µs)
+--   KEYS[5] leased  hash  "s<second>" / "m<minute>" -> tasks leased in that second / minute
+-- and ARGV[1]: µs added to the server's clock (0, except in tests that move time on).
+--
+-- Times are µs since the epoch, read from the server so that every bridge process
+-- agrees on them. GROUP is "-" for untagged tasks and otherwise the tag's byte length in
+-- three digits followed by the tag: no group name is a prefix of another, so a group's
+-- members are exactly the index range [GROUP, GROUP .. ":").
+-- Numbers reach Redis only through int(): Lua 5.1 writes a bare number with 14
+-- significant digits, which would round a timestamp.
+
+local tasks_key, index_key, heads_key, dead_key, leased_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+local function int(n)
+  return string.format('%d', n)
+end
+
+local function now_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+end
+
+local function eta16(eta)
+  return string.format('%016d', eta)
+end
+
+local function group_of(tag)
+  if tag == '' then
+    return '-'
+  end
+  return string.format('%03d', #tag) .. tag
+end
+
+local function member_of(group, eta, id)
+  return group .. eta16(eta) .. id
+end
+
+-- The header of a stored task, and the position where its tag starts.
+local function unpack_task(packed)
+  local enq, eta, retries, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):(%d+):()')
+  return tonumber(enq), tonumber(eta), tonumber(retries), tonumber(taglen), body
+end
+
+local function pack_task(enq, eta, retries, tag)
+  return int(enq) .. ':' .. int(eta) .. ':' .. int(retries) .. ':' .. int(#tag) .. ':' .. tag
+end
+
+local function first_of(group)
+  return redis.call('ZRANGEBYLEX', index_key, '[' .. group, '(' .. group .. ':', 'LIMIT', 0, 1)[1]
+end
+
+-- After a group changed, record the ETA of its first task, or forget the empty group.
+local function reset_head(group)
+  local first = first_of(group)
+  if first then
+    redis.call('ZADD', heads_key, string.sub(first, #group + 1, #group + 16), group)
+  else
+    redis.call('ZREM', heads_key, group)
+  end
+end
+
+local function remove_task(id, packed)
+  local _, eta, _, taglen, body = unpack_task(packed)
+  local group = group_of(string.sub(packed, body, body + taglen - 1))
+  redis.call('HDEL', tasks_key, id)
+  redis.call('ZREM', index_key, member_of(group, eta, id))
+  return group
+end
+
+local function purge_tombstones(now)
+  redis.call('ZREMRANGEBYSCORE', dead_key, '-inf', int(now))
+end
+
+-- The set lives as long as its newest tombstone, so an idle queue leaves nothing behind.
+local function bury(id, now, ttl_us)
+  redis.call('ZADD', dead_key, int(now + ttl_us), id)
+  redis.call('PEXPIRE', dead_key, int(math.floor(ttl_us / 1000)))
+end
+
+local function is_tombstoned(id, now)
+  local ends = redis.call('ZSCORE', dead_key, id)
+  return ends and tonumber(ends) > now
+end
+
+-- Sums the lease counts inside their windows and drops the fields that fell out.
+local function leased_recently(now)
+  local second = math.floor(now / 1000000)
+  local minute = math.floor(second / 60)
+  local last_minute, last_hour = 0, 0
+  local fields = redis.call('HGETALL', leased_key)
+  for i = 1, #fields, 2 do
+    local unit, at, n = string.sub(fields[i], 1, 1), tonumber(string.sub(fields[i], 2)), tonumber(fields[i + 1])
+    if unit == 's' and at > second - 60 then
+      last_minute = last_minute + n
+    elseif unit == 'm' and at > minute - 60 then
+      last_hour = last_hour + n
+    else
+      redis.call('HDEL', leased_key, fields[i])
+    end
+  end
+  return last_minute, last_hour
+end
+

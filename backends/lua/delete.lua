@@ -1,0 +1,19 @@
+-- delete.lua: remove a task, leased or not, and tombstone its name.
+-- KEYS and ARGV[1]: see common.lua.
+-- ARGV[2] id   ARGV[3] tombstone lifetime in µs
+-- Touches tasks, index, heads, dead.
+-- Returns 'ok' | 'missing' | 'tombstoned'
+
+local now = now_us()
+local id = ARGV[2]
+purge_tombstones(now)
+local packed = redis.call('HGET', tasks_key, id)
+if not packed then
+  if is_tombstoned(id, now) then
+    return 'tombstoned'
+  end
+  return 'missing'
+end
+reset_head(remove_task(id, packed))
+bury(id, now, tonumber(ARGV[3]))
+return 'ok'

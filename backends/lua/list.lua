@@ -1,0 +1,28 @@
+-- list.lua: the first tasks by ETA then name, without payloads.
+-- KEYS and ARGV[1]: see common.lua.
+-- ARGV[2] most tasks
+-- Reads tasks, index, heads.
+-- Returns {id, packed task header and tag, ...}
+
+local limit = tonumber(ARGV[2])
+-- The first `limit` tasks lie in the groups whose first tasks are among the `limit`
+-- oldest: those groups, and any tied with the last of them.
+local last = redis.call('ZRANGE', heads_key, limit - 1, limit - 1, 'WITHSCORES')[2] or '+inf'
+local found = {}
+for _, group in ipairs(redis.call('ZRANGEBYSCORE', heads_key, '-inf', last)) do
+  local members = redis.call('ZRANGEBYLEX', index_key, '[' .. group, '(' .. group .. ':', 'LIMIT', 0, limit)
+  for _, m in ipairs(members) do
+    -- ETA .. id sorts as (ETA, id).
+    found[#found + 1] = string.sub(m, #group + 1)
+  end
+end
+table.sort(found)
+local out = {}
+for i = 1, math.min(limit, #found) do
+  local id = string.sub(found[i], 17)
+  local packed = redis.call('HGET', tasks_key, id)
+  local _, _, _, taglen, body = unpack_task(packed)
+  out[#out + 1] = id
+  out[#out + 1] = string.sub(packed, 1, body + taglen - 1)
+end
+return out

@@ -1,0 +1,29 @@
+-- modify_lease.lua: renew or release a lease the caller holds.
+-- KEYS and ARGV[1]: see common.lua.
+-- ARGV[2] id   ARGV[3] new lease length in µs (0 releases the task)
+-- ARGV[4] the ETA the caller was given, in µs, as its proof of ownership ('' when none)
+-- Touches tasks, index, heads.
+-- Returns {'ok', packed task} | {'missing'} | {'tombstoned'} | {'conflict'}
+
+local now = now_us()
+local id = ARGV[2]
+local packed = redis.call('HGET', tasks_key, id)
+if not packed then
+  if is_tombstoned(id, now) then
+    return {'tombstoned'}
+  end
+  return {'missing'}
+end
+local enq, eta, retries, taglen, body = unpack_task(packed)
+if eta <= now or (ARGV[4] ~= '' and ARGV[4] ~= int(eta)) then
+  return {'conflict'}
+end
+local tag = string.sub(packed, body, body + taglen - 1)
+local group = group_of(tag)
+local new_eta = now + tonumber(ARGV[3])
+local value = pack_task(enq, new_eta, retries, tag) .. string.sub(packed, body + taglen)
+redis.call('HSET', tasks_key, id, value)
+redis.call('ZREM', index_key, member_of(group, eta, id))
+redis.call('ZADD', index_key, 0, member_of(group, new_eta, id))
+reset_head(group)
+return {'ok', value}

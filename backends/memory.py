@@ -1,0 +1,25 @@
+"""The embedded default: the Redis backend on an in-process fakeredis server.
+
+URL: ``memory://`` (no options). Every Lua script and every semantic is the Redis
+backend's own; only the connection differs. Tasks live as long as the process and are
+visible to that process alone, so the server refuses to run it with several workers.
+"""
+
+from __future__ import annotations
+
+import fakeredis
+
+from backends.base import DEFAULT_TOMBSTONE_SECONDS
+from backends.redis_backend import DEFAULT_PREFIX, RedisBackend
+
+
+class MemoryBackend(RedisBackend):
+    #: What the server says when asked to run this backend in several processes.
+    SINGLE_PROCESS = "memory:// keeps tasks inside one process; use one worker, or a redis:// backend for more"
+
+    @classmethod
+    def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> MemoryBackend:
+        if url.rstrip("/") != "memory:":
+            raise ValueError(f"memory:// takes no host or options, got {url!r}")
+        client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        return cls(client, prefix=DEFAULT_PREFIX, tombstone_seconds=tombstone_seconds)

@@ -1,0 +1,101 @@
+"""The handlers of the API's methods, one per Discovery method id.
+
+Each takes the backend and a validated `Call` and returns the status and resource to
+send. They hold the rules that need more than one parameter (a tag needs groupByTag);
+everything a single parameter can get wrong was refused before they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backends.base import Backend, LeaseRequest, Queue
+from backends.errors import InvalidArgument
+from bridge import wire
+from bridge.errors import Required
+from bridge.queues import QueueConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One validated request."""
+
+    #: The project exactly as the caller wrote it (echoed in queue names).
+    project: str
+    queue: Queue
+    config: QueueConfig
+    params: Mapping[str, Any]
+    #: The decoded JSON body; None when there was none.
+    body: Any
+
+    @property
+    def queue_name(self) -> str:
+        return wire.queue_path(self.project, self.queue.name)
+
+
+Result = tuple[int, dict[str, Any] | None]
+Handler = Callable[[Backend, Call], Result]
+
+US = 1_000_000
+
+
+def get_queue(backend: Backend, call: Call) -> Result:
+    info = backend.queue_info(call.queue, with_stats=bool(call.params["getStats"]))
+    return 200, wire.queue_json(info, call.queue_name, call.config.consumers, call.config.producers)
+
+
+def insert(backend: Backend, call: Call) -> Result:
+    if call.body is None:
+        raise Required("The request body (a Task) is required", location="body")
+    task = backend.insert(call.queue, wire.read_new_task(call.body, call.project, call.queue.name))
+    return 200, wire.task_json(task, call.queue_name)
+
+
+def lease(backend: Backend, call: Call) -> Result:
+    group_by_tag = bool(call.params["groupByTag"])
+    tag = call.params["tag"]
+    if tag is not None and not group_by_tag:
+        raise InvalidArgument("tag may only be given with groupByTag=true", location="tag")
+    request = LeaseRequest(
+        num_tasks=call.params["numTasks"],
+        lease_us=call.params["leaseSecs"] * US,
+        group_by_tag=group_by_tag,
+        # "tag=" asks for the untagged group; no tag asks for the oldest task's group.
+        tag=None if tag is None else (wire.check_tag(tag) or ""),
+    )
+    tasks = backend.lease(call.queue, request)
+    return 200, wire.tasks_json("taskqueue#tasks", tasks, call.queue_name)
+
+
+def list_tasks(backend: Backend, call: Call) -> Result:
+    return 200, wire.tasks_json("taskqueues#tasks", backend.list_tasks(call.queue), call.queue_name)
+
+
+def get_task(backend: Backend, call: Call) -> Result:
+    return 200, wire.task_json(backend.get(call.queue, call.params["task"]), call.queue_name)
+
+
+def modify_lease(backend: Backend, call: Call) -> Result:
+    task_id = call.params["task"]
+    token = wire.read_lease_token(call.body, call.project, call.queue.name, task_id)
+    task = backend.modify_lease(call.queue, task_id, call.params["newLeaseSeconds"] * US, token)
+    return 200, wire.task_json(task, call.queue_name)
+
+
+def delete(backend: Backend, call: Call) -> Result:
+    backend.delete(call.queue, call.params["task"])
+    return 204, None
+
+
+HANDLERS: dict[str, Handler] = {
+    "taskqueue.taskqueues.get": get_queue,
+    "taskqueue.tasks.insert": insert,
+    "taskqueue.tasks.lease": lease,
+    "taskqueue.tasks.list": list_tasks,
+    "taskqueue.tasks.get": get_task,
+    "taskqueue.tasks.update": modify_lease,
+    "taskqueue.tasks.patch": modify_lease,
+    "taskqueue.tasks.delete": delete,
+}

@@ -1,0 +1,145 @@
+"""The app factory: the only way to build the bridge (tests, CLI and gunicorn use it).
+
+Under plain gunicorn, ``gunicorn 'bridge:create_app()'`` reads the BRIDGE_* variables.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, request
+
+from backends import open_backend
+from backends.base import Backend, Queue
+from backends.errors import NotFound
+from bridge import errors, fields
+from bridge.api import HANDLERS, Call, Handler
+from bridge.discovery import Discovery, Method
+from bridge.errors import ParseError
+from bridge.queues import QueueRegistry
+from bridge.settings import Settings
+from bridge.wire import project_key
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+_OVERRIDABLE = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """What the app shares between requests, kept in ``app.extensions["bridge"]``."""
+
+    settings: Settings
+    backend: Backend
+    queues: QueueRegistry
+    discovery: Discovery
+
+
+def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
+    """Build the app; ``backend`` replaces the one ``settings.backend`` names (tests)."""
+    settings = settings or Settings.from_env()
+    queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
+    discovery = Discovery.load()
+    backend = backend or open_backend(settings.backend, tombstone_seconds=settings.tombstone_seconds)
+
+    app = Flask("bridge")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    bridge = Bridge(settings, backend, queues, discovery)
+    app.extensions["bridge"] = bridge
+    errors.register(app)
+
+    missing = {method.id for method in discovery.methods} - HANDLERS.keys()
+    if missing:
+        raise RuntimeError(f"methods without a handler: {', '.join(sorted(missing))}")
+    for method in discovery.methods:
+        app.add_url_rule(
+            method.rule,
+            endpoint=method.id,
+            view_func=_api_view(bridge, method, HANDLERS[method.id]),
+            methods=[method.http_method],
+        )
+    serve_discovery = _discovery_view(bridge)
+    app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
+    app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
+    app.wsgi_app = _MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    return app
+
+
+def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[..., Response]:
+    global_params = bridge.discovery.global_params
+
+    def view(**path: str) -> Response:
+        args = request.args
+        options = {p.name: p.parse(args.get(p.name)) for p in global_params}
+        selection = _selection(options["fields"]) if options["fields"] else None
+        params = {p.name: p.parse(path[p.name] if p.location == "path" else args.get(p.name)) for p in method.params}
+        project = params["project"]
+        config = bridge.queues.resolve(params["taskqueue"])
+        queue = Queue(project_key(project), config.name, config.max_leases)
+        body = _read_body() if method.takes_body else None
+        status, resource = handler(bridge.backend, Call(project, queue, config, params, body))
+        if resource is None:
+            return Response(status=status)
+        if selection is not None:
+            resource = fields.apply(resource, selection)
+        text = json.dumps(resource, indent=1) if options["prettyPrint"] else json.dumps(resource, separators=(",", ":"))
+        return Response(text, status=status, mimetype="application/json")
+
+    view.__name__ = method.id
+    return view
+
+
+@functools.lru_cache(maxsize=256)
+def _selection(text: str) -> fields.Selection:
+    return fields.parse(text)
+
+
+def _read_body() -> Any:
+    data = request.get_data(cache=False)
+    if not data.strip():
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ParseError("Parse error: the request body is not valid JSON") from None
+
+
+def _discovery_view(bridge: Bridge) -> Callable[..., Response]:
+    discovery = bridge.discovery
+    public_url = bridge.settings.public_url
+
+    def view(api: str, version: str) -> Response:
+        if (api, version) != (discovery.api, discovery.version):
+            raise NotFound(f"No API {api}:{version} here; this bridge serves {discovery.api}:{discovery.version}")
+        root = public_url.rstrip("/") + "/" if public_url else request.host_url
+        return Response(discovery.render(root), mimetype="application/json")
+
+    return view
+
+
+class _MethodOverride:
+    """Honours X-HTTP-Method-Override on POST, as Google's front end did.
+
+    Google's Python client tunnels long GETs through POST, with the query string moved
+    into a form-encoded body; that body becomes the query string again here.
+    """
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper()
+        if override in _OVERRIDABLE and environ["REQUEST_METHOD"] == "POST":
+            environ["REQUEST_METHOD"] = override
+            form = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
+            if override == "GET" and form:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                extra = environ["wsgi.input"].read(min(length, 65536)).decode("latin-1")
+                environ["QUERY_STRING"] = "&".join(part for part in (environ.get("QUERY_STRING", ""), extra) if part)
+                environ["CONTENT_LENGTH"] = "0"
+        return self.app(environ, start_response)

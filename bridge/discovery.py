@@ -1,0 +1,136 @@
+"""The Discovery document in `api_data/`, and the routes and parameter rules it defines.
+
+The document is the single description of the API: the bridge serves it to clients,
+builds its URL rules from each method's ``path`` and ``httpMethod``, and validates
+parameters by its ``type``, ``required``, ``pattern``, ``minimum``, ``maximum`` and
+``enum``. Adding a method means describing it there and writing its handler.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.resources
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from backends.errors import InvalidArgument
+from bridge.errors import Required
+
+DOCUMENT = "taskqueue.v1beta2.json"
+_INT = re.compile(r"^-?[0-9]{1,19}$")
+_BOOLEANS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    location: str
+    required: bool = False
+    pattern: re.Pattern[str] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    enum: tuple[str, ...] | None = None
+    default: str | None = None
+
+    @classmethod
+    def from_doc(cls, name: str, doc: Mapping[str, Any]) -> Param:
+        return cls(
+            name=name,
+            type=doc["type"],
+            location=doc["location"],
+            required=bool(doc.get("required")),
+            pattern=re.compile(doc["pattern"]) if "pattern" in doc else None,
+            minimum=int(doc["minimum"]) if "minimum" in doc else None,
+            maximum=int(doc["maximum"]) if "maximum" in doc else None,
+            enum=tuple(doc["enum"]) if "enum" in doc else None,
+            default=doc.get("default"),
+        )
+
+    def parse(self, raw: str | None) -> Any:
+        """The typed value of ``raw`` (None when absent and optional), or a 400 naming it."""
+        if raw is None:
+            if self.required:
+                raise Required(f"Required parameter: {self.name}", location=self.name)
+            raw = self.default
+            if raw is None:
+                return None
+        if self.type == "integer":
+            if not _INT.match(raw):
+                raise InvalidArgument(f"Invalid value for {self.name}: {raw!r} is not an integer", location=self.name)
+            value: Any = int(raw)
+            if self.minimum is not None and value < self.minimum:
+                raise InvalidArgument(
+                    f"Invalid value for {self.name}: {value} is below the minimum {self.minimum}", location=self.name
+                )
+            if self.maximum is not None and value > self.maximum:
+                raise InvalidArgument(
+                    f"Invalid value for {self.name}: {value} is above the maximum {self.maximum}", location=self.name
+                )
+            return value
+        if self.type == "boolean":
+            if raw not in _BOOLEANS:
+                message = f"Invalid value for {self.name}: {raw!r} is not true or false"
+                raise InvalidArgument(message, location=self.name)
+            return _BOOLEANS[raw]
+        if self.pattern is not None and not self.pattern.match(raw):
+            raise InvalidArgument(
+                f"Invalid value for {self.name}: {raw!r} does not match {self.pattern.pattern}", location=self.name
+            )
+        if self.enum is not None and raw not in self.enum:
+            raise InvalidArgument(
+                f"Invalid value for {self.name}: {raw!r} is not one of {', '.join(self.enum)}", location=self.name
+            )
+        return raw
+
+
+@dataclass(frozen=True)
+class Method:
+    id: str
+    http_method: str
+    #: The Flask URL rule, e.g. /taskqueue/v1beta2/projects/<project>/taskqueues/<taskqueue>.
+    rule: str
+    params: tuple[Param, ...]
+    takes_body: bool
+
+
+class Discovery:
+    """The loaded document; ``render(root_url)`` gives the copy served to clients."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.global_params = tuple(Param.from_doc(n, d) for n, d in document["parameters"].items())
+        self.methods = tuple(self._methods())
+
+    @classmethod
+    def load(cls) -> Discovery:
+        text = (importlib.resources.files("api_data") / DOCUMENT).read_text()
+        return cls(json.loads(text))
+
+    @property
+    def api(self) -> str:
+        return str(self.document["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.document["version"])
+
+    def _methods(self) -> Iterator[Method]:
+        base = self.document["basePath"]
+        for resource in self.document["resources"].values():
+            for doc in resource["methods"].values():
+                rule = base + re.sub(r"\{(\w+)\}", r"<\1>", doc["path"])
+                params = tuple(Param.from_doc(n, d) for n, d in doc.get("parameters", {}).items())
+                yield Method(doc["id"], doc["httpMethod"], rule, params, "request" in doc)
+
+    @functools.lru_cache(maxsize=32)  # noqa: B019 - one Discovery per app, a few root URLs each
+    def render(self, root_url: str) -> str:
+        """The document as served, in JSON: its URLs point at ``root_url`` (ends with '/')."""
+        document = copy.deepcopy(self.document)
+        document["rootUrl"] = root_url
+        document["baseUrl"] = root_url + document["servicePath"]
+        return json.dumps(document, indent=1)

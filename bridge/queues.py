@@ -1,0 +1,104 @@
+"""Queue definitions from an App Engine queue.yaml file.
+
+The bridge reads the parts that matter to pull queues::
+
+    queue:
+    - name: render
+      mode: pull
+      acl:
+      - user_email: worker@example.com     # a consumer: lease, renew, list, get, delete
+      - writer_email: frontend@example.com # a producer: insert
+      retry_parameters:
+        task_retry_limit: 5                # maxLeases
+
+With a file, an unknown queue is a 404 and a push queue a 400. Without one, every
+well-formed queue name exists (created on first use), as the local emulator did.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backends.errors import InvalidArgument, NotFound
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+
+
+class QueueFileError(ValueError):
+    """queue.yaml cannot be used; the message names the file and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueConfig:
+    name: str
+    pull: bool = True
+    max_leases: int | None = None
+    consumers: tuple[str, ...] = ()
+    producers: tuple[str, ...] = ()
+
+
+class QueueRegistry:
+    """Resolves queue names; ``QueueRegistry()`` accepts every name."""
+
+    def __init__(self, queues: dict[str, QueueConfig] | None = None) -> None:
+        self._queues = queues
+
+    @classmethod
+    def from_file(cls, path: Path) -> QueueRegistry:
+        try:
+            document = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise QueueFileError(f"{path}: cannot be read as YAML: {exc}".splitlines()[0]) from None
+        entries = (document or {}).get("queue") if isinstance(document, dict | None) else None
+        if not isinstance(entries, list):
+            raise QueueFileError(f"{path}: expected a top-level 'queue:' list")
+        queues: dict[str, QueueConfig] = {}
+        for number, entry in enumerate(entries, 1):
+            config = _parse_entry(entry, f"{path}: queue entry {number}")
+            if config.name in queues:
+                raise QueueFileError(f"{path}: queue {config.name!r} is defined twice")
+            queues[config.name] = config
+        return cls(queues)
+
+    def resolve(self, name: str) -> QueueConfig:
+        """The queue's definition; NotFound when undeclared, InvalidArgument for a push queue."""
+        if self._queues is None:
+            return QueueConfig(name)
+        config = self._queues.get(name)
+        if config is None:
+            raise NotFound(f"Queue not found: {name}", location="taskqueue")
+        if not config.pull:
+            raise InvalidArgument(f"Queue {name} is a push queue; this API serves pull queues", location="taskqueue")
+        return config
+
+
+def _parse_entry(entry: Any, where: str) -> QueueConfig:
+    if not isinstance(entry, dict):
+        raise QueueFileError(f"{where}: expected a mapping with a name")
+    name = entry.get("name")
+    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+        raise QueueFileError(f"{where}: name {name!r} must be 1-100 letters, digits or '-'")
+    mode = entry.get("mode", "push")
+    if mode not in ("push", "pull"):
+        raise QueueFileError(f"{where} ({name}): mode must be push or pull, not {mode!r}")
+    retry = entry.get("retry_parameters") or {}
+    limit = retry.get("task_retry_limit") if isinstance(retry, dict) else None
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise QueueFileError(f"{where} ({name}): task_retry_limit must be a whole number of at least 1")
+    consumers, producers = [], []
+    for rule in entry.get("acl") or []:
+        if not isinstance(rule, dict) or len(rule) != 1:
+            raise QueueFileError(f"{where} ({name}): each acl entry is one user_email or writer_email")
+        ((kind, email),) = rule.items()
+        if kind == "user_email":
+            consumers.append(str(email))
+        elif kind == "writer_email":
+            producers.append(str(email))
+        else:
+            raise QueueFileError(f"{where} ({name}): unknown acl entry {kind!r}")
+    return QueueConfig(name, mode == "pull", limit, tuple(consumers), tuple(producers))

@@ -1,0 +1,182 @@
+"""The wire encoding: JSON resources to backend values and back.
+
+int64 fields travel as JSON strings and int32 as numbers; timestamps are µs since the
+epoch (``stats.oldestTask`` is seconds); payloads are URL-safe base64. Request bodies
+are checked here field by field, so a bad one is refused before the backend is called.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from typing import Any
+
+from backends.base import NewTask, QueueInfo, Task
+from backends.errors import InvalidArgument
+
+#: An application id with an optional partition ("s~", "dev~", …) and domain ("example.com:").
+_PROJECT = re.compile(r"^(?:[a-z0-9-]+~)?((?:[a-z0-9][a-z0-9.-]*:)?[A-Za-z0-9][A-Za-z0-9-]{0,99})$")
+_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
+_LONG_QUEUE = re.compile(r"^projects/([^/]+)/taskqueues/([^/]+)$")
+_URLSAFE_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
+_INT64 = re.compile(r"^-?[0-9]{1,19}$")
+MAX_PAYLOAD_BYTES = 1024 * 1024
+MAX_TAG_BYTES = 500
+
+
+def project_key(project: str) -> str:
+    """The application id without its partition prefix: what names the queue's storage."""
+    match = _PROJECT.match(project)
+    if match is None:
+        raise InvalidArgument(f"Invalid project: {project!r}", location="project")
+    return match.group(1)
+
+
+def queue_path(project: str, queue: str) -> str:
+    return f"projects/{project}/taskqueues/{queue}"
+
+
+def new_task_id() -> str:
+    """A random, unguessable name (128 bits) in the task-name alphabet."""
+    return secrets.token_urlsafe(16)
+
+
+def encode_payload(payload: bytes) -> str:
+    return base64.urlsafe_b64encode(payload).decode("ascii")
+
+
+def decode_payload(text: Any) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidArgument("payloadBase64 must be a string", location="payloadBase64")
+    if len(text) > (MAX_PAYLOAD_BYTES * 4) // 3 + 4:
+        raise InvalidArgument("payloadBase64 is larger than 1 MiB once decoded", location="payloadBase64")
+    if not _URLSAFE_B64.match(text):
+        raise InvalidArgument(
+            "payloadBase64 must be URL-safe base64: '-' and '_' instead of '+' and '/'", location="payloadBase64"
+        )
+    bare = text.rstrip("=")
+    try:
+        payload = base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidArgument("payloadBase64 is not valid base64", location="payloadBase64") from None
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidArgument("payloadBase64 is larger than 1 MiB once decoded", location="payloadBase64")
+    return payload
+
+
+def check_tag(tag: Any, location: str = "tag") -> str | None:
+    """A valid tag, or None for no tag (an empty tag is no tag)."""
+    if tag is None:
+        return None
+    if not isinstance(tag, str):
+        raise InvalidArgument(f"{location} must be a string", location=location)
+    try:
+        size = len(tag.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{location} must be valid UTF-8 text", location=location) from None
+    if size > MAX_TAG_BYTES:
+        raise InvalidArgument(f"{location} is {size} bytes; the limit is {MAX_TAG_BYTES}", location=location)
+    return tag or None
+
+
+def _int64(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not _INT64.match(str(value)):
+        raise InvalidArgument(f"{name} must be an integer (int64, as a string)", location=name)
+    return int(value)
+
+
+def _check_names(body: dict[str, Any], project: str, queue: str, task_id: str | None) -> None:
+    """A body may name its task and queue; when it does, the names must be the URL's."""
+    if task_id is not None and "id" in body and body["id"] != task_id:
+        raise InvalidArgument(f"id {body['id']!r} does not match the task in the URL", location="id")
+    name = body.get("queueName")
+    if name is None:
+        return
+    long = _LONG_QUEUE.match(name) if isinstance(name, str) else None
+    if name == queue or (long and long.group(2) == queue and _same_project(long.group(1), project)):
+        return
+    raise InvalidArgument(f"queueName {name!r} does not match the queue in the URL", location="queueName")
+
+
+def _same_project(a: str, b: str) -> bool:
+    try:
+        return project_key(a) == project_key(b)
+    except InvalidArgument:
+        return False
+
+
+def read_new_task(body: Any, project: str, queue: str) -> NewTask:
+    """The insert request; server-owned fields (enqueueTimestamp, retry_count) are ignored."""
+    if not isinstance(body, dict):
+        raise InvalidArgument("The request body must be a JSON object (a Task)", location="body")
+    _check_names(body, project, queue, None)
+    task_id = body.get("id")
+    if task_id is None or task_id == "":
+        task_id = new_task_id()
+    elif not isinstance(task_id, str) or not _TASK_ID.match(task_id):
+        raise InvalidArgument("id must be 1-500 letters, digits, '_' or '-'", location="id")
+    payload = decode_payload(body["payloadBase64"]) if body.get("payloadBase64") is not None else b""
+    eta = _int64(body, "leaseTimestamp") or 0
+    return NewTask(task_id, payload, check_tag(body.get("tag")), max(eta, 0))
+
+
+def read_lease_token(body: Any, project: str, queue: str, task_id: str) -> int | None:
+    """The leaseTimestamp an update or patch carries as proof of its lease, if any."""
+    if body is None:
+        return None
+    if not isinstance(body, dict):
+        raise InvalidArgument("The request body must be a JSON object (a Task)", location="body")
+    _check_names(body, project, queue, task_id)
+    return _int64(body, "leaseTimestamp")
+
+
+def task_json(task: Task, queue_name: str) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "kind": "taskqueues#task",
+        "id": task.id,
+        "queueName": queue_name,
+        "enqueueTimestamp": str(task.enqueue_us),
+        "leaseTimestamp": str(task.eta_us),
+        "retry_count": task.retry_count,
+    }
+    if task.payload is not None:
+        resource["payloadBase64"] = encode_payload(task.payload)
+    if task.tag is not None:
+        resource["tag"] = task.tag
+    return resource
+
+
+def tasks_json(kind: str, tasks: list[Task], queue_name: str) -> dict[str, Any]:
+    """A Tasks or Tasks2 resource; an empty one has no ``items`` at all."""
+    resource: dict[str, Any] = {"kind": kind}
+    if tasks:
+        resource["items"] = [task_json(task, queue_name) for task in tasks]
+    return resource
+
+
+def queue_json(
+    info: QueueInfo, queue_name: str, consumers: tuple[str, ...], producers: tuple[str, ...]
+) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "kind": "taskqueues#taskqueue",
+        "id": queue_name,
+        "acl": {"adminEmails": [], "consumerEmails": list(consumers), "producerEmails": list(producers)},
+    }
+    if info.max_leases is not None:
+        resource["maxLeases"] = info.max_leases
+    if info.stats is not None:
+        stats: dict[str, Any] = {
+            "totalTasks": info.stats.total_tasks,
+            "oldestTask": str((info.stats.oldest_eta_us or 0) // 1_000_000),
+        }
+        if info.stats.leased_last_minute is not None:
+            stats["leasedLastMinute"] = str(info.stats.leased_last_minute)
+        if info.stats.leased_last_hour is not None:
+            stats["leasedLastHour"] = str(info.stats.leased_last_hour)
+        resource["stats"] = stats
+    return resource

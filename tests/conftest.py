@@ -1,0 +1,110 @@
+"""Fixtures shared by every test: real services, one backend per parameter, the bridge.
+
+A service that cannot be started skips its tests on a laptop and fails them in CI
+(CI=true), so that a green CI run always means every backend was exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge import create_app
+from bridge.settings import Settings
+from tests.support.harness import Harness, memory_harness, redis_harness
+from tests.support.http import BridgeServer
+from tests.support.redis_server import RedisServer
+
+CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a laptop; fail in CI, where every backend must run."""
+    if CI:
+        pytest.fail(f"{reason} (CI=true requires every backend)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        unavailable("redis-server is not on PATH")
+    assert binary is not None
+    return binary
+
+
+@pytest.fixture(scope="session")
+def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(redis_binary, tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+BACKENDS = [
+    pytest.param("memory", marks=pytest.mark.memory, id="memory"),
+    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def open_harness(request: pytest.FixtureRequest) -> Iterator[Callable[..., Harness]]:
+    """Opens harnesses of this parameter's backend; options go to ``from_url``."""
+    opened: list[Harness] = []
+
+    def open_one(**options: Any) -> Harness:
+        if request.param == "memory":
+            harness = memory_harness(**options)
+        else:
+            harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
+        opened.append(harness)
+        return harness
+
+    yield open_one
+    for harness in opened:
+        harness.close()
+
+
+@pytest.fixture
+def harness(open_harness: Callable[..., Harness]) -> Harness:
+    return open_harness()
+
+
+@pytest.fixture
+def make_bridge(harness: Harness) -> Iterator[Callable[..., BridgeServer]]:
+    """Starts bridges on this test's backend; keyword arguments are Settings fields."""
+    servers: list[BridgeServer] = []
+
+    def start(**settings: Any) -> BridgeServer:
+        app = create_app(Settings(backend=harness.url, **settings), backend=harness.backend)
+        servers.append(BridgeServer(app))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def bridge(make_bridge: Callable[..., BridgeServer]) -> BridgeServer:
+    return make_bridge()
+
+
+@pytest.fixture
+def api(bridge: BridgeServer) -> Any:
+    return bridge.api()
+
+
+@pytest.fixture
+def queue_file(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str) -> Path:
+        path = tmp_path / "queue.yaml"
+        path.write_text(text)
+        return path
+
+    return write
