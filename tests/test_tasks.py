@@ -79,14 +79,20 @@ def test_a_past_or_zero_eta_means_now(api: Any) -> None:
 
 def test_an_eta_more_than_30_days_ahead_is_refused(api: Any) -> None:
     too_far = now_us() + 31 * 24 * 3600 * 1_000_000
-    envelope = error_of(api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"leaseTimestamp": str(too_far)}), 400, "invalid")
+    envelope = error_of(
+        api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"leaseTimestamp": str(too_far)}), 400, "invalid"
+    )
     assert "leaseTimestamp" in envelope["error"]["message"]
     assert listed(api) == []
 
 
 def test_a_live_name_cannot_be_inserted_twice(api: Any) -> None:
     insert(api, id="t1", payloadBase64=b64(b"first"))
-    error_of(api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"id": "t1", "payloadBase64": b64(b"second")}), 409, "duplicate")
+    error_of(
+        api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"id": "t1", "payloadBase64": b64(b"second")}),
+        409,
+        "duplicate",
+    )
     task = api.tasks().get(project=PROJECT, taskqueue=QUEUE, task="t1").execute()
     assert task["payloadBase64"] == b64(b"first")
 
@@ -133,7 +139,9 @@ def test_payloads_without_padding_are_accepted_and_returned_padded(api: Any) -> 
 
 @pytest.mark.parametrize("payload", ["a+b/", "aGk=x", "a", "!!!!"])
 def test_payloads_that_are_not_url_safe_base64_are_refused(api: Any, payload: str) -> None:
-    envelope = error_of(api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"payloadBase64": payload}), 400, "invalid")
+    envelope = error_of(
+        api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"payloadBase64": payload}), 400, "invalid"
+    )
     assert envelope["error"]["errors"][0]["location"] == "payloadBase64"
     assert listed(api) == []
 
@@ -142,7 +150,9 @@ def test_a_payload_of_exactly_1_mib_is_accepted_and_one_byte_more_is_not(api: An
     big = bytes(range(256)) * (MIB // 256)
     insert(api, id="big", payloadBase64=b64(big))
     assert api.tasks().get(project=PROJECT, taskqueue=QUEUE, task="big").execute()["payloadBase64"] == b64(big)
-    error_of(api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"payloadBase64": b64(big + b"x")}), 400, "invalid")
+    error_of(
+        api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"payloadBase64": b64(big + b"x")}), 400, "invalid"
+    )
     assert ids(listed(api)) == ["big"]
 
 
@@ -166,13 +176,19 @@ def test_a_500_character_name_is_accepted(api: Any) -> None:
     assert api.tasks().get(project=PROJECT, taskqueue=QUEUE, task=name).execute()["id"] == name
 
 
-@pytest.mark.parametrize("queue_name", [QUEUE, f"projects/{PROJECT}/taskqueues/{QUEUE}", f"projects/demo-app/taskqueues/{QUEUE}"])
+@pytest.mark.parametrize(
+    "queue_name", [QUEUE, f"projects/{PROJECT}/taskqueues/{QUEUE}", f"projects/demo-app/taskqueues/{QUEUE}"]
+)
 def test_a_body_may_name_its_queue_in_short_or_long_form(api: Any, queue_name: str) -> None:
     assert insert(api, id="t1", queueName=queue_name)["id"] == "t1"
 
 
-@pytest.mark.parametrize("queue_name", ["other", "projects/other-app/taskqueues/work", "projects/demo-app/taskqueues/other"])
+@pytest.mark.parametrize(
+    "queue_name", ["other", "projects/other-app/taskqueues/work", "projects/demo-app/taskqueues/other"]
+)
 def test_a_body_naming_another_queue_is_refused(api: Any, queue_name: str) -> None:
-    envelope = error_of(api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"queueName": queue_name}), 400, "invalid")
+    envelope = error_of(
+        api.tasks().insert(project=PROJECT, taskqueue=QUEUE, body={"queueName": queue_name}), 400, "invalid"
+    )
     assert envelope["error"]["errors"][0]["location"] == "queueName"
     assert listed(api) == []

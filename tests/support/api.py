@@ -24,7 +24,9 @@ def insert(api: Any, queue: str = QUEUE, project: str = PROJECT, **task: Any) ->
     return result
 
 
-def lease(api: Any, num: int = 10, secs: int = 60, queue: str = QUEUE, project: str = PROJECT, **options: Any) -> list[Any]:
+def lease(
+    api: Any, num: int = 10, secs: int = 60, queue: str = QUEUE, project: str = PROJECT, **options: Any
+) -> list[Any]:
     result = api.tasks().lease(project=project, taskqueue=queue, numTasks=num, leaseSecs=secs, **options).execute()
     assert result["kind"] == "taskqueue#tasks"
     items: list[Any] = result.get("items", [])

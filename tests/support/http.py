@@ -55,7 +55,11 @@ class BridgeServer:
         )
 
     def request(
-        self, method: str, path: str, body: bytes | str | dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | str | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Reply:
         """A raw HTTP request, for what a well-behaved client would never send."""
         if isinstance(body, dict):

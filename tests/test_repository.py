@@ -1,0 +1,43 @@
+"""The repository keeps its promises: CI runs the README's command, the code is linted and typed."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _first_code_block(text: str) -> list[str]:
+    block = text.split("```", 2)[1]
+    return [line for line in block.splitlines()[1:] if line.strip()]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    commands = _first_code_block((ROOT / "README.md").read_text())
+    assert len(commands) == 2, "the README opens with two commands: run, and test"
+    test_command = commands[1]
+    assert "pytest" in test_command
+    assert test_command in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def _tool(name: str) -> str:
+    path = Path(sys.executable).parent / name
+    found = str(path) if path.exists() else shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed; it is in requirements-dev.txt")
+    return found
+
+
+def test_ruff_finds_nothing() -> None:
+    result = subprocess.run([_tool("ruff"), "check", str(ROOT)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing() -> None:
+    result = subprocess.run([_tool("mypy")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
