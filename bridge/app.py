@@ -17,7 +17,9 @@ from backends import open_backend
 from backends.base import Backend, Queue
 from backends.errors import NotFound
 from bridge import errors, fields
+from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
+from bridge.auth import Authenticator, open_authenticator
 from bridge.discovery import Discovery, Method
 from bridge.errors import ParseError
 from bridge.queues import QueueRegistry
@@ -38,6 +40,10 @@ class Bridge:
     backend: Backend
     queues: QueueRegistry
     discovery: Discovery
+    #: Who is calling (bridge.auth); only the API's methods ask.
+    authenticator: Authenticator
+    #: What they may do to which queue (bridge.acl).
+    policy: Policy
 
 
 def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
@@ -45,11 +51,12 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     settings = settings or Settings.from_env()
     queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
     discovery = Discovery.load()
+    authenticator = open_authenticator(settings)
     backend = backend or open_backend(settings.backend, tombstone_seconds=settings.tombstone_seconds)
 
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    bridge = Bridge(settings, backend, queues, discovery)
+    bridge = Bridge(settings, backend, queues, discovery, authenticator, Policy.from_settings(settings))
     app.extensions["bridge"] = bridge
     errors.register(app)
 
@@ -74,15 +81,20 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
     global_params = bridge.discovery.global_params
 
     def view(**path: str) -> Response:
+        # Credentials first: a caller who has none learns nothing, not even which queues exist.
+        identity = bridge.authenticator.identify(request.headers.get("Authorization"))
         args = request.args
         options = {p.name: p.parse(args.get(p.name)) for p in global_params}
         selection = _selection(options["fields"]) if options["fields"] else None
         params = {p.name: p.parse(path[p.name] if p.location == "path" else args.get(p.name)) for p in method.params}
         project = params["project"]
         config = bridge.queues.resolve(params["taskqueue"])
+        # Before the body is read and before the backend is asked anything.
+        bridge.policy.check(identity, config, method.id)
         queue = Queue(project_key(project), config.name, config.max_leases)
         body = _read_body() if method.takes_body else None
-        status, resource = handler(bridge.backend, Call(project, queue, config, params, body))
+        call = Call(project, queue, config, params, body, bridge.settings.admins)
+        status, resource = handler(bridge.backend, call)
         if resource is None:
             return Response(status=status)
         if selection is not None:

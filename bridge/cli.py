@@ -6,6 +6,7 @@ Every option has an environment twin of the same name (``--backend`` and
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,9 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from bridge.app import create_app
+from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.queues import QueueFileError
-from bridge.settings import Settings, SettingsError
+from bridge.settings import ACL_DEFAULTS, AUTH_MODES, Settings, SettingsError
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -57,6 +59,14 @@ def main() -> None:
 @click.option("--workers", envvar="BRIDGE_WORKERS", type=int, help="gunicorn worker processes (default 1).")
 @click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per worker (default 8).")
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
+@click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
+@click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")
+@click.option("--tokens-file", envvar="BRIDGE_TOKENS_FILE", type=click.Path(path_type=Path), help="Token hashes.")
+@click.option("--auth-audience", envvar="BRIDGE_AUTH_AUDIENCE", help="--auth google: the aud ID tokens must carry.")
+@click.option("--auth-certs-url", envvar="BRIDGE_AUTH_CERTS_URL", help="--auth google: where the signing keys are.")
+@click.option("--acl-default", envvar="BRIDGE_ACL_DEFAULT", type=click.Choice(ACL_DEFAULTS), help="Queues without ACL.")
+@click.option("--admins", envvar="BRIDGE_ADMINS", help="Comma-separated emails allowed everything on every queue.")
+@click.option("--metrics-auth", envvar="BRIDGE_METRICS_AUTH", type=bool, help="Whether /metrics needs credentials.")
 def serve(**options: Any) -> None:
     """Serve the API under gunicorn."""
     settings = _settings(**options)
@@ -67,3 +77,24 @@ def serve(**options: Any) -> None:
     except (QueueFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _Gunicorn(settings).run()
+
+
+@main.command("hash-token")
+@click.argument("email")
+@click.option("--token-stdin", is_flag=True, help="Hash the token on standard input instead of making a new one.")
+def hash_token_command(email: str, token_stdin: bool) -> None:
+    """Print the token file line for EMAIL; a new token goes to standard error.
+
+    \b
+        python -m bridge hash-token worker@example.com >> tokens.txt
+    """
+    if not EMAIL.match(email):
+        raise click.ClickException(f"{email!r} is not an email address")
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise click.ClickException(f"a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces")
+    else:
+        token = new_token()
+        click.echo(f"token for {email} (give it to the client; it is stored nowhere): {token}", err=True)
+    click.echo(f"{hash_token(token)} {email}")
