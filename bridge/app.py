@@ -21,7 +21,7 @@ from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
 from bridge.auth import Authenticator, open_authenticator
 from bridge.discovery import Discovery, Method
-from bridge.errors import ParseError
+from bridge.errors import BodyTooLarge, ParseError
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
 from bridge.wire import project_key
@@ -92,7 +92,7 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
         # Before the body is read and before the backend is asked anything.
         bridge.policy.check(identity, config, method.id)
         queue = Queue(project_key(project), config.name, config.max_leases)
-        body = _read_body() if method.takes_body else None
+        body = _read_body(bridge.settings.max_body_bytes) if method.takes_body else None
         call = Call(project, queue, config, params, body, bridge.settings.admins)
         status, resource = handler(bridge.backend, call)
         if resource is None:
@@ -111,14 +111,32 @@ def _selection(text: str) -> fields.Selection:
     return fields.parse(text)
 
 
-def _read_body() -> Any:
-    data = request.get_data(cache=False)
+def _read_body(limit: int) -> Any:
+    data = _body_bytes(limit)
     if not data.strip():
         return None
     try:
         return json.loads(data)
     except ValueError:
         raise ParseError("Parse error: the request body is not valid JSON") from None
+
+
+def _body_bytes(limit: int) -> bytes:
+    """The request body; past ``limit`` bytes a 413, with at most one byte more read.
+
+    A Content-Length over the limit is refused by Flask (MAX_CONTENT_LENGTH) before
+    anything is read. A chunked body has no length, and werkzeug's stream would stop at
+    the limit and hand back its start as if it were all, so it is read here instead.
+    """
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return request.get_data(cache=False)
+    stream, chunks, size = request.environ["wsgi.input"], [], 0
+    while size <= limit and (chunk := stream.read(min(65536, limit + 1 - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise BodyTooLarge("Request body too large")
+    return b"".join(chunks)
 
 
 def _discovery_view(bridge: Bridge) -> Callable[..., Response]:
