@@ -117,6 +117,8 @@ def renew(s: Session) -> None:
     s.call("update-with-stale-token", request, s.error(409, "conflict", "task"))
     s.renew("patch-without-token", a, 90, method="patch")
     s.renew("patch-with-token", a, 45, method="patch", body=s.token_of(a))
+    # A client that serialises a whole Task object sends its unset fields as null.
+    s.renew("update-with-nulls", a, 50, body={**s.token_of(a), "id": None, "queueName": None, "tag": None})
     request = s.tasks.patch(
         project=s.project, taskqueue=s.queue, task=s.name("a"), newLeaseSeconds=30, body={"id": s.name("b")}
     )
