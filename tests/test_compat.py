@@ -131,6 +131,14 @@ def scenario_lines(output: str) -> dict[str, str]:
     return lines
 
 
+def compare_backends(a: Harness, b: Harness, *args: str | Path) -> Result:
+    """``compat`` between bridges on two backends. The Cloud Tasks test joins here:
+    ``compare_backends(redis, cloudtasks, "--ledger", <its ledger>)`` must exit 0, with
+    every accepted difference carrying the ledger's reason and no entry unused."""
+    with serving(_app(a)) as on_a, serving(_app(b)) as on_b:
+        return compat(on_a.url, on_b.url, *args)
+
+
 @pytest.mark.redis
 def test_memory_and_redis_bridges_show_no_differences(
     redis_server: RedisServer, memory: Harness, tmp_path: Path
@@ -138,8 +146,7 @@ def test_memory_and_redis_bridges_show_no_differences(
     redis = redis_harness(redis_server.url)
     report = tmp_path / "report.json"
     try:
-        with serving(_app(memory)) as a, serving(_app(redis)) as b:
-            result = compat(a.url, b.url, "--json", report)
+        result = compare_backends(memory, redis, "--json", report)
         assert result.exit_code == 0, result.output
         assert result.output.splitlines()[-1] == "no differences between the endpoints"
         lines = scenario_lines(result.output)

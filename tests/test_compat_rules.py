@@ -57,6 +57,7 @@ def test_an_optional_rule_stands_for_a_missing_key() -> None:
     assert normalise({"totalTasks": 0}, expected, ctx) == render(expected, ctx)
     assert normalise({"totalTasks": 0, "oldestTask": "0"}, expected, ctx) == render(expected, ctx)
     assert normalise({"totalTasks": 0, "oldestTask": "7"}, expected, ctx)["oldestTask"] == "<not zero: '7'>"
+    assert normalise({"totalTasks": 0, "oldestTask": 0}, expected, ctx)["oldestTask"] == "number 0"
 
 
 def test_seconds_are_checked_against_the_bound_microseconds() -> None:

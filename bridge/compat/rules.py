@@ -190,10 +190,13 @@ class ZeroOrAbsent(Rule):
     optional = True
 
     def token(self, ctx: Context) -> str:
-        return '"0" or absent'
+        return "zero or absent"
 
     def check(self, value: Any, ctx: Context) -> Any:
-        return None if value == "0" else f"<not zero: {value!r}>"
+        kind, n = _int64(value)
+        if n == 0 and (kind or value == "0"):
+            return kind + "0" if kind else None
+        return f"<not zero: {value!r}>"
 
 
 @dataclass(frozen=True)
