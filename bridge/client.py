@@ -1,14 +1,11 @@
 """The Google API client for a bridge that asks for credentials.
 
 Commands that talk to a bridge (the compatibility checker, the smoke command) take a
-token with `token_option` and build their client with `connect`::
+token with `bridge.cli.token_option` (``--token``, or ``BRIDGE_CLIENT_TOKEN``) and
+build their client with `connect`::
 
-    @main.command()
-    @click.argument("url")
-    @token_option
-    def smoke(url: str, token: str | None) -> None:
-        api = connect(url, token=token)
-        api.tasks().lease(project="s~app", taskqueue="render", numTasks=1, leaseSecs=60).execute()
+    api = connect("https://tasks.staging.example.com", token=token)
+    api.tasks().lease(project="s~app", taskqueue="render", numTasks=1, leaseSecs=60).execute()
 
 Code that builds the client itself hands `authorized_http(token)` to
 ``googleapiclient.discovery.build(..., http=...)``: every request it sends, the
@@ -23,20 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-import google_auth_httplib2
 import httplib2
 
-#: The environment variable `token_option` reads.
-TOKEN_ENV = "BRIDGE_CLIENT_TOKEN"
 DEFAULT_TIMEOUT_SECONDS = 60
-
-token_option = click.option(
-    "--token",
-    envvar=TOKEN_ENV,
-    default=None,
-    help=f"Bearer token for a bridge run with --auth token or google (or {TOKEN_ENV}).",
-)
 
 
 class BearerHttp(httplib2.Http):  # type: ignore[misc]  # httplib2 has no type information
@@ -73,6 +59,8 @@ def authorized_http(
             raise ValueError("a bearer token cannot be empty or contain spaces")
         return BearerHttp(token, timeout=timeout)
     if credentials is not None:
+        import google_auth_httplib2
+
         return google_auth_httplib2.AuthorizedHttp(credentials, http=httplib2.Http(timeout=timeout))
     return httplib2.Http(timeout=timeout)
 

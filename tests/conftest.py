@@ -19,7 +19,7 @@ from bridge.auth import hash_token
 from bridge.settings import Settings
 from tests.support.harness import Harness, Variant, memory_harness, redis_harness
 from tests.support.http import BridgeServer
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisCluster, RedisServer
 
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
@@ -47,9 +47,21 @@ def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        unavailable("redis-cli is not on PATH (it creates the test cluster)")
+    assert cli is not None
+    cluster = RedisCluster(redis_binary, cli, tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
 VARIANTS = [
     pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
     pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
+    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
     # The HTTP suite once more with token auth on. Credentials are checked before the
     # backend is reached, so the cheapest backend is enough.
     pytest.param(Variant("memory", "token"), marks=[pytest.mark.memory, pytest.mark.auth], id="memory-token"),
@@ -73,8 +85,10 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
     def open_one(**options: Any) -> Harness:
         if variant.backend == "memory":
             harness = memory_harness(**options)
-        else:
+        elif variant.backend == "redis":
             harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
+        else:
+            harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)
         return harness
 
