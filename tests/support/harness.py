@@ -10,6 +10,14 @@ from backends.memory import MemoryBackend
 from backends.redis_backend import RedisBackend
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What a test runs on: a backend, and whether the bridges it starts ask for tokens."""
+
+    backend: str
+    auth: str = "none"
+
+
 @dataclass
 class Harness:
     name: str
