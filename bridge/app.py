@@ -16,7 +16,7 @@ from flask import Flask, Response, request
 from backends import open_backend
 from backends.base import Backend, Queue
 from backends.errors import NotFound
-from bridge import errors, fields
+from bridge import errors, fields, health, logs, metrics
 from bridge.api import HANDLERS, Call, Handler
 from bridge.discovery import Discovery, Method
 from bridge.errors import ParseError
@@ -46,12 +46,16 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
     discovery = Discovery.load()
     backend = backend or open_backend(settings.backend, tombstone_seconds=settings.tombstone_seconds)
+    metered = metrics.MeteredBackend(backend)
 
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    bridge = Bridge(settings, backend, queues, discovery)
+    bridge = Bridge(settings, metered, queues, discovery)
     app.extensions["bridge"] = bridge
     errors.register(app)
+    logs.register(app)
+    metrics.register(app, metered, queues)
+    health.register(app, metered)
 
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:
