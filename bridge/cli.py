@@ -15,7 +15,15 @@ from gunicorn.app.base import BaseApplication
 
 from bridge.app import create_app
 from bridge.queues import QueueFileError
-from bridge.settings import Settings, SettingsError
+from bridge.serving import gunicorn_options
+from bridge.settings import (
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_WORKER_CLASS,
+    LOG_LEVELS,
+    WORKER_CLASSES,
+    Settings,
+    SettingsError,
+)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -26,12 +34,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
-        self.cfg.set("bind", f"{self.settings.host}:{self.settings.port}")
-        self.cfg.set("workers", self.settings.workers)
-        self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", self.settings.threads)
-        # One control socket per user would make two bridges on a machine collide.
-        self.cfg.set("control_socket_disable", True)
+        for name, value in gunicorn_options(self.settings).items():
+            self.cfg.set(name, value)
 
     def load(self) -> Flask:
         return create_app(self.settings)
@@ -55,7 +59,19 @@ def main() -> None:
 @click.option("--port", envvar="BRIDGE_PORT", type=int, help="Port to listen on (default 8080).")
 @click.option("--queues", envvar="BRIDGE_QUEUES", type=click.Path(path_type=Path), help="queue.yaml to serve.")
 @click.option("--workers", envvar="BRIDGE_WORKERS", type=int, help="gunicorn worker processes (default 1).")
-@click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per worker (default 8).")
+@click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per gthread worker (default 8).")
+@click.option(
+    "--worker-class",
+    envvar="BRIDGE_WORKER_CLASS",
+    type=click.Choice(WORKER_CLASSES, case_sensitive=False),
+    help=f"gunicorn worker model (default {DEFAULT_WORKER_CLASS}).",
+)
+@click.option(
+    "--log-level",
+    envvar="BRIDGE_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help=f"Lowest level logged (default {DEFAULT_LOG_LEVEL}).",
+)
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
 def serve(**options: Any) -> None:
     """Serve the API under gunicorn."""

@@ -7,6 +7,7 @@ one line that says how to fix them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -20,6 +21,11 @@ DEFAULT_BACKEND = "memory://"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_THREADS = 8
+#: gunicorn's worker model; gunicorn.conf.py records the measurement behind the choice.
+DEFAULT_WORKER_CLASS = "gthread"
+WORKER_CLASSES = ("gthread", "sync", "gevent")
+DEFAULT_LOG_LEVEL = "info"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
 
@@ -42,6 +48,9 @@ class Settings:
     queues: Path | None = None
     workers: int = 1
     threads: int = DEFAULT_THREADS
+    #: gunicorn's worker class: gthread (threads), sync (one request at a time), gevent.
+    worker_class: str = DEFAULT_WORKER_CLASS
+    log_level: str = DEFAULT_LOG_LEVEL
     #: The URL clients reach the bridge by, when a proxy stands in front of it.
     public_url: str | None = None
     tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
@@ -60,6 +69,14 @@ class Settings:
         single = getattr(backend, "SINGLE_PROCESS", None)
         if single and self.workers > 1:
             raise SettingsError(f"{_named('workers')} is {self.workers}: {single}")
+        if self.worker_class not in WORKER_CLASSES:
+            known = ", ".join(WORKER_CLASSES)
+            raise SettingsError(f"{_named('worker_class')}: {self.worker_class!r} is not one of {known}")
+        if self.worker_class == "gevent" and importlib.util.find_spec("gevent") is None:
+            raise SettingsError(f"{_named('worker_class')} is gevent, which is not installed: pip install gevent")
+        if self.log_level not in LOG_LEVELS:
+            known = ", ".join(LOG_LEVELS)
+            raise SettingsError(f"{_named('log_level')}: {self.log_level!r} is not one of {known}")
         if self.queues is not None and not self.queues.is_file():
             raise SettingsError(f"{_named('queues')}: {self.queues} is not a file")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in ("http", "https"):
@@ -80,6 +97,8 @@ class Settings:
                     raise SettingsError(f"{_named(field.name)}: {raw!r} is not a whole number") from None
             elif field.name == "queues":
                 values[field.name] = Path(raw)
+            elif field.name in ("worker_class", "log_level"):
+                values[field.name] = raw.lower()
             else:
                 values[field.name] = raw
         values.update({key: value for key, value in overrides.items() if value is not None})
