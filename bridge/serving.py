@@ -29,8 +29,6 @@ GRACEFUL_TIMEOUT = 25
 TIMEOUT = 60
 #: Seconds an idle keep-alive connection stays open; workers keep theirs between polls.
 KEEPALIVE = 5
-#: Connections one gevent worker serves at once (gunicorn's default).
-GEVENT_CONNECTIONS = 1000
 
 log = logging.getLogger("bridge.serving")
 
@@ -53,8 +51,6 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "on_starting": on_starting,
         "child_exit": child_exit,
     }
-    if settings.worker_class == "gevent":
-        options["worker_connections"] = GEVENT_CONNECTIONS
     return options
 
 
