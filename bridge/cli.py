@@ -14,6 +14,13 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from bridge.app import create_app
+from bridge.compat.options import (
+    DEFAULT_CLOCK_TOLERANCE,
+    DEFAULT_PROJECT,
+    DEFAULT_QUEUE_PREFIX,
+    DEFAULT_TIMEOUT,
+    Options,
+)
 from bridge.queues import QueueFileError
 from bridge.serving import gunicorn_options
 from bridge.settings import (
@@ -83,3 +90,45 @@ def serve(**options: Any) -> None:
     except (QueueFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _Gunicorn(settings).run()
+
+
+@main.command()
+@click.argument("urls", nargs=-1, metavar="URL_A [URL_B]")
+@click.option("--project", default=DEFAULT_PROJECT, show_default=True, help="Project (app id) the calls name.")
+@click.option(
+    "--queue-prefix", default=DEFAULT_QUEUE_PREFIX, show_default=True, help="Start of each fresh queue's name."
+)
+@click.option("--queue", help="Run every scenario on this existing, empty queue (targets that cannot create queues).")
+@click.option("--ledger", type=click.Path(path_type=Path, dir_okay=False), help="TOML file of accepted differences.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report here.")
+@click.option("--scenario", "names", multiple=True, help="Run only this scenario (repeatable).")
+@click.option("--list", "list_only", is_flag=True, help="Name the scenarios and stop.")
+@click.option(
+    "--clock-tolerance",
+    type=float,
+    default=DEFAULT_CLOCK_TOLERANCE,
+    show_default=True,
+    help="Seconds of clock skew allowed.",
+)
+@click.option(
+    "--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds to wait for one response."
+)
+def compat(urls: tuple[str, ...], ledger: Path | None, json_path: Path | None, **options: Any) -> None:
+    """Check one endpoint against the expectations, or compare two, scenario by scenario."""
+    # Imported here: the Google API client is not needed to serve.
+    from bridge.compat.command import UsageError, command
+
+    names, list_only = options.pop("names"), options.pop("list_only")
+    try:
+        status = command(
+            urls,
+            options=Options(**options),
+            names=names,
+            ledger_path=ledger,
+            json_path=json_path,
+            list_only=list_only,
+            echo=click.echo,
+        )
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    raise SystemExit(status)

@@ -18,7 +18,7 @@ from bridge import create_app
 from bridge.settings import Settings
 from tests.support.harness import Harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisCluster, RedisServer
 
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
@@ -46,9 +46,21 @@ def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        unavailable("redis-cli is not on PATH (it creates the test cluster)")
+    assert cli is not None
+    cluster = RedisCluster(redis_binary, cli, tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
 BACKENDS = [
     pytest.param("memory", marks=pytest.mark.memory, id="memory"),
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("redis-cluster", marks=pytest.mark.cluster, id="redis-cluster"),
 ]
 
 
@@ -60,8 +72,10 @@ def open_harness(request: pytest.FixtureRequest) -> Iterator[Callable[..., Harne
     def open_one(**options: Any) -> Harness:
         if request.param == "memory":
             harness = memory_harness(**options)
-        else:
+        elif request.param == "redis":
             harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
+        else:
+            harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)
         return harness
 
