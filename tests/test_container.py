@@ -1,9 +1,10 @@
 """The image and the compose emulator: linted, validated, and their command run for real.
 
 No Docker engine runs here, so the bridge is started the way the image starts it: the
-Dockerfile's ENV plus docker-compose.yml's environment for the bridge, its CMD in its
-WORKDIR (the repository), against a real redis-server. Only what differs outside a
-container is replaced: addresses, the venv's location, the metrics folder.
+Dockerfile's ENV plus docker-compose.yml's environment for the bridge, its CMD in a
+WORKDIR holding only what its COPY lines bring, against a real redis-server. Only what
+differs outside a container is replaced: addresses, the venv's location, the metrics
+folder, and the mounted queue file's path.
 """
 
 from __future__ import annotations
@@ -155,6 +156,24 @@ def _container_env(image: Dockerfile, redis: RedisServer, port: int, metrics: Pa
     return env
 
 
+def _workdir(image: Dockerfile, folder: Path) -> Path:
+    """WORKDIR as the image has it: only what its COPY lines bring, so a forgotten one fails here."""
+    for *sources, destination in image.copies:
+        if destination.startswith("/"):
+            continue  # outside WORKDIR: the requirements, for the install layer
+        target = folder / destination
+        for source in sources:
+            if (ROOT / source).is_dir():  # COPY dir/ dest/ copies the folder's contents
+                shutil.copytree(ROOT / source, target, ignore=shutil.ignore_patterns("__pycache__"), dirs_exist_ok=True)
+            elif destination.endswith("/") or len(sources) > 1:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, target / Path(source).name)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / source, target)
+    return folder
+
+
 @pytest.fixture
 def container(redis_binary: str, tmp_path: Path) -> Iterator[Container]:
     image = _dockerfile()
@@ -166,8 +185,8 @@ def container(redis_binary: str, tmp_path: Path) -> Iterator[Container]:
     assert command[0].startswith(sys.prefix), f"{image.cmd[0]} must come from the venv, found {command[0]}"
     log = tmp_path / "container.log"
     with log.open("wb") as output:
-        # WORKDIR is where the image copies the repository's files: here, the repository.
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        workdir = _workdir(image, tmp_path / "app")
+        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT)
     running = Container(process, port, env, image.healthcheck, log, redis)
     deadline = time.monotonic() + 30
     while True:
