@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +58,11 @@ def on_starting(server: Any) -> None:
     folder = os.environ.get(MULTIPROC_ENV)
     if folder:
         path = Path(folder)
-        if path.is_dir():
-            # Files of a previous run would be added to this run's counters.
-            for entry in path.iterdir():
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
         path.mkdir(parents=True, exist_ok=True)
+        # Files of a previous run would be added to this run's counters. Only the
+        # client's own files go, in case the variable names a folder shared with others.
+        for entry in path.glob("*.db"):
+            entry.unlink()
     elif server.cfg.workers > 1:
         log.warning("%s is not set: /metrics will count only the worker that answers the scrape", MULTIPROC_ENV)
 

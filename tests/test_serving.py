@@ -58,3 +58,29 @@ def test_sync_workers_get_one_thread_so_gunicorn_keeps_them_sync() -> None:
 def test_an_unknown_worker_class_or_log_level_stops_the_start(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Settings.from_env(env)
+
+
+class _Server:
+    class cfg:  # noqa: N801 - stands in for gunicorn's Arbiter.cfg
+        workers = 2
+
+
+class _Worker:
+    pid = 4242
+
+
+def test_the_metrics_folder_starts_empty_of_metric_files_and_dead_workers_retire(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "metrics"
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    serving.on_starting(_Server())
+    assert folder.is_dir()
+    (folder / "counter_17.db").write_bytes(b"old run")
+    (folder / "notes.txt").write_text("not ours")
+    serving.on_starting(_Server())
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt"]
+    (folder / "gauge_livesum_4242.db").write_bytes(b"")
+    (folder / "counter_4242.db").write_bytes(b"")
+    serving.child_exit(_Server(), _Worker())
+    assert sorted(p.name for p in folder.iterdir()) == ["counter_4242.db", "notes.txt"], "counts of the dead stay"
