@@ -210,8 +210,14 @@ class RedisBackend(Backend):
         return QueueInfo(queue.max_leases, stats)
 
     def ping(self) -> None:
+        # SCRIPT EXISTS answers like PING and also tells whether a restarted server lost
+        # the scripts; loading them here makes a readiness probe leave the bridge ready.
+        scripts = list(self._scripts.values())
         with _translated():
-            self.client.ping()
+            loaded = self.client.script_exists(*(script.sha for script in scripts))
+            for script, present in zip(scripts, loaded, strict=True):
+                if not present:
+                    self.client.script_load(script.script)
 
     def close(self) -> None:
         self.client.close()

@@ -16,7 +16,7 @@ from flask import Flask, Response, request
 from backends import open_backend
 from backends.base import Backend, Queue
 from backends.errors import NotFound
-from bridge import errors, fields
+from bridge import errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
 from bridge.auth import Authenticator, open_authenticator
@@ -53,12 +53,18 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     discovery = Discovery.load()
     authenticator = open_authenticator(settings)
     backend = backend or open_backend(settings.backend, tombstone_seconds=settings.tombstone_seconds)
+    metered = metrics.MeteredBackend(backend)
 
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    bridge = Bridge(settings, backend, queues, discovery, authenticator, Policy.from_settings(settings))
+    bridge = Bridge(settings, metered, queues, discovery, authenticator, Policy.from_settings(settings))
     app.extensions["bridge"] = bridge
     errors.register(app)
+    logs.register(app)
+    # /metrics shows queue names and traffic; a staging proxy may want it behind the API's credentials.
+    guard = (lambda: authenticator.identify(request.headers.get("Authorization"))) if settings.metrics_auth else None
+    metrics.register(app, metered, queues, guard)
+    health.register(app, metered)
 
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:

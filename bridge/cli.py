@@ -24,7 +24,17 @@ from bridge.compat.options import (
     Options,
 )
 from bridge.queues import QueueFileError
-from bridge.settings import ACL_DEFAULTS, AUTH_MODES, Settings, SettingsError
+from bridge.serving import gunicorn_options
+from bridge.settings import (
+    ACL_DEFAULTS,
+    AUTH_MODES,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_WORKER_CLASS,
+    LOG_LEVELS,
+    WORKER_CLASSES,
+    Settings,
+    SettingsError,
+)
 
 #: Where the commands that call a bridge (compat, smoke) find a token when --token is not given.
 TOKEN_ENV = "BRIDGE_CLIENT_TOKEN"
@@ -46,12 +56,8 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         super().__init__()
 
     def load_config(self) -> None:
-        self.cfg.set("bind", f"{self.settings.host}:{self.settings.port}")
-        self.cfg.set("workers", self.settings.workers)
-        self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", self.settings.threads)
-        # One control socket per user would make two bridges on a machine collide.
-        self.cfg.set("control_socket_disable", True)
+        for name, value in gunicorn_options(self.settings).items():
+            self.cfg.set(name, value)
 
     def load(self) -> Flask:
         return create_app(self.settings)
@@ -75,7 +81,19 @@ def main() -> None:
 @click.option("--port", envvar="BRIDGE_PORT", type=int, help="Port to listen on (default 8080).")
 @click.option("--queues", envvar="BRIDGE_QUEUES", type=click.Path(path_type=Path), help="queue.yaml to serve.")
 @click.option("--workers", envvar="BRIDGE_WORKERS", type=int, help="gunicorn worker processes (default 1).")
-@click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per worker (default 8).")
+@click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per gthread worker (default 8).")
+@click.option(
+    "--worker-class",
+    envvar="BRIDGE_WORKER_CLASS",
+    type=click.Choice(WORKER_CLASSES, case_sensitive=False),
+    help=f"gunicorn worker model (default {DEFAULT_WORKER_CLASS}).",
+)
+@click.option(
+    "--log-level",
+    envvar="BRIDGE_LOG_LEVEL",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help=f"Lowest level logged (default {DEFAULT_LOG_LEVEL}).",
+)
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
 @click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
 @click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")

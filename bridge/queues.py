@@ -65,6 +65,10 @@ class QueueRegistry:
             queues[config.name] = config
         return cls(queues)
 
+    def declared(self) -> tuple[QueueConfig, ...]:
+        """The pull queues the file declares; none without a file."""
+        return tuple(config for config in (self._queues or {}).values() if config.pull)
+
     def resolve(self, name: str) -> QueueConfig:
         """The queue's definition; NotFound when undeclared, InvalidArgument for a push queue."""
         if self._queues is None:

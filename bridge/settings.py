@@ -20,6 +20,12 @@ DEFAULT_BACKEND = "memory://"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_THREADS = 8
+#: gunicorn's worker model; gunicorn.conf.py records the measurement behind the choice.
+DEFAULT_WORKER_CLASS = "gthread"
+#: gevent measured slower than gthread here and needs monkey-patching before any import.
+WORKER_CLASSES = ("gthread", "sync")
+DEFAULT_LOG_LEVEL = "info"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
 #: How callers prove who they are (see bridge.auth).
@@ -31,6 +37,7 @@ _INTEGERS = ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes"
 _PATHS = ("queues", "tokens_file")
 _LISTS = ("admins",)
 _FLAGS = ("metrics_auth",)
+_LOWERCASE = ("worker_class", "log_level")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -53,6 +60,9 @@ class Settings:
     queues: Path | None = None
     workers: int = 1
     threads: int = DEFAULT_THREADS
+    #: gunicorn's worker class: gthread (threads) or sync (one request at a time).
+    worker_class: str = DEFAULT_WORKER_CLASS
+    log_level: str = DEFAULT_LOG_LEVEL
     #: The URL clients reach the bridge by, when a proxy stands in front of it.
     public_url: str | None = None
     tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
@@ -85,6 +95,12 @@ class Settings:
         single = getattr(backend, "SINGLE_PROCESS", None)
         if single and self.workers > 1:
             raise SettingsError(f"{_named('workers')} is {self.workers}: {single}")
+        if self.worker_class not in WORKER_CLASSES:
+            known = ", ".join(WORKER_CLASSES)
+            raise SettingsError(f"{_named('worker_class')}: {self.worker_class!r} is not one of {known}")
+        if self.log_level not in LOG_LEVELS:
+            known = ", ".join(LOG_LEVELS)
+            raise SettingsError(f"{_named('log_level')}: {self.log_level!r} is not one of {known}")
         if self.queues is not None and not self.queues.is_file():
             raise SettingsError(f"{_named('queues')}: {self.queues} is not a file")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in ("http", "https"):
@@ -140,6 +156,8 @@ def _parse(name: str, raw: str) -> object:
             raise SettingsError(f"{_named(name)}: {raw!r} is not a whole number") from None
     if name in _PATHS:
         return Path(raw)
+    if name in _LOWERCASE:
+        return raw.lower()
     if name in _LISTS:
         return tuple(item.strip() for item in raw.split(",") if item.strip())
     if name in _FLAGS:

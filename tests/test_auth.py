@@ -304,3 +304,17 @@ def test_with_auth_none_nobody_is_asked_and_acls_are_not_enforced(
 def test_every_method_of_the_discovery_document_has_its_roles() -> None:
     # A method missing from the table would be for admins only: say so on purpose, not by accident.
     assert {method.id for method in Discovery.load().methods} == set(ROLES)
+
+
+def test_health_probes_stay_public_and_metrics_asks_for_credentials_when_set(
+    secure: Callable[..., BridgeServer],
+) -> None:
+    for server, metrics_status in ((secure(), 200), (secure(metrics_auth=True), 401)):
+        assert server.token is None
+        assert server.request("GET", "/healthz").status == 200
+        assert server.request("GET", "/readyz").status == 200
+        assert server.request("GET", "/metrics").status == metrics_status
+    guarded = secure(metrics_auth=True)
+    stranger = guarded.request("GET", "/metrics", headers={"Authorization": f"Bearer {TOKENS[STRANGER]}"})
+    assert stranger.status == 200 and b"bridge_" in stranger.body
+    assert guarded.request("GET", "/metrics", headers={"Authorization": "Bearer wrong"}).status == 401

@@ -1,12 +1,15 @@
-"""Redis going away: every call answers 503 at once, and service resumes by itself."""
+"""Redis going away: every call and the readiness probe answer 503, and all recover by themselves."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from hashlib import sha1
 from pathlib import Path
 
 import pytest
+import redis
 
+from backends.redis_backend import SOURCES
 from bridge import create_app
 from bridge.settings import Settings
 from tests.support.http import BridgeServer, serving
@@ -59,3 +62,21 @@ def test_every_call_answers_503_while_redis_is_down_and_works_again_after(
     lease = server.request("POST", BASE + "/tasks/lease?numTasks=5&leaseSecs=60")
     assert lease.status == 200
     assert [task["id"] for task in lease.json["items"]] == ["t3"]
+
+
+def test_readiness_fails_while_redis_is_down_and_recovers_with_the_scripts_loaded(
+    own_redis: RedisServer, server: BridgeServer
+) -> None:
+    assert server.request("GET", "/readyz").status == 200
+    own_redis.stop()
+    down = server.request("GET", "/readyz")
+    assert down.status == 503
+    assert down.json["error"]["errors"][0]["reason"] == "backendError"
+    assert server.request("GET", "/healthz").status == 200, "liveness does not depend on Redis"
+    own_redis.start()  # a new server: it knows none of the scripts
+    assert server.request("GET", "/readyz").status == 200
+    client = redis.Redis(port=own_redis.port)
+    try:
+        assert client.script_exists(*(sha1(source.encode()).hexdigest() for source in SOURCES.values())) == [True] * 6
+    finally:
+        client.close()

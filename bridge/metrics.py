@@ -1,0 +1,224 @@
+"""Prometheus metrics at ``/metrics``, correct under several gunicorn workers.
+
+Counted in every worker and summed at scrape time::
+
+    bridge_http_requests_total{method, status}        method = Discovery method id
+    bridge_http_request_duration_seconds{method}      histogram
+    bridge_tasks_inserted_total, bridge_tasks_leased_total, bridge_tasks_deleted_total
+    bridge_lease_conflicts_total                      update/patch refused: lease lost
+    bridge_backend_errors_total{operation, kind}      kind = unavailable | failed
+
+Sampled from the backend by the worker that answers the scrape::
+
+    bridge_backend_up                                 1 when the backend answers a ping
+    bridge_queue_tasks{project, queue}                live tasks, leased or not
+    bridge_queue_oldest_task_age_seconds{project, queue}
+                                                      now - oldest ETA (0 when none waits)
+
+Several workers: with ``PROMETHEUS_MULTIPROC_DIR`` set (the image sets it), the counters
+live in files there and every scrape adds up all workers' files; gunicorn.conf.py
+empties the folder at start and retires a dead worker's files. Without it each worker
+reports only itself, which is right for one worker.
+
+Queues sampled: those this process has served (the last `MAX_SAMPLED_QUEUES`), and for
+each project it has served, every pull queue of queue.yaml. Each costs one stats call
+per scrape, hence the bound; sampling stops at the first backend error.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from backends.base import Backend, LeaseRequest, NewTask, Queue, QueueInfo, Task
+from backends.errors import ApiError, Conflict, Duplicate, Unavailable
+from bridge.queues import QueueRegistry
+
+MAX_SAMPLED_QUEUES = 50
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Requests take about a millisecond on Redis; the tail is what matters.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+if os.environ.get(MULTIPROC_ENV):
+    # Every counter opens its file there when created, which is now, at import: in a
+    # fresh container nothing has made the folder yet.
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+
+REQUESTS = Counter("bridge_http_requests", "HTTP requests answered, by method id and status", ["method", "status"])
+LATENCY = Histogram(
+    "bridge_http_request_duration_seconds", "Time to answer a request", ["method"], buckets=LATENCY_BUCKETS
+)
+INSERTED = Counter("bridge_tasks_inserted", "Tasks inserted")
+LEASED = Counter("bridge_tasks_leased", "Tasks handed out by lease calls")
+DELETED = Counter("bridge_tasks_deleted", "Tasks deleted")
+LEASE_CONFLICTS = Counter("bridge_lease_conflicts", "Lease renewals refused because the lease was lost")
+BACKEND_ERRORS = Counter("bridge_backend_errors", "Backend calls that failed", ["operation", "kind"])
+
+T = TypeVar("T")
+
+
+class MeteredBackend(Backend):
+    """Wraps a backend: counts what its calls did, and remembers the queues they named."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self._seen: OrderedDict[Queue, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, tombstone_seconds: int = 0) -> Backend:
+        raise TypeError("MeteredBackend wraps a backend; open one with backends.open_backend")
+
+    def seen_queues(self) -> list[Queue]:
+        with self._lock:
+            return list(self._seen)
+
+    def _call(self, operation: str, queue: Queue | None, call: Callable[[], T]) -> T:
+        if queue is not None:
+            with self._lock:
+                self._seen[queue] = None
+                self._seen.move_to_end(queue)
+                if len(self._seen) > MAX_SAMPLED_QUEUES:
+                    self._seen.popitem(last=False)
+        try:
+            return call()
+        except Unavailable:
+            BACKEND_ERRORS.labels(operation, "unavailable").inc()
+            raise
+        except Conflict as exc:
+            if operation == "modify_lease" and not isinstance(exc, Duplicate):
+                LEASE_CONFLICTS.inc()
+            raise
+        except ApiError as exc:
+            if exc.status >= 500:
+                BACKEND_ERRORS.labels(operation, "failed").inc()
+            raise
+        except Exception:
+            BACKEND_ERRORS.labels(operation, "failed").inc()
+            raise
+
+    def insert(self, queue: Queue, task: NewTask) -> Task:
+        inserted = self._call("insert", queue, lambda: self.inner.insert(queue, task))
+        INSERTED.inc()
+        return inserted
+
+    def get(self, queue: Queue, task_id: str) -> Task:
+        return self._call("get", queue, lambda: self.inner.get(queue, task_id))
+
+    def list_tasks(self, queue: Queue) -> list[Task]:
+        return self._call("list_tasks", queue, lambda: self.inner.list_tasks(queue))
+
+    def delete(self, queue: Queue, task_id: str) -> None:
+        self._call("delete", queue, lambda: self.inner.delete(queue, task_id))
+        DELETED.inc()
+
+    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+        tasks = self._call("lease", queue, lambda: self.inner.lease(queue, request))
+        if tasks:
+            LEASED.inc(len(tasks))
+        return tasks
+
+    def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
+        return self._call("modify_lease", queue, lambda: self.inner.modify_lease(queue, task_id, lease_us, token_us))
+
+    def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
+        return self._call("queue_info", queue, lambda: self.inner.queue_info(queue, with_stats=with_stats))
+
+    def ping(self) -> None:
+        self._call("ping", None, self.inner.ping)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class QueueCollector:
+    """Samples queue depth and age from the backend when Prometheus scrapes."""
+
+    def __init__(self, backend: MeteredBackend, queues: QueueRegistry) -> None:
+        self.backend = backend
+        self.queues = queues
+
+    def sampled(self) -> list[Queue]:
+        seen = self.backend.seen_queues()
+        projects = dict.fromkeys(queue.project for queue in reversed(seen))
+        declared = [Queue(project, c.name, c.max_leases) for project in projects for c in self.queues.declared()]
+        return list(dict.fromkeys([*reversed(seen), *declared]))[:MAX_SAMPLED_QUEUES]
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("bridge_backend_up", "1 when the backend answers, else 0")
+        depth = GaugeMetricFamily("bridge_queue_tasks", "Live tasks in the queue", labels=["project", "queue"])
+        age = GaugeMetricFamily(
+            "bridge_queue_oldest_task_age_seconds",
+            "Seconds since the oldest task's ETA (how long it has been waiting); 0 when none waits",
+            labels=["project", "queue"],
+        )
+        try:
+            self.backend.inner.ping()
+            now_us = time.time() * 1_000_000
+            for queue in self.sampled():
+                stats = self.backend.inner.queue_info(queue, with_stats=True).stats
+                if stats is None:
+                    continue
+                depth.add_metric([queue.project, queue.name], stats.total_tasks)
+                oldest = stats.oldest_eta_us
+                waited = max(0.0, (now_us - oldest) / 1_000_000) if oldest else 0.0
+                age.add_metric([queue.project, queue.name], waited)
+        except ApiError:
+            up.add_metric([], 0)
+        else:
+            up.add_metric([], 1)
+        yield from (up, depth, age)
+
+
+def _counters() -> bytes:
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+def _start() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    method = request.endpoint or "unmatched"
+    REQUESTS.labels(method, str(response.status_code)).inc()
+    started = g.get("metrics_started")
+    if started is not None:
+        LATENCY.labels(method).observe(time.perf_counter() - started)
+    return response
+
+
+def register(
+    app: Flask, backend: MeteredBackend, queues: QueueRegistry, guard: Callable[[], object] | None = None
+) -> None:
+    """Count the app's requests and serve ``/metrics``; ``guard`` raises for callers it refuses."""
+    sampling = CollectorRegistry()
+    sampling.register(QueueCollector(backend, queues))
+
+    def metrics() -> Response:
+        if guard is not None:
+            guard()
+        return Response(_counters() + generate_latest(sampling), mimetype=None, content_type=CONTENT_TYPE_LATEST)
+
+    app.before_request(_start)
+    app.after_request(_finish)
+    app.add_url_rule("/metrics", "metrics", metrics)

@@ -1,0 +1,73 @@
+"""How gunicorn runs the bridge: one table of options, derived from `Settings`.
+
+Both ways of starting a server read this table, so they cannot disagree:
+``gunicorn -c gunicorn.conf.py 'bridge:create_app()'`` (the container's command) loads
+it through gunicorn.conf.py, and ``python -m bridge serve`` sets it on its embedded
+gunicorn. The worker model's default and the measurement behind it are in
+gunicorn.conf.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import multiprocess
+
+from bridge.logs import logging_config
+from bridge.metrics import MULTIPROC_ENV
+from bridge.settings import Settings
+
+#: Seconds a stopping worker gives in-flight requests (SIGTERM) before it is killed;
+#: under the 30 s that Kubernetes and docker-compose.yml wait before SIGKILL.
+GRACEFUL_TIMEOUT = 25
+#: Seconds a worker may stay silent before the master replaces it; the slowest call
+#: (a 1,000-task lease of 1 MiB payloads) takes well under a second.
+TIMEOUT = 60
+#: Seconds an idle keep-alive connection stays open; workers keep theirs between polls.
+KEEPALIVE = 5
+
+log = logging.getLogger("bridge.serving")
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn settings by name, as gunicorn.conf.py exports them."""
+    options: dict[str, Any] = {
+        "bind": f"{settings.host}:{settings.port}",
+        "workers": settings.workers,
+        "worker_class": settings.worker_class,
+        # gunicorn turns sync into gthread when threads > 1, so sync gets exactly one.
+        "threads": settings.threads if settings.worker_class == "gthread" else 1,
+        "graceful_timeout": GRACEFUL_TIMEOUT,
+        "timeout": TIMEOUT,
+        "keepalive": KEEPALIVE,
+        "loglevel": settings.log_level,
+        "logconfig_dict": logging_config(settings.log_level),
+        # One control socket per user would make two bridges on a machine collide.
+        "control_socket_disable": True,
+        "on_starting": on_starting,
+        "child_exit": child_exit,
+    }
+    return options
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: start the metrics folder empty."""
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        path = Path(folder)
+        path.mkdir(parents=True, exist_ok=True)
+        # Files of a previous run would be added to this run's counters. Only the
+        # client's own files go, in case the variable names a folder shared with others.
+        for entry in path.glob("*.db"):
+            entry.unlink()
+    elif server.cfg.workers > 1:
+        log.warning("%s is not set: /metrics will count only the worker that answers the scrape", MULTIPROC_ENV)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master, after a worker died: retire its live gauges' files."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

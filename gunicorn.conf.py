@@ -1,0 +1,41 @@
+"""gunicorn's configuration for the bridge, as the container runs it:
+
+    gunicorn --config gunicorn.conf.py 'bridge:create_app()'
+
+Every value comes from the BRIDGE_* environment through `bridge.settings.Settings`
+and `bridge.serving.gunicorn_options`, the same table ``python -m bridge serve`` uses,
+so this file only exports it: BRIDGE_HOST, BRIDGE_PORT, BRIDGE_WORKERS, BRIDGE_THREADS,
+BRIDGE_WORKER_CLASS and BRIDGE_LOG_LEVEL set the server; the others set the app.
+SIGTERM stops gracefully: in-flight requests get `bridge.serving.GRACEFUL_TIMEOUT`.
+
+Worker model: gthread, chosen by measurement (BRIDGE_WORKER_CLASS=sync remains possible).
+``python bench/worker_models.py`` runs this file's command for sync, gthread (8 threads)
+and gevent in turn, 2 workers each, on one private redis-server, under wrk (2 threads,
+16 keep-alive connections): 10 s of inserts, then 5 s of one-task leases, then 5 s of
+deletes, 3 repetitions, medians. Two runs on 2026-11-28, on the 2-core machine shared
+with other jobs (load average 7-12, hence the spread between runs); requests/s with the
+ratio to gthread, and p99 latency in ms:
+
+    run 1       insert                 lease                  delete
+    sync     363 (0.74x) p99 196    326 (0.72x) p99 168    374 (0.76x) p99 121
+    gthread  489 (1.00x) p99 120    452 (1.00x) p99 144    495 (1.00x) p99 139
+    gevent   401 (0.82x) p99 421    316 (0.70x) p99 642    411 (0.83x) p99 303
+
+    run 2       insert                 lease                  delete
+    sync     267 (0.78x) p99 301    232 (0.78x) p99 302    178 (0.33x) p99 400
+    gthread  340 (1.00x) p99 174    297 (1.00x) p99 218    537 (1.00x) p99  94
+    gevent   430 (1.26x) p99 328    356 (1.20x) p99 271    300 (0.56x) p99 281
+
+sync trails gthread in every cell (it also closes every connection and lets one slow
+client hold a whole worker). gevent's throughput is within the noise of gthread's
+(0.56x to 1.26x) while its p99 is 1.2 to 4.5 times worse in every cell: a request here
+is about a millisecond of Python around one Redis round trip, so there is little I/O
+for greenlets to overlap, and gevent must also monkey-patch before redis and ssl are
+imported, which gunicorn's worker does too late for this app. So gthread is the default,
+gevent is not offered, and workers are the knob: give BRIDGE_WORKERS one per core.
+"""
+
+from bridge.serving import gunicorn_options
+from bridge.settings import Settings
+
+globals().update(gunicorn_options(Settings.from_env()))

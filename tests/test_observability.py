@@ -1,0 +1,148 @@
+"""Probes, metrics and request logs, in process on every backend.
+
+tests/test_container.py checks the same under gunicorn with several workers; these
+check the details quickly. The metrics here are this process's own (no multiprocess
+folder), so each test compares before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from backends.base import Queue
+from backends.memory import MemoryBackend
+from bridge.logs import JsonFormatter
+from bridge.metrics import MAX_SAMPLED_QUEUES, MeteredBackend, QueueCollector
+from bridge.queues import QueueRegistry
+from tests.support.api import PROJECT, QUEUE, b64, insert, lease
+from tests.support.harness import Harness
+from tests.support.http import BridgeServer
+
+BASE = f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}"
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(bridge: BridgeServer) -> Samples:
+    reply = bridge.request("GET", "/metrics")
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain; version=")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(reply.body.decode())
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_healthz_and_readyz_answer_200_without_credentials(bridge: BridgeServer) -> None:
+    for path in ("/healthz", "/readyz"):
+        reply = bridge.request("GET", path)
+        assert reply.status == 200 and reply.json == {"status": "ok"}
+
+
+def test_every_response_carries_the_callers_request_id_or_a_new_one(bridge: BridgeServer) -> None:
+    assert bridge.request("GET", "/healthz", headers={"X-Request-Id": "abc-123"}).headers["X-Request-Id"] == "abc-123"
+    made = bridge.request("GET", BASE).headers["X-Request-Id"]
+    assert len(made) == 32 and made != bridge.request("GET", BASE).headers["X-Request-Id"]
+    # An id that is not a plain token is replaced, so that it cannot forge log text.
+    replaced = bridge.request("GET", "/nowhere", headers={"X-Request-Id": 'x" injected'}).headers["X-Request-Id"]
+    assert len(replaced) == 32 and "injected" not in replaced
+
+
+def test_each_request_logs_one_json_line_without_payload_or_credentials(
+    bridge: BridgeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = json.dumps({"id": "logged", "payloadBase64": b64(b"top secret payload")})
+    # Under token auth the header must be the real token; it must not be logged either way.
+    token = bridge.token or "token-hdr"
+    with caplog.at_level(logging.INFO, logger="bridge.request"):
+        reply = bridge.request(
+            "POST",
+            BASE + "/tasks?oauth_token=token-in-query&key=api-key",
+            body,
+            headers={"Content-Type": "application/json", "X-Request-Id": "req-1", "Authorization": f"Bearer {token}"},
+        )
+        bridge.request("GET", "/healthz")  # probes log at DEBUG only
+    assert reply.status == 200
+    (record,) = [r for r in caplog.records if r.name == "bridge.request"]
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "request" and line["level"] == "INFO"
+    assert line["request_id"] == "req-1"
+    assert line["method"] == "taskqueue.tasks.insert"
+    assert (line["project"], line["queue"], line["status"]) == (PROJECT, QUEUE, 200)
+    assert line["http_method"] == "POST" and line["path"] == BASE + "/tasks"
+    assert isinstance(line["duration_ms"], float) and isinstance(line["pid"], int)
+    text = JsonFormatter().format(record)
+    for secret in ("token-in-query", "api-key", token, b64(b"top secret payload")):
+        assert secret not in text
+
+
+def test_metrics_count_requests_tasks_and_lease_conflicts(bridge: BridgeServer, api: Any) -> None:
+    before = scrape(bridge)
+    for n in range(3):
+        insert(api, id=f"m{n}")
+    leased = lease(api, num=2)
+    api.tasks().delete(project=PROJECT, taskqueue=QUEUE, task=leased[0]["id"]).execute()
+    conflict = bridge.request("POST", f"{BASE}/tasks/{leased[1]['id']}?newLeaseSeconds=5", '{"leaseTimestamp": "7"}')
+    assert conflict.status == 409
+    bridge.request("GET", "/no/such/route")
+    after = scrape(bridge)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("bridge_http_requests_total", method="taskqueue.tasks.insert", status="200") == 3
+    assert moved("bridge_http_requests_total", method="taskqueue.tasks.update", status="409") == 1
+    assert moved("bridge_http_requests_total", method="unmatched", status="404") == 1
+    assert moved("bridge_http_request_duration_seconds_count", method="taskqueue.tasks.lease") == 1
+    assert moved("bridge_tasks_inserted_total") == 3
+    assert moved("bridge_tasks_leased_total") == 2
+    assert moved("bridge_tasks_deleted_total") == 1
+    assert moved("bridge_lease_conflicts_total") == 1
+    assert moved("bridge_backend_errors_total", operation="insert", kind="unavailable") == 0
+
+
+def test_queue_depth_and_oldest_task_age_are_sampled_at_scrape_time(
+    bridge: BridgeServer, api: Any, harness: Harness
+) -> None:
+    harness.advance(-30)  # the task becomes available 30 s before the scrape
+    insert(api, id="old")
+    harness.advance(30)
+    insert(api, id="new")
+    samples = scrape(bridge)
+    labels = {"project": "demo-app", "queue": QUEUE}
+    assert value(samples, "bridge_queue_tasks", **labels) == 2
+    assert 29 <= value(samples, "bridge_queue_oldest_task_age_seconds", **labels) < 60
+    assert value(samples, "bridge_backend_up") == 1
+    lease(api, num=2)
+    assert value(scrape(bridge), "bridge_queue_oldest_task_age_seconds", **labels) == 0, "leased tasks do not wait"
+
+
+def test_queue_yaml_queues_are_sampled_for_each_project_served(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Any]
+) -> None:
+    path = queue_file("queue:\n- name: work\n  mode: pull\n- name: idle\n  mode: pull\n- name: push\n")
+    bridge = make_bridge(queues=path)
+    insert(bridge.api(), id="one")
+    samples = scrape(bridge)
+    assert value(samples, "bridge_queue_tasks", project="demo-app", queue="work") == 1
+    assert ("bridge_queue_tasks", (("project", "demo-app"), ("queue", "idle"))) in samples
+    assert ("bridge_queue_tasks", (("project", "demo-app"), ("queue", "push"))) not in samples
+
+
+def test_the_queues_sampled_are_bounded_and_the_latest_served_win() -> None:
+    metered = MeteredBackend(MemoryBackend.from_url("memory://"))
+    for n in range(MAX_SAMPLED_QUEUES + 20):
+        metered.queue_info(Queue("app", f"q{n}"), with_stats=False)
+    sampled = QueueCollector(metered, QueueRegistry()).sampled()
+    assert len(sampled) == MAX_SAMPLED_QUEUES
+    assert sampled[0].name == f"q{MAX_SAMPLED_QUEUES + 19}" and Queue("app", "q0") not in sampled
