@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     settings = settings or Settings.from_env()
     queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
     discovery = Discovery.load()
-    backend = backend or open_backend(settings.backend, tombstone_seconds=settings.tombstone_seconds)
+    backend = backend or open_backend(settings.backend, **settings.backend_options())
 
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
