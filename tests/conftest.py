@@ -16,8 +16,9 @@ import pytest
 
 from bridge import create_app
 from bridge.settings import Settings
-from tests.support.harness import Harness, memory_harness, redis_harness
+from tests.support.harness import Harness, cloudtasks_harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
+from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisServer
 
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
@@ -46,10 +47,25 @@ def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def grpc_available() -> None:
+    """The Cloud Tasks backend and its fake need grpc (and the Google client)."""
+    try:
+        import google.cloud.tasks_v2beta2  # noqa: F401
+        import grpc  # noqa: F401
+    except ImportError as exc:
+        unavailable(f"the Cloud Tasks tests need grpcio and google-cloud-tasks: {exc}")
+
+
 BACKENDS = [
     pytest.param("memory", marks=pytest.mark.memory, id="memory"),
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("cloudtasks", marks=pytest.mark.cloudtasks, id="cloudtasks"),
 ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_known_differences(items)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -60,6 +76,9 @@ def open_harness(request: pytest.FixtureRequest) -> Iterator[Callable[..., Harne
     def open_one(**options: Any) -> Harness:
         if request.param == "memory":
             harness = memory_harness(**options)
+        elif request.param == "cloudtasks":
+            request.getfixturevalue("grpc_available")
+            harness = cloudtasks_harness(**options)
         else:
             harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
         opened.append(harness)
