@@ -6,11 +6,14 @@ URL::
 
 Options (query string):
 
-- ``projects``: the v1 project ids (partition prefix stripped: ``s~app`` is ``app``)
-  this bridge answers for, comma-separated; default: PROJECT alone. Every one of them
-  names the same Cloud Tasks project, so ``s~app`` and ``app`` share their queues, and a
-  call naming any other project is a 404 that names the project served. The bridge
-  never reaches another Cloud Tasks project than PROJECT, whatever its credentials allow.
+- ``projects``: which v1 projects (the app id, partition prefix stripped: ``s~app`` is
+  ``app``) a call may name. Default: PROJECT alone; a call naming another project is a
+  404 that says which project is served, so the bridge never reaches another Cloud Tasks
+  project, whatever its credentials allow. A comma-separated list names aliases of
+  PROJECT (a staging project whose id is not the app id: ``projects=my-app``); they all
+  share PROJECT's queues. ``*`` makes each v1 project name the Cloud Tasks project of
+  the same id in LOCATION, as one App Engine app id is one Google Cloud project id
+  (several apps on one bridge, each in its own project, as far as IAM lets it reach).
 - ``create_queues``: create a queue on first use, as the local emulator does (a pull
   queue with ``retry_config.max_attempts`` = the queue.yaml ``task_retry_limit`` and
   ``tombstone_ttl`` = the bridge's tombstone setting). Off by default: in a real
@@ -91,6 +94,8 @@ DEFAULT_TIMEOUT = 10.0
 #: Seconds before the first retry; each later one waits twice as long.
 DEFAULT_BACKOFF = 0.25
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded)
+#: What Cloud Tasks says of an unknown resource (it says more of a recently deleted task).
+NOT_FOUND = "Requested entity was not found."
 _URL_PATH = r"projects/([A-Za-z0-9:.-]+)/locations/([A-Za-z0-9-]+)"
 
 
@@ -100,11 +105,27 @@ class Location:
 
     project: str
     location: str
-    v1_projects: frozenset[str]
+    #: The v1 projects that name ``project``; None: each v1 project names its namesake.
+    v1_projects: frozenset[str] | None
 
     @property
     def name(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}"
+        return self.of(self.project)
+
+    def of(self, project: str) -> str:
+        return f"projects/{project}/locations/{self.location}"
+
+    def serving(self, v1_project: str) -> str:
+        """The Cloud Tasks location a v1 project's queues live in; NotFound if none."""
+        if self.v1_projects is None:
+            return self.of(v1_project)
+        if v1_project in self.v1_projects:
+            return self.name
+        served = ", ".join(sorted(self.v1_projects))
+        raise NotFound(
+            f"Project {v1_project} is not served here: this bridge serves {served} on Cloud Tasks {self.name}",
+            location="project",
+        )
 
     @classmethod
     def from_url(cls, url: str) -> tuple[Location, dict[str, str]]:
@@ -119,8 +140,8 @@ class Location:
         if unknown:
             raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}")
         project, location = match.groups()
-        names = options.get("projects")
-        v1 = frozenset(p.strip() for p in names.split(",") if p.strip()) if names else frozenset({project})
+        names = options.get("projects", project)
+        v1 = None if names == "*" else frozenset(p.strip() for p in names.split(",") if p.strip())
         return cls(project, location, v1), options
 
 
@@ -180,15 +201,16 @@ def _translated(
     """
     try:
         yield
+    except gexc.NotFound as exc:
+        if task_id is not None:
+            # Cloud Tasks says more for a name deleted recently; pass that on.
+            said = "" if exc.message == NOT_FOUND else f". Cloud Tasks: {exc.message}"
+            raise NotFound(f"Task not found: {task_id}{said}", location="task") from exc
+        raise NotFound(f"Queue not found: {queue.name if queue else '?'}", location="taskqueue") from exc
     except gexc.FailedPrecondition as exc:
         if fence:
             raise Conflict(LEASE_CONFLICT, location="task") from exc
         raise InvalidArgument(f"Cloud Tasks refused {what}: {exc.message}") from exc
-    except gexc.NotFound as exc:
-        if task_id is not None:
-            raise NotFound(f"Task not found: {task_id} (Cloud Tasks: {exc.message})", location="task") from exc
-        name = queue.name if queue else "?"
-        raise NotFound(f"Queue not found: {name} (Cloud Tasks: {exc.message})", location="taskqueue") from exc
     except gexc.AlreadyExists as exc:
         raise Duplicate(
             f"A task named {task_id} exists or was deleted recently; Cloud Tasks keeps names reserved "
@@ -264,14 +286,7 @@ class CloudTasksBackend(Backend):
     # -- names and calls ------------------------------------------------------------
 
     def queue_name(self, queue: Queue) -> str:
-        if queue.project not in self.where.v1_projects:
-            served = ", ".join(sorted(self.where.v1_projects))
-            raise NotFound(
-                f"Project {queue.project} is not served here: this bridge serves {served} "
-                f"on Cloud Tasks {self.where.name}",
-                location="project",
-            )
-        return f"{self.where.name}/queues/{queue.name}"
+        return f"{self.where.serving(queue.project)}/queues/{queue.name}"
 
     def task_name(self, queue: Queue, task_id: str) -> str:
         return f"{self.queue_name(queue)}/tasks/{task_id}"
@@ -316,7 +331,8 @@ class CloudTasksBackend(Backend):
             tombstone_ttl=duration_pb2.Duration(seconds=self.tombstone_seconds),
         )
         with contextlib.suppress(gexc.AlreadyExists):
-            self._call(self.client.create_queue, ct.CreateQueueRequest(parent=self.where.name, queue=definition))
+            parent = name.rsplit("/queues/", 1)[0]
+            self._call(self.client.create_queue, ct.CreateQueueRequest(parent=parent, queue=definition))
 
     # -- the contract -----------------------------------------------------------------
 

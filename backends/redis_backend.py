@@ -202,6 +202,8 @@ class RedisBackend(Backend):
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         if not with_stats:
+            # Nothing to read, but a queue is only described while its store answers.
+            self.ping()
             return QueueInfo(queue.max_leases)
         total, oldest, minute, hour = self._run("stats", queue)
         stats = QueueStats(int(total), int(oldest) if oldest else None, int(minute), int(hour))

@@ -19,7 +19,7 @@ from bridge.settings import Settings
 from tests.support.harness import Harness, cloudtasks_harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
-from tests.support.redis_server import RedisServer
+from tests.support.redis_server import RedisCluster, RedisServer
 
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
@@ -48,6 +48,17 @@ def redis_server(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        unavailable("redis-cli is not on PATH (it creates the test cluster)")
+    assert cli is not None
+    cluster = RedisCluster(redis_binary, cli, tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def grpc_available() -> None:
     """The Cloud Tasks backend and its fake need grpc (and the Google client)."""
     try:
@@ -60,6 +71,7 @@ def grpc_available() -> None:
 BACKENDS = [
     pytest.param("memory", marks=pytest.mark.memory, id="memory"),
     pytest.param("redis", marks=pytest.mark.redis, id="redis"),
+    pytest.param("redis-cluster", marks=pytest.mark.cluster, id="redis-cluster"),
     pytest.param("cloudtasks", marks=pytest.mark.cloudtasks, id="cloudtasks"),
 ]
 
@@ -76,11 +88,13 @@ def open_harness(request: pytest.FixtureRequest) -> Iterator[Callable[..., Harne
     def open_one(**options: Any) -> Harness:
         if request.param == "memory":
             harness = memory_harness(**options)
+        elif request.param == "redis":
+            harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
         elif request.param == "cloudtasks":
             request.getfixturevalue("grpc_available")
             harness = cloudtasks_harness(**options)
         else:
-            harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
+            harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)
         return harness
 

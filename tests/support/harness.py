@@ -57,14 +57,15 @@ def redis_harness(server_url: str, **options: int) -> Harness:
 
 def cloudtasks_harness(**options: int) -> Harness:
     """The Cloud Tasks backend on its own fake service, creating queues on first use
-    as the bridge does on Redis."""
+    as the bridge does on Redis, every v1 project in its namesake Cloud Tasks project."""
     from backends.cloudtasks import CloudTasksBackend
     from tests.support.cloudtasks_fake import FakeCloudTasks
 
     fake = FakeCloudTasks().start()
     # The suite leases far faster than 10 calls a second; tests of the throttle switch it on.
     fake.lease_rate_limit = None
-    url = f"cloudtasks://{CLOUDTASKS_LOCATION}?create_queues=true"
+    # projects=*: each v1 project names its own Cloud Tasks project, as App Engine did.
+    url = f"cloudtasks://{CLOUDTASKS_LOCATION}?create_queues=true&projects=*"
     backend = CloudTasksBackend.from_url(url, endpoint=fake.address, **options)
     backend.backoff = 0.001
 

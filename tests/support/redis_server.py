@@ -16,6 +16,23 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _wait_for_ping(server: RedisServer) -> None:
+    client = redis.Redis(port=server.port, socket_connect_timeout=0.2)
+    deadline = time.monotonic() + 10
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert server.process is not None
+                if time.monotonic() > deadline or server.process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start on port {server.port}") from None
+                time.sleep(0.05)
+    finally:
+        client.close()
+
+
 class RedisServer:
     def __init__(self, binary: str, folder: Path, port: int | None = None) -> None:
         self.binary = binary
@@ -34,18 +51,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
-                time.sleep(0.05)
-            finally:
-                client.close()
+        _wait_for_ping(self)
         return self
 
     def stop(self) -> None:
@@ -53,3 +59,69 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+
+
+class RedisCluster:
+    """Three masters with no replicas: the smallest cluster that spreads slots."""
+
+    def __init__(self, binary: str, cli: str, folder: Path) -> None:
+        self.cli = cli
+        self.nodes: list[_ClusterNode] = []
+        for number in range(3):
+            node_folder = folder / f"node{number}"
+            node_folder.mkdir()
+            self.nodes.append(_ClusterNode(binary, node_folder))
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def start(self) -> RedisCluster:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+        )
+        client = redis.Redis(port=self.nodes[0].port)
+        deadline = time.monotonic() + 20
+        while client.cluster("info").get("cluster_state") != "ok":
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Redis cluster did not become ready")
+            time.sleep(0.1)
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class _ClusterNode(RedisServer):
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_ping(self)
+        return self

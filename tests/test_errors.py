@@ -1,0 +1,145 @@
+"""Every row of the error table: status, reason, Google's envelope, and nothing changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from backends.base import Backend
+from bridge import create_app
+from bridge.settings import Settings
+from tests.support.api import PROJECT, QUEUE, insert, lease
+from tests.support.harness import Harness
+from tests.support.http import BridgeServer, serving
+
+BASE = f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}"
+JSON = {"Content-Type": "application/json"}
+
+# (method, path, body, status, reason, location)
+BAD_REQUESTS = [
+    ("POST", "/tasks", b'{"id": "x",', 400, "parseError", None),
+    ("POST", "/tasks", b"[1, 2", 400, "parseError", None),
+    ("POST", "/tasks/t1?newLeaseSeconds=10", b"{nope}", 400, "parseError", None),
+    ("POST", "/tasks", b"", 400, "required", "body"),
+    ("POST", "/tasks/lease?leaseSecs=10", None, 400, "required", "numTasks"),
+    ("POST", "/tasks/lease?numTasks=1", None, 400, "required", "leaseSecs"),
+    ("POST", "/tasks/t1", b"{}", 400, "required", "newLeaseSeconds"),
+    ("PATCH", "/tasks/t1", b"{}", 400, "required", "newLeaseSeconds"),
+    ("POST", "/tasks/lease?numTasks=0&leaseSecs=10", None, 400, "invalid", "numTasks"),
+    ("POST", "/tasks/lease?numTasks=1001&leaseSecs=10", None, 400, "invalid", "numTasks"),
+    ("POST", "/tasks/lease?numTasks=ten&leaseSecs=10", None, 400, "invalid", "numTasks"),
+    ("POST", "/tasks/lease?numTasks=1&leaseSecs=-1", None, 400, "invalid", "leaseSecs"),
+    ("POST", "/tasks/lease?numTasks=1&leaseSecs=604801", None, 400, "invalid", "leaseSecs"),
+    ("POST", "/tasks/lease?numTasks=1&leaseSecs=1.5", None, 400, "invalid", "leaseSecs"),
+    ("POST", "/tasks/lease?numTasks=1&leaseSecs=10&groupByTag=maybe", None, 400, "invalid", "groupByTag"),
+    ("POST", "/tasks/lease?numTasks=1&leaseSecs=10&tag=a", None, 400, "invalid", "tag"),
+    ("POST", "/tasks/lease?numTasks=1&leaseSecs=10&groupByTag=true&tag=" + "x" * 501, None, 400, "invalid", "tag"),
+    ("POST", "/tasks/t1?newLeaseSeconds=604801", b"{}", 400, "invalid", "newLeaseSeconds"),
+    ("POST", "/tasks/t1?newLeaseSeconds=10", b'{"leaseTimestamp": "soon"}', 400, "invalid", "leaseTimestamp"),
+    ("POST", "/tasks/t1?newLeaseSeconds=10", b"[]", 400, "invalid", "body"),
+    ("POST", "/tasks", b'"a string"', 400, "invalid", "body"),
+    ("POST", "/tasks", b'{"payloadBase64": 12}', 400, "invalid", "payloadBase64"),
+    ("POST", "/tasks", b'{"tag": ["a"]}', 400, "invalid", "tag"),
+    ("POST", "/tasks", b'{"id": "a b"}', 400, "invalid", "id"),
+    ("POST", "/tasks", b'{"leaseTimestamp": true}', 400, "invalid", "leaseTimestamp"),
+    ("GET", "/tasks/" + "x" * 501, None, 400, "invalid", "task"),
+    ("GET", "/tasks/bad.name", None, 400, "invalid", "task"),
+    ("GET", "/tasks/nope", None, 404, "notFound", "task"),
+    ("DELETE", "/tasks/nope", None, 404, "notFound", "task"),
+    ("GET", "/nothing/here", None, 404, "notFound", None),
+    ("PUT", "/tasks/t1", b"{}", 405, "httpMethodNotAllowed", None),
+    ("DELETE", "", None, 405, "httpMethodNotAllowed", None),
+    ("POST", "/tasks", b'{"id": "t1"}', 409, "duplicate", "id"),
+    ("POST", "/tasks/t1?newLeaseSeconds=10", b"{}", 409, "conflict", "task"),
+]
+
+
+def _snapshot(api: Any) -> Any:
+    listing = api.tasks().list(project=PROJECT, taskqueue=QUEUE).execute().get("items", [])
+    counts = api.taskqueues().get(project=PROJECT, taskqueue=QUEUE, getStats=True).execute()["stats"]
+    # Cloud Tasks keeps no lease counts; there leasedLastHour is left out, not invented.
+    return listing, counts["totalTasks"], counts.get("leasedLastHour")
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status, reason, location",
+    BAD_REQUESTS,
+    ids=[f"{status}-{reason}-{method}{path[:40]}" for method, path, _, status, reason, _ in BAD_REQUESTS],
+)
+def test_a_bad_request_gets_its_envelope_and_changes_nothing(
+    bridge: BridgeServer,
+    api: Any,
+    method: str,
+    path: str,
+    body: bytes | None,
+    status: int,
+    reason: str,
+    location: str | None,
+) -> None:
+    insert(api, id="t1")
+    before = _snapshot(api)
+    reply = bridge.request(method, BASE + path, body, JSON)
+    assert reply.status == status, reply.body
+    assert reply.headers["Content-Type"] == "application/json"
+    error = reply.json["error"]
+    assert error["code"] == status
+    [detail] = error["errors"]
+    assert detail["reason"] == reason
+    assert detail["domain"] == "global"
+    assert detail["message"] == error["message"] and error["message"]
+    assert detail.get("location") == location
+    if location:
+        assert detail["locationType"] == "parameter"
+    assert _snapshot(api) == before
+
+
+def test_the_google_client_sees_the_envelope_as_an_http_error(api: Any) -> None:
+    from googleapiclient.errors import HttpError
+
+    with pytest.raises(HttpError) as caught:
+        api.tasks().get(project=PROJECT, taskqueue=QUEUE, task="missing").execute()
+    assert caught.value.resp.status == 404
+    assert caught.value.reason == "Task not found: missing"
+    assert caught.value.error_details[0]["reason"] == "notFound"
+
+
+def test_a_body_over_the_limit_is_413_and_stores_nothing(make_bridge: Callable[..., BridgeServer]) -> None:
+    server = make_bridge(max_body_bytes=1000)
+    reply = server.request("POST", BASE + "/tasks", b'{"payloadBase64": "' + b"A" * 2000 + b'"}', JSON)
+    assert reply.status == 413
+    assert reply.json["error"]["errors"][0]["reason"] == "requestEntityTooLarge"
+    assert lease(server.api()) == []
+
+
+class _Broken(Backend):
+    """A backend whose every call fails in a way no backend should: a bug."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @classmethod
+    def from_url(cls, url: str, *, tombstone_seconds: int = 0) -> Backend:
+        raise NotImplementedError
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internal detail: redis://admin:hunter2@10.0.0.7")
+
+    insert = get = list_tasks = delete = lease = modify_lease = queue_info = _fail
+
+    def ping(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def test_an_unexpected_failure_is_a_500_envelope_that_leaks_nothing(harness: Harness) -> None:
+    app = create_app(Settings(backend=harness.url), backend=_Broken(harness.backend))
+    with serving(app) as server:
+        reply = server.request("GET", BASE + "/tasks/t1")
+    assert reply.status == 500
+    error = reply.json["error"]
+    assert error["errors"][0]["reason"] == "backendError"
+    assert b"hunter2" not in reply.body and b"Traceback" not in reply.body and b"secret" not in reply.body

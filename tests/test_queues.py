@@ -1,0 +1,123 @@
+"""taskqueues.get, stats, queue.yaml, and the forms of a project name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.support.api import PROJECT, QUEUE, ids, insert, lease, listed, stats
+from tests.support.harness import Harness
+from tests.support.http import BridgeServer, error_of
+
+QUEUE_YAML = """\
+queue:
+- name: render
+  mode: pull
+  acl:
+  - user_email: worker@example.com
+  - writer_email: frontend@example.com
+  - user_email: night-worker@example.com
+  retry_parameters:
+    task_retry_limit: 5
+- name: mail
+  rate: 5/s
+"""
+
+
+def test_a_queue_describes_itself_without_stats_unless_asked(api: Any) -> None:
+    queue = api.taskqueues().get(project=PROJECT, taskqueue=QUEUE).execute()
+    assert queue["kind"] == "taskqueues#taskqueue"
+    assert queue["id"] == f"projects/{PROJECT}/taskqueues/{QUEUE}"
+    assert "stats" not in queue
+    assert "maxLeases" not in queue
+
+
+def test_stats_count_live_tasks_and_give_the_oldest_eta_in_seconds(api: Any) -> None:
+    empty = stats(api)
+    assert empty["totalTasks"] == 0 and empty["oldestTask"] == "0"
+    first = insert(api, id="t1")
+    insert(api, id="t2")
+    lease(api, num=1, secs=3600)
+    counts = stats(api)
+    assert counts["totalTasks"] == 2
+    # t1 is leased for an hour, so the oldest ETA is now t2's.
+    assert int(counts["oldestTask"]) >= int(first["enqueueTimestamp"]) // 1_000_000
+    assert int(counts["oldestTask"]) < int(first["enqueueTimestamp"]) // 1_000_000 + 60
+
+
+def test_stats_count_the_leases_of_the_last_minute_and_hour(api: Any, harness: Harness) -> None:
+    for i in range(5):
+        insert(api, id=f"t{i}")
+    lease(api, num=2, secs=10)
+    harness.advance(30)
+    lease(api, num=1, secs=10)
+    counts = stats(api)
+    assert (counts["leasedLastMinute"], counts["leasedLastHour"]) == ("3", "3")
+    harness.advance(45)
+    counts = stats(api)
+    assert (counts["leasedLastMinute"], counts["leasedLastHour"]) == ("1", "3")
+    harness.advance(3600)
+    counts = stats(api)
+    assert (counts["leasedLastMinute"], counts["leasedLastHour"]) == ("0", "0")
+
+
+def test_int64_stats_are_strings_and_int32_stats_are_numbers(bridge: BridgeServer, api: Any) -> None:
+    insert(api, id="t1")
+    reply = bridge.request("GET", f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}?getStats=true")
+    counts = reply.json["stats"]
+    assert isinstance(counts["totalTasks"], int)
+    for name in ("oldestTask", "leasedLastMinute", "leasedLastHour"):
+        assert isinstance(counts[name], str) and counts[name].isdigit()
+
+
+def test_queue_yaml_gives_max_leases_and_acl(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path]
+) -> None:
+    api = make_bridge(queues=queue_file(QUEUE_YAML)).api()
+    queue = api.taskqueues().get(project=PROJECT, taskqueue="render").execute()
+    assert queue["maxLeases"] == 5
+    assert queue["acl"]["consumerEmails"] == ["worker@example.com", "night-worker@example.com"]
+    assert queue["acl"]["producerEmails"] == ["frontend@example.com"]
+
+
+def test_with_queue_yaml_unknown_queues_are_404_and_push_queues_400(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path]
+) -> None:
+    api = make_bridge(queues=queue_file(QUEUE_YAML)).api()
+    error_of(api.taskqueues().get(project=PROJECT, taskqueue="nope"), 404, "notFound")
+    error_of(api.tasks().insert(project=PROJECT, taskqueue="nope", body={}), 404, "notFound")
+    error_of(api.tasks().lease(project=PROJECT, taskqueue="mail", numTasks=1, leaseSecs=1), 400, "invalid")
+    error_of(api.tasks().insert(project=PROJECT, taskqueue="mail", body={}), 400, "invalid")
+    assert insert(api, queue="render", id="ok")["id"] == "ok"
+
+
+def test_without_queue_yaml_queues_are_created_on_first_use(api: Any) -> None:
+    insert(api, queue="brand-new-queue", id="t1")
+    assert ids(listed(api, queue="brand-new-queue")) == ["t1"]
+    assert listed(api, queue="another-one") == []
+
+
+def test_every_form_of_a_project_names_the_same_queue(api: Any) -> None:
+    insert(api, project="s~demo-app", id="t1")
+    for project in ("demo-app", "e~demo-app", "dev~demo-app", "s~demo-app"):
+        task = api.tasks().get(project=project, taskqueue=QUEUE, task="t1").execute()
+        assert task["queueName"] == f"projects/{project}/taskqueues/{QUEUE}"
+    [leased] = lease(api, project="demo-app")
+    assert leased["queueName"] == f"projects/demo-app/taskqueues/{QUEUE}"
+    queue = api.taskqueues().get(project="b~demo-app", taskqueue=QUEUE).execute()
+    assert queue["id"] == f"projects/b~demo-app/taskqueues/{QUEUE}"
+
+
+def test_domain_projects_work_escaped_or_not(bridge: BridgeServer, api: Any) -> None:
+    insert(api, project="s~example.com:demo", id="t1")
+    assert ids(listed(api, project="example.com:demo")) == ["t1"]
+    reply = bridge.request("GET", f"/taskqueue/v1beta2/projects/example.com%3Ademo/taskqueues/{QUEUE}/tasks/t1")
+    assert reply.status == 200
+    assert reply.json["queueName"] == f"projects/example.com:demo/taskqueues/{QUEUE}"
+    # A different application is a different queue.
+    assert listed(api, project="other-app") == []
+
+
+def test_a_malformed_project_is_refused(api: Any) -> None:
+    error_of(api.tasks().list(project="bad project!", taskqueue=QUEUE), 400, "invalid")

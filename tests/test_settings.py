@@ -1,0 +1,118 @@
+"""Settings, queue.yaml and the CLI: a bad setting stops start-up with one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bridge.cli import main
+from bridge.queues import QueueFileError, QueueRegistry
+from bridge.settings import Settings, SettingsError
+
+
+def test_defaults_are_the_embedded_backend_on_localhost_8080() -> None:
+    settings = Settings.from_env({})
+    assert (settings.backend, settings.host, settings.port, settings.workers) == ("memory://", "127.0.0.1", 8080, 1)
+    assert settings.queues is None
+
+
+def test_environment_variables_set_every_field_and_overrides_win(tmp_path: Path) -> None:
+    queues = tmp_path / "queue.yaml"
+    queues.write_text("queue: []\n")
+    environ = {
+        "BRIDGE_BACKEND": "redis://localhost:6379/1",
+        "BRIDGE_HOST": "0.0.0.0",
+        "BRIDGE_PORT": "9000",
+        "BRIDGE_QUEUES": str(queues),
+        "BRIDGE_WORKERS": "4",
+        "BRIDGE_THREADS": "2",
+        "BRIDGE_PUBLIC_URL": "https://tq.example.com",
+        "BRIDGE_TOMBSTONE_SECONDS": "60",
+        "BRIDGE_MAX_BODY_BYTES": "5000",
+    }
+    settings = Settings.from_env(environ, port=9100)
+    assert settings.backend == "redis://localhost:6379/1"
+    assert (settings.host, settings.port, settings.workers, settings.threads) == ("0.0.0.0", 9100, 4, 2)
+    assert settings.queues == queues
+    assert (settings.public_url, settings.tombstone_seconds, settings.max_body_bytes) == (
+        "https://tq.example.com",
+        60,
+        5000,
+    )
+
+
+@pytest.mark.parametrize(
+    "environ, words",
+    [
+        ({"BRIDGE_BACKEND": "postgres://db"}, ["--backend", "memory://", "redis://", "cloudtasks://"]),
+        ({"BRIDGE_PORT": "http"}, ["--port", "whole number"]),
+        ({"BRIDGE_PORT": "70000"}, ["--port", "TCP port"]),
+        ({"BRIDGE_WORKERS": "0"}, ["--workers", "at least 1"]),
+        ({"BRIDGE_WORKERS": "3"}, ["--workers", "memory://", "one worker"]),
+        ({"BRIDGE_QUEUES": "/no/such/queue.yaml"}, ["--queues", "not a file"]),
+        ({"BRIDGE_PUBLIC_URL": "tq.example.com"}, ["--public-url", "http://"]),
+    ],
+)
+def test_bad_settings_fail_with_a_message_naming_the_setting(environ: dict[str, str], words: list[str]) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(environ)
+    message = str(caught.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
+
+
+def test_several_workers_are_allowed_on_redis() -> None:
+    assert Settings.from_env({"BRIDGE_BACKEND": "redis://localhost", "BRIDGE_WORKERS": "3"}).workers == 3
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("queue: [", ["cannot be read as YAML"]),
+        ("queues: []", ["'queue:' list"]),
+        ("queue:\n- mode: pull", ["entry 1", "name"]),
+        ("queue:\n- name: bad_name", ["entry 1", "bad_name"]),
+        ("queue:\n- name: a\n  mode: pull\n- name: a\n  mode: pull", ["defined twice"]),
+        ("queue:\n- name: a\n  mode: poll", ["mode must be push or pull"]),
+        ("queue:\n- name: a\n  mode: pull\n  retry_parameters:\n    task_retry_limit: many", ["task_retry_limit"]),
+        ("queue:\n- name: a\n  mode: pull\n  acl:\n  - admin_email: x@y", ["unknown acl entry"]),
+    ],
+)
+def test_a_bad_queue_file_names_the_entry_at_fault(tmp_path: Path, text: str, words: list[str]) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_text(text)
+    with pytest.raises(QueueFileError) as caught:
+        QueueRegistry.from_file(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    for word in words:
+        assert word in message
+
+
+@pytest.mark.parametrize(
+    "args, env, words",
+    [
+        (["serve", "--workers", "2"], {}, ["--workers", "memory://"]),
+        (["serve", "--backend", "mysql://x"], {}, ["unknown backend"]),
+        (["serve"], {"BRIDGE_BACKEND": "nats://x"}, ["unknown backend"]),
+        (["serve", "--backend", "memory://somewhere"], {}, ["memory:// takes no host"]),
+    ],
+)
+def test_serve_refuses_bad_settings_with_one_line(args: list[str], env: dict[str, str], words: list[str]) -> None:
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: ")
+    for word in words:
+        assert word in line
+
+
+def test_serve_refuses_a_bad_queue_file(tmp_path: Path) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_text("queue:\n- name: bad_name\n")
+    result = CliRunner().invoke(main, ["serve", "--queues", str(path)])
+    assert result.exit_code == 1
+    assert "bad_name" in result.output
