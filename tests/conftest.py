@@ -22,6 +22,8 @@ from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
 
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+# gRPC's C core logs at INFO when a test stops a fake Cloud Tasks server under a client.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def unavailable(reason: str) -> None:
