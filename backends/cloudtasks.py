@@ -39,7 +39,8 @@ Limits: ``enqueueTimestamp`` has second precision (``create_time``); list return
 ``leasedLastMinute``/``leasedLastHour`` are not known and left out; LeaseTasks past 10
 calls a second per queue returns no tasks (RESOURCE_EXHAUSTED), as App Engine did.
 
-Errors are translated where they enter, by exception class. ServiceUnavailable and
+Errors are translated where they enter, by exception class (the table is in
+`backends.cloudtasks_errors`). ServiceUnavailable and
 DeadlineExceeded are retried for idempotent calls (get, list, queue info, delete, and
 create, whose task id makes it idempotent: a retried create that meets AlreadyExists
 with its own payload and tag succeeded the first time), then answered with 503. Lease,
@@ -52,7 +53,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -75,17 +76,8 @@ from backends.base import (
     QueueStats,
     Task,
 )
-from backends.errors import (
-    LEASE_CONFLICT,
-    ApiError,
-    Conflict,
-    Duplicate,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unauthenticated,
-    Unavailable,
-)
+from backends.cloudtasks_errors import translated
+from backends.errors import InvalidArgument, NotFound
 
 T = TypeVar("T")
 US = 1_000_000
@@ -94,8 +86,6 @@ DEFAULT_TIMEOUT = 10.0
 #: Seconds before the first retry; each later one waits twice as long.
 DEFAULT_BACKOFF = 0.25
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded)
-#: What Cloud Tasks says of an unknown resource (it says more of a recently deleted task).
-NOT_FOUND = "Requested entity was not found."
 _URL_PATH = r"projects/([A-Za-z0-9:.-]+)/locations/([A-Za-z0-9-]+)"
 
 
@@ -188,53 +178,6 @@ def _client(credentials: str | None, endpoint: str | None) -> ct.CloudTasksClien
             f"cannot load Cloud Tasks credentials ({exc}); run `gcloud auth application-default login`, "
             "or set BRIDGE_CLOUDTASKS_CREDENTIALS to a service-account key file"
         ) from None
-
-
-@contextlib.contextmanager
-def _translated(
-    what: str, *, task_id: str | None = None, queue: Queue | None = None, fence: bool = False
-) -> Iterator[None]:
-    """Turn Cloud Tasks errors into API errors, by class; ``what`` names the call.
-
-    ``fence``: the call carried a lease's schedule_time, so FAILED_PRECONDITION means
-    the lease is not the caller's (any more).
-    """
-    try:
-        yield
-    except gexc.NotFound as exc:
-        if task_id is not None:
-            # Cloud Tasks says more for a name deleted recently; pass that on.
-            said = "" if exc.message == NOT_FOUND else f". Cloud Tasks: {exc.message}"
-            raise NotFound(f"Task not found: {task_id}{said}", location="task") from exc
-        raise NotFound(f"Queue not found: {queue.name if queue else '?'}", location="taskqueue") from exc
-    except gexc.FailedPrecondition as exc:
-        if fence:
-            raise Conflict(LEASE_CONFLICT, location="task") from exc
-        raise InvalidArgument(f"Cloud Tasks refused {what}: {exc.message}") from exc
-    except gexc.AlreadyExists as exc:
-        raise Duplicate(
-            f"A task named {task_id} exists or was deleted recently; Cloud Tasks keeps names reserved "
-            f"for the queue's tombstone_ttl (Cloud Tasks: {exc.message})",
-            location="id",
-        ) from exc
-    except gexc.BadRequest as exc:  # InvalidArgument, FailedPrecondition, OutOfRange
-        raise InvalidArgument(f"Cloud Tasks refused {what}: {exc.message}") from exc
-    except gexc.Unauthorized as exc:
-        raise Unauthenticated(f"Cloud Tasks did not accept the bridge's credentials: {exc.message}") from exc
-    except gexc.Forbidden as exc:
-        raise PermissionDenied(f"Cloud Tasks does not allow {what}: {exc.message}") from exc
-    except (gexc.ServiceUnavailable, gexc.GatewayTimeout) as exc:
-        raise Unavailable(f"Cloud Tasks cannot be reached for {what}; try again shortly.") from exc
-    except gexc.TooManyRequests as exc:
-        raise Unavailable(f"Cloud Tasks is over quota for {what}; try again shortly.") from exc
-    except gexc.MethodNotImplemented as exc:
-        raise ApiError(f"Cloud Tasks does not offer {what} here ({exc.message}); see `python -m bridge smoke`") from exc
-    except (gexc.ServerError, gexc.Aborted, gexc.Cancelled) as exc:
-        raise Unavailable(f"Cloud Tasks failed {what}; try again shortly.") from exc
-    except gexc.GoogleAPICallError as exc:
-        raise ApiError(f"Cloud Tasks failed {what}.") from exc
-    except google.auth.exceptions.GoogleAuthError as exc:
-        raise Unavailable("The bridge cannot obtain Cloud Tasks credentials now; try again shortly.") from exc
 
 
 class CloudTasksBackend(Backend):
@@ -352,7 +295,7 @@ class CloudTasksBackend(Backend):
                     raise
                 return mine
 
-        with _translated("the task", task_id=task.id, queue=queue):
+        with translated("the task", task_id=task.id, queue=queue):
             try:
                 created = self._create_or_make_queue(queue, lambda: self._retrying(attempt))
             except gexc.InvalidArgument as exc:
@@ -393,14 +336,14 @@ class CloudTasksBackend(Backend):
 
     def get(self, queue: Queue, task_id: str) -> Task:
         request = ct.GetTaskRequest(name=self.task_name(queue, task_id), response_view=ct.Task.View.FULL)
-        with _translated("reading the task", task_id=task_id):
+        with translated("reading the task", task_id=task_id):
             return _task(self._retrying(lambda _: self._call(self.client.get_task, request)))
 
     def list_tasks(self, queue: Queue) -> list[Task]:
         request = ct.ListTasksRequest(
             parent=self.queue_name(queue), response_view=ct.Task.View.BASIC, page_size=LIST_LIMIT
         )
-        with _translated("listing the queue", queue=queue):
+        with translated("listing the queue", queue=queue):
             page = self._queue_level(queue, lambda: self._retrying(lambda _: self._call(self._list_page, request)))
         # One page, in no order the service promises; sorted here as v1 lists.
         return sorted((_task(message) for message in page.tasks), key=lambda t: (t.eta_us, t.id))
@@ -420,7 +363,7 @@ class CloudTasksBackend(Backend):
                 if not retried:  # gone after a lost reply: the first try deleted it
                     raise
 
-        with _translated("deleting the task", task_id=task_id):
+        with translated("deleting the task", task_id=task_id):
             self._retrying(attempt)
 
     def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
@@ -437,7 +380,7 @@ class CloudTasksBackend(Backend):
             response_view=ct.Task.View.FULL,
             filter=selection,
         )
-        with _translated("the lease", queue=queue):
+        with translated("the lease", queue=queue):
             try:
                 response = self._queue_level(queue, lambda: self._call(self.client.lease_tasks, call))
             except gexc.ResourceExhausted:
@@ -449,10 +392,10 @@ class CloudTasksBackend(Backend):
         name = self.task_name(queue, task_id)
         if token_us is None:
             basic = ct.GetTaskRequest(name=name, response_view=ct.Task.View.BASIC)
-            with _translated("reading the task", task_id=task_id):
+            with translated("reading the task", task_id=task_id):
                 token_us = _task(self._retrying(lambda _: self._call(self.client.get_task, basic))).eta_us
         fence = _timestamp(token_us)
-        with _translated("the lease change", task_id=task_id, fence=True):
+        with translated("the lease change", task_id=task_id, fence=True):
             if lease_us == 0:
                 cancel = ct.CancelLeaseRequest(name=name, schedule_time=fence, response_view=ct.Task.View.FULL)
                 return _task(self._call(self.client.cancel_lease, cancel))
@@ -468,7 +411,7 @@ class CloudTasksBackend(Backend):
         request = ct.GetQueueRequest(name=self.queue_name(queue))
         if with_stats:
             request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "stats"])
-        with _translated("reading the queue", queue=queue):
+        with translated("reading the queue", queue=queue):
             found = self._queue_level(
                 queue, lambda: self._retrying(lambda _: self._call(self.client.get_queue, request))
             )
@@ -487,7 +430,7 @@ class CloudTasksBackend(Backend):
 
     def ping(self) -> None:
         request = ct.ListQueuesRequest(parent=self.where.name, page_size=1)
-        with _translated("listing queues"):
+        with translated("listing queues"):
             self._retrying(lambda _: self._call(self._queues_page, request))
 
     def _queues_page(self, request: ct.ListQueuesRequest, **kwargs: Any) -> ct.ListQueuesResponse:

@@ -10,7 +10,8 @@ from google.api_core import exceptions as gexc
 
 from backends import errors
 from backends.base import LeaseRequest, NewTask, Queue
-from backends.cloudtasks import CloudTasksBackend, _translated
+from backends.cloudtasks import CloudTasksBackend
+from backends.cloudtasks_errors import translated
 from bridge import create_app
 from bridge.settings import Settings
 from tests.support.api import PROJECT, QUEUE, insert
@@ -48,14 +49,14 @@ def test_each_error_class_has_its_status_and_reason_even_without_a_code(
     raised = error("from the service")
     if error is gexc.GoogleAPICallError:
         assert raised.code is None  # mapped by class, never by code
-    with pytest.raises(errors.ApiError) as caught, _translated("the call", task_id="t1", queue=WORK):
+    with pytest.raises(errors.ApiError) as caught, translated("the call", task_id="t1", queue=WORK):
         raise raised
     assert (caught.value.status, caught.value.reason) == (status, reason)
     assert caught.value.__cause__ is raised
 
 
 def test_failed_precondition_on_a_fenced_call_is_the_lease_conflict() -> None:
-    with pytest.raises(errors.Conflict) as caught, _translated("the lease change", task_id="t1", fence=True):
+    with pytest.raises(errors.Conflict) as caught, translated("the lease change", task_id="t1", fence=True):
         raise gexc.FailedPrecondition("schedule_time does not match")
     assert (caught.value.status, caught.value.reason, caught.value.message) == (409, "conflict", errors.LEASE_CONFLICT)
 
