@@ -51,6 +51,7 @@ would lease other tasks or fail the fence.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -80,12 +81,16 @@ from backends.cloudtasks_errors import translated
 from backends.errors import InvalidArgument, NotFound
 
 T = TypeVar("T")
+log = logging.getLogger("bridge.cloudtasks")
 US = 1_000_000
 DEFAULT_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 10.0
 #: Seconds before the first retry; each later one waits twice as long.
 DEFAULT_BACKOFF = 0.25
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded)
+#: As Google's own transport: gRPC's default 4 MB would refuse a lease of a few 1 MiB
+#: tasks after the service had leased them (a lease response may reach 32 MB).
+_UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
 _URL_PATH = r"projects/([A-Za-z0-9:.-]+)/locations/([A-Za-z0-9-]+)"
 
 
@@ -167,7 +172,8 @@ def _client(credentials: str | None, endpoint: str | None) -> ct.CloudTasksClien
     if endpoint and credentials:
         raise ValueError("give a Cloud Tasks endpoint (a local server, no credentials) or credentials, not both")
     if endpoint:
-        return ct.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(endpoint)))
+        channel = grpc.insecure_channel(endpoint, options=_UNLIMITED)
+        return ct.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     try:
         if credentials:
             client: ct.CloudTasksClient = ct.CloudTasksClient.from_service_account_file(credentials)
@@ -383,8 +389,10 @@ class CloudTasksBackend(Backend):
         with translated("the lease", queue=queue):
             try:
                 response = self._queue_level(queue, lambda: self._call(self.client.lease_tasks, call))
-            except gexc.ResourceExhausted:
+            except gexc.ResourceExhausted as exc:
                 # Past 10 LeaseTasks a second App Engine answered with no tasks; so does this.
+                # Logged, since a project quota running out looks the same from here.
+                log.info("LeaseTasks on %s throttled, no tasks returned: %s", call.parent, exc.message)
                 return []
         return [_task(message) for message in response.tasks]
 

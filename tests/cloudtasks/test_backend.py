@@ -122,6 +122,14 @@ def test_list_sorts_the_page_the_service_returns_in_no_order(ct: CloudTasksBacke
     assert all(task.payload is None for task in ct.list_tasks(WORK))
 
 
+def test_a_lease_larger_than_grpcs_default_message_limit_arrives_whole(ct: CloudTasksBackend) -> None:
+    big = bytes(range(256)) * 4096  # 1 MiB, the largest v1 payload
+    for i in range(6):
+        ct.insert(WORK, NewTask(f"t{i}", big))
+    leased = ct.lease(WORK, LeaseRequest(num_tasks=10, lease_us=60_000_000))
+    assert len(leased) == 6 and all(task.payload == big for task in leased)
+
+
 def test_ping_answers_while_the_service_does_and_503_when_it_is_gone(
     fake: FakeCloudTasks, ct: CloudTasksBackend
 ) -> None:

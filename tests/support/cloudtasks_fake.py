@@ -155,6 +155,7 @@ class FakeCloudTasks:
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
+        self._executor: futures.ThreadPoolExecutor | None = None
         self.address = ""
 
     # -- test controls --------------------------------------------------------------
@@ -185,7 +186,9 @@ class FakeCloudTasks:
     # -- the server ---------------------------------------------------------------
 
     def start(self) -> FakeCloudTasks:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-cloudtasks"))
+        self._executor = futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="fake-cloudtasks")
+        limits = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+        server = grpc.server(self._executor, options=limits)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, self._handlers()),))
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
@@ -197,6 +200,9 @@ class FakeCloudTasks:
         if self._server is not None:
             self._server.stop(grace=None).wait()
             self._server = None
+            # grpc leaves its executor to the caller; a suite starts hundreds of fakes.
+            assert self._executor is not None
+            self._executor.shutdown(wait=True)
 
     def _handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         table: list[tuple[str, Callable[[Any], Any], Any, Callable[[Any], bytes]]] = [
