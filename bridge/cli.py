@@ -1,4 +1,4 @@
-"""The command line: ``python -m bridge serve``, ``python -m bridge smoke``.
+"""The command line: ``python -m bridge serve``, ``smoke`` and ``compat``.
 
 Every option has an environment twin of the same name (``--backend`` and
 ``BRIDGE_BACKEND``); the option wins. A bad setting stops the command with one line.
@@ -17,6 +17,13 @@ from gunicorn.app.base import BaseApplication
 
 from backends import open_backend
 from bridge.app import create_app
+from bridge.compat.options import (
+    DEFAULT_CLOCK_TOLERANCE,
+    DEFAULT_PROJECT,
+    DEFAULT_QUEUE_PREFIX,
+    DEFAULT_TIMEOUT,
+    Options,
+)
 from bridge.queues import QueueFileError
 from bridge.settings import Settings, SettingsError
 
@@ -119,3 +126,45 @@ def smoke(queue: str, **options: Any) -> None:
         backend.close()
     if not passed:
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("urls", nargs=-1, metavar="URL_A [URL_B]")
+@click.option("--project", default=DEFAULT_PROJECT, show_default=True, help="Project (app id) the calls name.")
+@click.option(
+    "--queue-prefix", default=DEFAULT_QUEUE_PREFIX, show_default=True, help="Start of each fresh queue's name."
+)
+@click.option("--queue", help="Run every scenario on this existing, empty queue (targets that cannot create queues).")
+@click.option("--ledger", type=click.Path(path_type=Path, dir_okay=False), help="TOML file of accepted differences.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report here.")
+@click.option("--scenario", "names", multiple=True, help="Run only this scenario (repeatable).")
+@click.option("--list", "list_only", is_flag=True, help="Name the scenarios and stop.")
+@click.option(
+    "--clock-tolerance",
+    type=float,
+    default=DEFAULT_CLOCK_TOLERANCE,
+    show_default=True,
+    help="Seconds of clock skew allowed.",
+)
+@click.option(
+    "--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds to wait for one response."
+)
+def compat(urls: tuple[str, ...], ledger: Path | None, json_path: Path | None, **options: Any) -> None:
+    """Check one endpoint against the expectations, or compare two, scenario by scenario."""
+    # Imported here: the Google API client is not needed to serve.
+    from bridge.compat.command import UsageError, command
+
+    names, list_only = options.pop("names"), options.pop("list_only")
+    try:
+        status = command(
+            urls,
+            options=Options(**options),
+            names=names,
+            ledger_path=ledger,
+            json_path=json_path,
+            list_only=list_only,
+            echo=click.echo,
+        )
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    raise SystemExit(status)

@@ -91,8 +91,9 @@ def _int64(body: dict[str, Any], name: str) -> int | None:
 
 
 def _check_names(body: dict[str, Any], project: str, queue: str, task_id: str | None) -> None:
-    """A body may name its task and queue; when it does, the names must be the URL's."""
-    if task_id is not None and "id" in body and body["id"] != task_id:
+    """A body may name its task and queue; when it does, the names must be the URL's.
+    A null name is no name, as in every other field."""
+    if task_id is not None and body.get("id") is not None and body["id"] != task_id:
         raise InvalidArgument(f"id {body['id']!r} does not match the task in the URL", location="id")
     name = body.get("queueName")
     if name is None:

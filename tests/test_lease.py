@@ -203,6 +203,14 @@ def test_a_renewal_body_naming_another_task_or_queue_is_refused(api: Any, field:
     assert current["leaseTimestamp"] == task["leaseTimestamp"]
 
 
+def test_null_names_in_a_renewal_body_count_as_absent(api: Any) -> None:
+    # Clients that serialise a whole Task send its unset fields as null; insert already takes them so.
+    insert(api, id="t1")
+    [task] = lease(api, secs=60)
+    renewed = _renew(api, "t1", 600, {"id": None, "queueName": None, "leaseTimestamp": task["leaseTimestamp"]})
+    assert renewed.execute()["id"] == "t1"
+
+
 def test_update_and_patch_accept_a_request_without_a_body(bridge: BridgeServer, api: Any) -> None:
     insert(api, id="t1")
     lease(api, secs=60)
