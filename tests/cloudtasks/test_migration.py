@@ -18,7 +18,7 @@ from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTask
 
 from backends.cloudtasks import CloudTasksBackend
 from bridge import create_app
-from bridge.cli import main, serve
+from bridge.cli import compat, main, serve
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
 from tests.support import known_differences
@@ -45,7 +45,7 @@ def _run(code: str, where: str) -> dict[str, Any]:
 
 def test_every_sample_has_its_test() -> None:
     assert len(_blocks("python")) == 2, "a new Python sample in MIGRATION.md needs a test here"
-    assert len(_blocks("yaml")) == 1 and len(_blocks("sh")) == 3
+    assert len(_blocks("yaml")) == 1 and len(_blocks("sh")) == 4
 
 
 @pytest.fixture
@@ -132,6 +132,14 @@ def test_the_serve_command_lines_are_settings_the_bridge_accepts(
         context = serve.make_context("serve", args[1:])
         settings = Settings.from_env(environ, **context.params)
         assert settings.queues == Path("queue.yaml")
+
+
+def test_the_compat_command_line_names_the_ledger_the_tests_hold_it_to() -> None:
+    # tests/cloudtasks/test_compat.py runs this comparison against the fake.
+    [(environ, args)] = [(environ, args) for environ, args in _commands() if args[0] == "compat"]
+    context = compat.make_context("compat", args[1:])
+    assert (known_differences.ROOT / context.params["ledger"]).is_file()
+    assert environ == {} and len(context.params["urls"]) == 2
 
 
 def test_the_guide_shows_the_same_known_differences_as_the_tests_use() -> None:
