@@ -16,7 +16,7 @@ meets here every rule it will meet in Google's service:
 - a task leased ``retry_config.max_attempts`` times is deleted instead of leased again;
 - CreateTask on a missing queue answers FAILED_PRECONDITION "Queue does not exist.".
 
-Where the reference is silent the fake's choice is marked **assumed**. Its clock is the
+Where the reference is silent the fake's choice is marked **assumed** (in `cloudtasks_model`). Its clock is the
 machine's plus an offset that tests move with `FakeCloudTasks.advance` (it can also be
 frozen), and `FakeCloudTasks.fail` makes the next calls fail with a chosen error class.
 """
@@ -27,119 +27,45 @@ import hashlib
 import re
 import secrets
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.api_core import exceptions
 from google.cloud import tasks_v2beta2 as ct
-from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, empty_pb2
+
+from tests.support.cloudtasks_model import (
+    ALREADY_EXISTS,
+    DEFAULT_TOMBSTONE_US,
+    LEASE_CALLS_PER_SECOND,
+    LOCATION_NAME,
+    MAX_LEASE_RESPONSE_BYTES,
+    MAX_LEASE_US,
+    MAX_PAYLOAD_BYTES,
+    MAX_SCHEDULE_AHEAD_US,
+    MAX_TAG_BYTES,
+    NOT_FOUND,
+    NOT_LEASED,
+    QUEUE_FIELDS,
+    QUEUE_NAME,
+    TAG_FILTER,
+    TASK_NAME,
+    TOMBSTONED,
+    US,
+    FakeClock,
+    Fault,
+    Refused,
+    StoredQueue,
+    StoredTask,
+    invalid,
+    seconds_of,
+    stamp,
+    us_of,
+)
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
-US = 1_000_000
-MAX_LEASE_US = 7 * 24 * 3600 * US
-MAX_SCHEDULE_AHEAD_US = 30 * 24 * 3600 * US
-DEFAULT_TOMBSTONE_US = 3600 * US
-MAX_PAYLOAD_BYTES = 1024 * 1024  # assumed: "1MB" for pull tasks read as 2**20, the App Engine limit
-MAX_TAG_BYTES = 500  # assumed: "less than 500 characters" read as the App Engine SDK's 500 bytes
-MAX_LEASE_RESPONSE_BYTES = 32 * 1024 * 1024
-LEASE_CALLS_PER_SECOND = 10
-
-NOT_FOUND = "Requested entity was not found."
-TOMBSTONED = (
-    "The task no longer exists, though a task with this name existed recently. "
-    "The task either successfully completed or was deleted."
-)
-ALREADY_EXISTS = "Requested entity already exists"
-NOT_LEASED = "The task is not leased, or the schedule_time given is not the task's current schedule_time."
-
-_LOCATION = r"projects/[A-Za-z0-9:.-]{1,100}/locations/[A-Za-z0-9-]{1,100}"
-_LOCATION_NAME = re.compile(rf"^{_LOCATION}$")
-_QUEUE_NAME = re.compile(rf"^{_LOCATION}/queues/[A-Za-z0-9-]{{1,100}}$")
-_TASK_NAME = re.compile(rf"^({_LOCATION}/queues/[A-Za-z0-9-]{{1,100}})/tasks/([A-Za-z0-9_-]{{1,500}})$")
-_TAG_FILTER = re.compile(r'^tag=(?:"((?:[^"\\]|\\.)*)"|([^"]*))$')
-_QUEUE_FIELDS = {f.name for f in ct.Queue.pb().DESCRIPTOR.fields}
-
-
-class _Refused(Exception):
-    """Ends a call with a gRPC status."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def _invalid(message: str) -> _Refused:
-    return _Refused(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-class FakeClock:
-    """The service's clock: the machine's, plus an offset; optionally frozen."""
-
-    def __init__(self) -> None:
-        self.offset_us = 0
-        self._frozen_at: int | None = None
-
-    def now_us(self) -> int:
-        base = self._frozen_at if self._frozen_at is not None else time.time_ns() // 1000
-        return base + self.offset_us
-
-    def freeze(self) -> None:
-        self._frozen_at = time.time_ns() // 1000
-
-    def advance(self, seconds: float) -> None:
-        self.offset_us += int(seconds * US)
-
-
-@dataclass
-class _Task:
-    name: str
-    payload: bytes
-    tag: str
-    create_us: int
-    schedule_us: int
-    dispatches: int = 0
-
-
-@dataclass
-class _Queue:
-    name: str
-    pull: bool
-    max_attempts: int | None
-    tombstone_us: int
-    state: int = ct.Queue.State.RUNNING
-    tasks: dict[str, _Task] = field(default_factory=dict)
-    #: task name -> when its tombstone ends (µs)
-    tombstones: dict[str, int] = field(default_factory=dict)
-    lease_calls: list[int] = field(default_factory=list)
-
-    def reserved(self, name: str, now: int) -> bool:
-        return self.tombstones.get(name, 0) > now
-
-
-@dataclass
-class _Fault:
-    error: type[exceptions.GoogleAPICallError]
-    methods: frozenset[str] | None
-    remaining: int
-    after: bool
-
-
-def _us(stamp: timestamp_pb2.Timestamp) -> int:
-    return int(stamp.seconds) * US + int(stamp.nanos) // 1000
-
-
-def _stamp(us: int) -> timestamp_pb2.Timestamp:
-    return timestamp_pb2.Timestamp(seconds=us // US, nanos=(us % US) * 1000)
-
-
-def _seconds(duration: duration_pb2.Duration) -> int:
-    """A duration cut to whole seconds, as the service does."""
-    return int(duration.seconds)
 
 
 class FakeCloudTasks:
@@ -147,12 +73,12 @@ class FakeCloudTasks:
 
     def __init__(self) -> None:
         self.clock = FakeClock()
-        self.queues: dict[str, _Queue] = {}
+        self.queues: dict[str, StoredQueue] = {}
         #: Every method called, in order (faults included), for tests to count retries.
         self.calls: list[str] = []
         #: LeaseTasks calls allowed per second and queue; None switches the limit off.
         self.lease_rate_limit: int | None = LEASE_CALLS_PER_SECOND
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server: grpc.Server | None = None
         self._executor: futures.ThreadPoolExecutor | None = None
@@ -175,12 +101,12 @@ class FakeCloudTasks:
         status; with ``after`` the call takes effect first, as when a reply is lost."""
         chosen = frozenset(methods) if methods is not None else None
         with self._lock:
-            self._faults.append(_Fault(error, chosen, times, after))
+            self._faults.append(Fault(error, chosen, times, after))
 
     def add_queue(self, location: str, queue_id: str, *, max_attempts: int | None = None, pull: bool = True) -> str:
         name = f"{location}/queues/{queue_id}"
         with self._lock:
-            self.queues[name] = _Queue(name, pull, max_attempts, DEFAULT_TOMBSTONE_US)
+            self.queues[name] = StoredQueue(name, pull, max_attempts, DEFAULT_TOMBSTONE_US)
         return name
 
     # -- the server ---------------------------------------------------------------
@@ -238,7 +164,7 @@ class FakeCloudTasks:
                     context.abort(fault.error.grpc_status_code, f"injected {fault.error.__name__}")
                 try:
                     response = implementation(request)
-                except _Refused as refused:
+                except Refused as refused:
                     context.abort(refused.code, refused.message)
             if fault is not None:
                 context.abort(fault.error.grpc_status_code, f"injected {fault.error.__name__} after the call")
@@ -246,7 +172,7 @@ class FakeCloudTasks:
 
         return serve
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str) -> Fault | None:
         for fault in self._faults:
             if fault.methods is None or method in fault.methods:
                 fault.remaining -= 1
@@ -260,87 +186,87 @@ class FakeCloudTasks:
     def _now(self) -> int:
         return self.clock.now_us()
 
-    def _queue(self, name: str, *, missing: grpc.StatusCode = grpc.StatusCode.NOT_FOUND) -> _Queue:
-        if not _QUEUE_NAME.match(name):
-            raise _invalid(f"Invalid queue name: {name!r}")
+    def _queue(self, name: str, *, missing: grpc.StatusCode = grpc.StatusCode.NOT_FOUND) -> StoredQueue:
+        if not QUEUE_NAME.match(name):
+            raise invalid(f"Invalid queue name: {name!r}")
         queue = self.queues.get(name)
         if queue is None:
             message = "Queue does not exist." if missing is grpc.StatusCode.FAILED_PRECONDITION else NOT_FOUND
-            raise _Refused(missing, message)
+            raise Refused(missing, message)
         return queue
 
-    def _task(self, name: str) -> tuple[_Queue, _Task]:
-        match = _TASK_NAME.match(name)
+    def _task(self, name: str) -> tuple[StoredQueue, StoredTask]:
+        match = TASK_NAME.match(name)
         if match is None:
-            raise _invalid(f"Invalid task name: {name!r}")
+            raise invalid(f"Invalid task name: {name!r}")
         queue = self._queue(match.group(1))
         task = queue.tasks.get(name)
         if task is None:
             self._expire_tombstones(queue)
-            raise _Refused(grpc.StatusCode.NOT_FOUND, TOMBSTONED if queue.reserved(name, self._now()) else NOT_FOUND)
+            raise Refused(grpc.StatusCode.NOT_FOUND, TOMBSTONED if queue.reserved(name, self._now()) else NOT_FOUND)
         return queue, task
 
-    def _expire_tombstones(self, queue: _Queue) -> None:
+    def _expire_tombstones(self, queue: StoredQueue) -> None:
         now = self._now()
         for name in [name for name, until in queue.tombstones.items() if until <= now]:
             del queue.tombstones[name]
 
-    def _remove(self, queue: _Queue, task: _Task) -> None:
+    def _remove(self, queue: StoredQueue, task: StoredTask) -> None:
         del queue.tasks[task.name]
         queue.tombstones[task.name] = self._now() + queue.tombstone_us
 
     @staticmethod
-    def _render(task: _Task, view: int) -> ct.Task:
+    def _render(task: StoredTask, view: int) -> ct.Task:
         full = view == ct.Task.View.FULL
         message = ct.Task(
             name=task.name,
             pull_message=ct.PullMessage(payload=task.payload if full else b"", tag=task.tag),
-            schedule_time=_stamp(task.schedule_us),
-            create_time=_stamp(task.create_us),
+            schedule_time=stamp(task.schedule_us),
+            create_time=stamp(task.create_us),
             status=ct.TaskStatus(attempt_dispatch_count=task.dispatches),
             view=ct.Task.View.FULL if full else ct.Task.View.BASIC,
         )
         return message
 
-    def _fence(self, request: Any) -> tuple[_Queue, _Task]:
+    def _fence(self, request: Any) -> tuple[StoredQueue, StoredTask]:
         """The lease check of renew, cancel and acknowledge."""
         queue, task = self._task(request.name)
         raw = type(request).pb(request)
         if not raw.HasField("schedule_time"):
-            raise _invalid("schedule_time is required")
-        if _us(raw.schedule_time) != task.schedule_us or task.schedule_us <= self._now():
-            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, NOT_LEASED)
+            raise invalid("schedule_time is required")
+        if us_of(raw.schedule_time) != task.schedule_us or task.schedule_us <= self._now():
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, NOT_LEASED)
         return queue, task
 
     @staticmethod
     def _lease_seconds(request: Any) -> int:
         raw = type(request).pb(request)
         if not raw.HasField("lease_duration"):
-            raise _invalid("lease_duration is required")
-        seconds = _seconds(raw.lease_duration)
+            raise invalid("lease_duration is required")
+        seconds = seconds_of(raw.lease_duration)
         if seconds < 0 or seconds * US > MAX_LEASE_US:
-            raise _invalid("lease_duration must be between 0 and 1 week")
+            raise invalid("lease_duration must be between 0 and 1 week")
         return seconds
 
     # -- queues ---------------------------------------------------------------------
 
     def _create_queue(self, request: ct.CreateQueueRequest) -> ct.Queue:
-        if not _LOCATION_NAME.match(request.parent):
-            raise _invalid(f"Invalid location name: {request.parent!r}")
+        if not LOCATION_NAME.match(request.parent):
+            raise invalid(f"Invalid location name: {request.parent!r}")
         raw = ct.Queue.pb(request.queue)
-        if not _QUEUE_NAME.match(raw.name) or not raw.name.startswith(request.parent + "/queues/"):
-            raise _invalid(f"Invalid queue name: {raw.name!r}")
+        if not QUEUE_NAME.match(raw.name) or not raw.name.startswith(request.parent + "/queues/"):
+            raise invalid(f"Invalid queue name: {raw.name!r}")
         if raw.name in self.queues:
-            raise _Refused(grpc.StatusCode.ALREADY_EXISTS, ALREADY_EXISTS)
+            raise Refused(grpc.StatusCode.ALREADY_EXISTS, ALREADY_EXISTS)
         attempts = raw.retry_config.max_attempts if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" else 0
         if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" and attempts <= 0:
-            raise _invalid("retry_config.max_attempts must be > 0")
-        tombstone = _seconds(raw.tombstone_ttl) * US if raw.HasField("tombstone_ttl") else DEFAULT_TOMBSTONE_US
-        queue = _Queue(raw.name, raw.HasField("pull_target"), attempts or None, tombstone)
+            raise invalid("retry_config.max_attempts must be > 0")
+        tombstone = seconds_of(raw.tombstone_ttl) * US if raw.HasField("tombstone_ttl") else DEFAULT_TOMBSTONE_US
+        queue = StoredQueue(raw.name, raw.HasField("pull_target"), attempts or None, tombstone)
         self.queues[raw.name] = queue
         return self._render_queue(queue, None)
 
-    def _render_queue(self, queue: _Queue, paths: list[str] | None) -> ct.Queue:
+    def _render_queue(self, queue: StoredQueue, paths: list[str] | None) -> ct.Queue:
         retry = (
             ct.RetryConfig(max_attempts=queue.max_attempts)
             if queue.max_attempts
@@ -365,7 +291,7 @@ class FakeCloudTasks:
                 oldest = min((task.schedule_us for task in live), default=None)
                 stats = ct.QueueStats(tasks_count=len(queue.tasks))
                 if oldest is not None:
-                    stats.oldest_estimated_arrival_time = _stamp(oldest)
+                    stats.oldest_estimated_arrival_time = stamp(oldest)
                 chosen.stats = stats
             else:
                 setattr(chosen, path, getattr(full, path))
@@ -377,14 +303,14 @@ class FakeCloudTasks:
         if not raw.HasField("read_mask"):
             return self._render_queue(queue, None)
         paths = list(raw.read_mask.paths)
-        unknown = [path for path in paths if path not in _QUEUE_FIELDS]
+        unknown = [path for path in paths if path not in QUEUE_FIELDS]
         if unknown:
-            raise _invalid(f"Invalid read_mask paths: {', '.join(unknown)}")
+            raise invalid(f"Invalid read_mask paths: {', '.join(unknown)}")
         return self._render_queue(queue, paths)
 
     def _list_queues(self, request: ct.ListQueuesRequest) -> ct.ListQueuesResponse:
-        if not _LOCATION_NAME.match(request.parent):
-            raise _invalid(f"Invalid location name: {request.parent!r}")
+        if not LOCATION_NAME.match(request.parent):
+            raise invalid(f"Invalid location name: {request.parent!r}")
         found = [q for name, q in sorted(self.queues.items()) if name.startswith(request.parent + "/queues/")]
         return ct.ListQueuesResponse(queues=[self._render_queue(q, None) for q in found[: request.page_size or None]])
 
@@ -404,25 +330,25 @@ class FakeCloudTasks:
         queue = self._queue(request.parent, missing=grpc.StatusCode.FAILED_PRECONDITION)
         raw = ct.Task.pb(request.task)
         if raw.WhichOneof("payload_type") != "pull_message":
-            raise _invalid("A task in this fake must carry a pull_message")
+            raise invalid("A task in this fake must carry a pull_message")
         if not queue.pull:
-            raise _invalid("A pull_message can only be added to a pull queue")
+            raise invalid("A pull_message can only be added to a pull queue")
         now = self._now()
         name = raw.name or f"{queue.name}/tasks/{secrets.randbelow(10**19):019d}"
-        match = _TASK_NAME.match(name)
+        match = TASK_NAME.match(name)
         if match is None or match.group(1) != queue.name:
-            raise _invalid(f"Invalid task name: {name!r} (it must sit under {queue.name})")
+            raise invalid(f"Invalid task name: {name!r} (it must sit under {queue.name})")
         self._expire_tombstones(queue)
         if name in queue.tasks or queue.reserved(name, now):
-            raise _Refused(grpc.StatusCode.ALREADY_EXISTS, ALREADY_EXISTS)
+            raise Refused(grpc.StatusCode.ALREADY_EXISTS, ALREADY_EXISTS)
         if len(raw.pull_message.payload) > MAX_PAYLOAD_BYTES:
-            raise _invalid("Task size too large: the maximum for a pull task is 1MB")
+            raise invalid("Task size too large: the maximum for a pull task is 1MB")
         if len(raw.pull_message.tag.encode()) > MAX_TAG_BYTES:
-            raise _invalid("The tag must be less than 500 characters")
-        schedule = _us(raw.schedule_time) if raw.HasField("schedule_time") else now
+            raise invalid("The tag must be less than 500 characters")
+        schedule = us_of(raw.schedule_time) if raw.HasField("schedule_time") else now
         if schedule > now + MAX_SCHEDULE_AHEAD_US:
-            raise _invalid("schedule_time must be at most 30 days in the future")
-        task = _Task(name, raw.pull_message.payload, raw.pull_message.tag, now // US * US, max(schedule, now))
+            raise invalid("schedule_time must be at most 30 days in the future")
+        task = StoredTask(name, raw.pull_message.payload, raw.pull_message.tag, now // US * US, max(schedule, now))
         queue.tasks[name] = task
         return self._render(task, request.response_view)
 
@@ -433,7 +359,7 @@ class FakeCloudTasks:
     def _list_tasks(self, request: ct.ListTasksRequest) -> ct.ListTasksResponse:
         queue = self._queue(request.parent)
         if not 0 <= request.page_size <= 1000:
-            raise _invalid("page_size must be at most 1000")
+            raise invalid("page_size must be at most 1000")
         size = request.page_size or 1000
         # The reference promises no order; a hash of the name gives one that is stable
         # and unrelated to schedule_time, so that no caller can come to rely on one.
@@ -453,21 +379,21 @@ class FakeCloudTasks:
     def _lease_tasks(self, request: ct.LeaseTasksRequest) -> ct.LeaseTasksResponse:
         queue = self._queue(request.parent)
         if not 1 <= request.max_tasks <= 1000:
-            raise _invalid("max_tasks must be between 1 and 1000")
+            raise invalid("max_tasks must be between 1 and 1000")
         seconds = self._lease_seconds(request)
         pick = self._lease_filter(request.filter)
         if queue.state != ct.Queue.State.RUNNING:
-            raise _Refused(grpc.StatusCode.FAILED_PRECONDITION, "The queue is paused or disabled.")
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, "The queue is paused or disabled.")
         now = self._now()
         if self.lease_rate_limit is not None:
             queue.lease_calls = [at for at in queue.lease_calls if at > now - US]
             if len(queue.lease_calls) >= self.lease_rate_limit:
-                raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded: at most 10 LeaseTasks a second")
+                raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded: at most 10 LeaseTasks a second")
             queue.lease_calls.append(now)
         ready = sorted((t for t in queue.tasks.values() if t.schedule_us <= now), key=lambda t: (t.schedule_us, t.name))
         if pick == ("oldest",):
             pick = ("tag", ready[0].tag) if ready else ("none",)
-        leased: list[_Task] = []
+        leased: list[StoredTask] = []
         size = 0
         for task in ready:
             if len(leased) == request.max_tasks:
@@ -491,12 +417,12 @@ class FakeCloudTasks:
             return ("all",)
         if text == "tag_function=oldest_tag()":
             return ("oldest",)
-        match = _TAG_FILTER.match(text)
+        match = TAG_FILTER.match(text)
         if match is None:
-            raise _invalid(f"Invalid filter: {text!r}")
+            raise invalid(f"Invalid filter: {text!r}")
         tag = re.sub(r"\\(.)", r"\1", match.group(1)) if match.group(1) is not None else match.group(2)
         if len(tag.encode()) > MAX_TAG_BYTES:
-            raise _invalid("The tag in the filter must be less than 500 characters")
+            raise invalid("The tag in the filter must be less than 500 characters")
         return ("tag", tag)
 
     def _acknowledge(self, request: ct.AcknowledgeTaskRequest) -> empty_pb2.Empty:
