@@ -77,7 +77,7 @@ from backends.base import (
     QueueStats,
     Task,
 )
-from backends.cloudtasks_errors import translated
+from backends.cloudtasks_errors import missing_queue, translated
 from backends.errors import InvalidArgument, NotFound
 
 T = TypeVar("T")
@@ -333,9 +333,9 @@ class CloudTasksBackend(Backend):
         except gexc.FailedPrecondition:
             try:
                 self._call(self.client.get_queue, ct.GetQueueRequest(name=self.queue_name(queue)))
-            except gexc.NotFound:
+            except gexc.NotFound as exc:
                 if not self.create_queues:
-                    raise NotFound(f"Queue not found: {queue.name}", location="taskqueue") from None
+                    raise missing_queue(queue.name) from exc
                 self._create_queue(queue)
                 return create()
             raise

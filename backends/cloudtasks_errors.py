@@ -45,6 +45,14 @@ from backends.errors import (
 NOT_FOUND = "Requested entity was not found."
 
 
+def missing_queue(name: str) -> NotFound:
+    return NotFound(
+        f"Queue not found: {name} (Cloud Tasks has no such queue in this location; define it as a "
+        "pull queue in queue.yaml, or let the bridge create it with create_queues=true)",
+        location="taskqueue",
+    )
+
+
 @contextlib.contextmanager
 def translated(
     what: str, *, task_id: str | None = None, queue: Queue | None = None, fence: bool = False
@@ -61,7 +69,7 @@ def translated(
             # Cloud Tasks says more for a name deleted recently; pass that on.
             said = "" if exc.message == NOT_FOUND else f". Cloud Tasks: {exc.message}"
             raise NotFound(f"Task not found: {task_id}{said}", location="task") from exc
-        raise NotFound(f"Queue not found: {queue.name if queue else '?'}", location="taskqueue") from exc
+        raise missing_queue(queue.name if queue else "?") from exc
     except gexc.FailedPrecondition as exc:
         if fence:
             raise Conflict(LEASE_CONFLICT, location="task") from exc
