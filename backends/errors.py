@@ -21,11 +21,13 @@ class ApiError(Exception):
 
     status = 500
     reason = "backendError"
+    #: What ``location`` names: a query or path parameter, or (for credentials) a header.
+    location_type = "parameter"
 
     def __init__(self, message: str, *, location: str | None = None) -> None:
         super().__init__(message)
         self.message = message
-        #: The request parameter or body field at fault, when there is one.
+        #: The request parameter, body field or header at fault, when there is one.
         self.location = location
 
 

@@ -29,6 +29,8 @@ class Call:
     params: Mapping[str, Any]
     #: The decoded JSON body; None when there was none.
     body: Any
+    #: The identities allowed everything (reported as the queue's adminEmails).
+    admins: tuple[str, ...] = ()
 
     @property
     def queue_name(self) -> str:
@@ -43,7 +45,8 @@ US = 1_000_000
 
 def get_queue(backend: Backend, call: Call) -> Result:
     info = backend.queue_info(call.queue, with_stats=bool(call.params["getStats"]))
-    return 200, wire.queue_json(info, call.queue_name, call.config.consumers, call.config.producers)
+    config = call.config
+    return 200, wire.queue_json(info, call.queue_name, config.consumers, config.producers, call.admins)
 
 
 def insert(backend: Backend, call: Call) -> Result:

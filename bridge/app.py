@@ -17,9 +17,11 @@ from backends import open_backend
 from backends.base import Backend, Queue
 from backends.errors import NotFound
 from bridge import errors, fields
+from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
+from bridge.auth import Authenticator, open_authenticator
 from bridge.discovery import Discovery, Method
-from bridge.errors import ParseError
+from bridge.errors import BodyTooLarge, ParseError
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
 from bridge.wire import project_key
@@ -38,6 +40,10 @@ class Bridge:
     backend: Backend
     queues: QueueRegistry
     discovery: Discovery
+    #: Who is calling (bridge.auth); only the API's methods ask.
+    authenticator: Authenticator
+    #: What they may do to which queue (bridge.acl).
+    policy: Policy
 
 
 def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
@@ -45,11 +51,12 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     settings = settings or Settings.from_env()
     queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
     discovery = Discovery.load()
+    authenticator = open_authenticator(settings)
     backend = backend or open_backend(settings.backend, **settings.backend_options())
 
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    bridge = Bridge(settings, backend, queues, discovery)
+    bridge = Bridge(settings, backend, queues, discovery, authenticator, Policy.from_settings(settings))
     app.extensions["bridge"] = bridge
     errors.register(app)
 
@@ -74,15 +81,20 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
     global_params = bridge.discovery.global_params
 
     def view(**path: str) -> Response:
+        # Credentials first: a caller who has none learns nothing, not even which queues exist.
+        identity = bridge.authenticator.identify(request.headers.get("Authorization"))
         args = request.args
         options = {p.name: p.parse(args.get(p.name)) for p in global_params}
         selection = _selection(options["fields"]) if options["fields"] else None
         params = {p.name: p.parse(path[p.name] if p.location == "path" else args.get(p.name)) for p in method.params}
         project = params["project"]
         config = bridge.queues.resolve(params["taskqueue"])
+        # Before the body is read and before the backend is asked anything.
+        bridge.policy.check(identity, config, method.id)
         queue = Queue(project_key(project), config.name, config.max_leases)
-        body = _read_body() if method.takes_body else None
-        status, resource = handler(bridge.backend, Call(project, queue, config, params, body))
+        body = _read_body(bridge.settings.max_body_bytes) if method.takes_body else None
+        call = Call(project, queue, config, params, body, bridge.settings.admins)
+        status, resource = handler(bridge.backend, call)
         if resource is None:
             return Response(status=status)
         if selection is not None:
@@ -99,14 +111,32 @@ def _selection(text: str) -> fields.Selection:
     return fields.parse(text)
 
 
-def _read_body() -> Any:
-    data = request.get_data(cache=False)
+def _read_body(limit: int) -> Any:
+    data = _body_bytes(limit)
     if not data.strip():
         return None
     try:
         return json.loads(data)
     except ValueError:
         raise ParseError("Parse error: the request body is not valid JSON") from None
+
+
+def _body_bytes(limit: int) -> bytes:
+    """The request body; past ``limit`` bytes a 413, with at most one byte more read.
+
+    A Content-Length over the limit is refused by Flask (MAX_CONTENT_LENGTH) before
+    anything is read. A chunked body has no length, and werkzeug's stream would stop at
+    the limit and hand back its start as if it were all, so it is read here instead.
+    """
+    if request.content_length is not None or not request.environ.get("wsgi.input_terminated"):
+        return request.get_data(cache=False)
+    stream, chunks, size = request.environ["wsgi.input"], [], 0
+    while size <= limit and (chunk := stream.read(min(65536, limit + 1 - size))):
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise BodyTooLarge("Request body too large")
+    return b"".join(chunks)
 
 
 def _discovery_view(bridge: Bridge) -> Callable[..., Response]:

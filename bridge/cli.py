@@ -6,6 +6,7 @@ Every option has an environment twin of the same name (``--backend`` and
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +18,7 @@ from gunicorn.app.base import BaseApplication
 
 from backends import open_backend
 from bridge.app import create_app
+from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.compat.options import (
     DEFAULT_CLOCK_TOLERANCE,
     DEFAULT_PROJECT,
@@ -25,7 +27,18 @@ from bridge.compat.options import (
     Options,
 )
 from bridge.queues import QueueFileError
-from bridge.settings import Settings, SettingsError
+from bridge.settings import ACL_DEFAULTS, AUTH_MODES, Settings, SettingsError
+
+#: Where the commands that call a bridge (compat, smoke) find a token when --token is not given.
+TOKEN_ENV = "BRIDGE_CLIENT_TOKEN"
+
+#: ``--token``, for commands that call a bridge run with --auth token or google (see bridge.client).
+token_option = click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    default=None,
+    help=f"Bearer token to send, for a bridge run with --auth token or google (or {TOKEN_ENV}).",
+)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -85,6 +98,14 @@ def main() -> None:
 @click.option("--workers", envvar="BRIDGE_WORKERS", type=int, help="gunicorn worker processes (default 1).")
 @click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per worker (default 8).")
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
+@click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
+@click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")
+@click.option("--tokens-file", envvar="BRIDGE_TOKENS_FILE", type=click.Path(path_type=Path), help="Token hashes.")
+@click.option("--auth-audience", envvar="BRIDGE_AUTH_AUDIENCE", help="--auth google: the aud ID tokens must carry.")
+@click.option("--auth-certs-url", envvar="BRIDGE_AUTH_CERTS_URL", help="--auth google: where the signing keys are.")
+@click.option("--acl-default", envvar="BRIDGE_ACL_DEFAULT", type=click.Choice(ACL_DEFAULTS), help="Queues without ACL.")
+@click.option("--admins", envvar="BRIDGE_ADMINS", help="Comma-separated emails allowed everything on every queue.")
+@click.option("--metrics-auth", envvar="BRIDGE_METRICS_AUTH", type=bool, help="Whether /metrics needs credentials.")
 @_cloudtasks_options
 def serve(**options: Any) -> None:
     """Serve the API under gunicorn."""
@@ -96,6 +117,27 @@ def serve(**options: Any) -> None:
     except (QueueFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     _Gunicorn(settings).run()
+
+
+@main.command("hash-token")
+@click.argument("email")
+@click.option("--token-stdin", is_flag=True, help="Hash the token on standard input instead of making a new one.")
+def hash_token_command(email: str, token_stdin: bool) -> None:
+    """Print the token file line for EMAIL; a new token goes to standard error.
+
+    \b
+        python -m bridge hash-token worker@example.com >> tokens.txt
+    """
+    if not EMAIL.match(email):
+        raise click.ClickException(f"{email!r} is not an email address")
+    if token_stdin:
+        token = sys.stdin.readline().strip()
+        if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise click.ClickException(f"a token needs at least {MIN_TOKEN_LENGTH} characters and no spaces")
+    else:
+        token = new_token()
+        click.echo(f"token for {email} (give it to the client; it is stored nowhere): {token}", err=True)
+    click.echo(f"{hash_token(token)} {email}")
 
 
 @main.command()
@@ -149,6 +191,7 @@ def smoke(queue: str, **options: Any) -> None:
 @click.option(
     "--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds to wait for one response."
 )
+@token_option
 def compat(urls: tuple[str, ...], ledger: Path | None, json_path: Path | None, **options: Any) -> None:
     """Check one endpoint against the expectations, or compare two, scenario by scenario."""
     # Imported here: the Google API client is not needed to serve.

@@ -24,6 +24,17 @@ DEFAULT_THREADS = 8
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
 _ENDPOINT = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
+#: How callers prove who they are (see bridge.auth).
+AUTH_MODES = ("none", "token", "google")
+#: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
+ACL_DEFAULTS = ("open", "closed")
+
+_INTEGERS = ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes")
+_PATHS = ("queues", "tokens_file", "cloudtasks_credentials")
+_LISTS = ("admins",)
+_FLAGS = ("metrics_auth",)
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 class SettingsError(ValueError):
@@ -48,6 +59,20 @@ class Settings:
     public_url: str | None = None
     tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: none (everyone is anonymous and allowed), token (a token file) or google (ID tokens).
+    auth: str = "none"
+    #: token mode: lines of ``sha256:<hex> <email>``, made by ``python -m bridge hash-token``.
+    tokens_file: Path | None = None
+    #: google mode: the ``aud`` claim every ID token must carry.
+    auth_audience: str | None = None
+    #: google mode: where the signing certificates are published (default: Google's).
+    auth_certs_url: str | None = None
+    #: open: a queue without an ACL serves every authenticated caller; closed: admins only.
+    acl_default: str = "open"
+    #: Identities allowed every method on every queue (the TaskQueue acl's adminEmails).
+    admins: tuple[str, ...] = ()
+    #: Whether /metrics asks for the same credentials as the API (for the metrics code to read).
+    metrics_auth: bool = False
     #: A service-account key file for Cloud Tasks; without one, Application Default Credentials.
     cloudtasks_credentials: Path | None = None
     #: host:port of a plain local gRPC Cloud Tasks server (an emulator), reached without credentials.
@@ -70,7 +95,34 @@ class Settings:
             raise SettingsError(f"{_named('queues')}: {self.queues} is not a file")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in ("http", "https"):
             raise SettingsError(f"{_named('public_url')}: {self.public_url!r} must start with http:// or https://")
+        self._check_auth()
         self._check_cloudtasks()
+
+    def _check_auth(self) -> None:
+        if self.auth not in AUTH_MODES:
+            raise SettingsError(f"{_named('auth')}: {self.auth!r} is not one of {', '.join(AUTH_MODES)}")
+        if self.acl_default not in ACL_DEFAULTS:
+            raise SettingsError(f"{_named('acl_default')}: {self.acl_default!r} is not one of open, closed")
+        # A setting that the chosen mode ignores is a mistake waiting to be believed in.
+        needs = {"tokens_file": "token", "auth_audience": "google", "auth_certs_url": "google"}
+        for name, mode in needs.items():
+            if getattr(self, name) is not None and self.auth != mode:
+                raise SettingsError(f"{_named(name)} is only used with --auth {mode}, but --auth is {self.auth}")
+        if self.auth == "none":
+            gated = [name for name in ("admins", "metrics_auth") if getattr(self, name)]
+            gated += ["acl_default"] if self.acl_default == "closed" else []
+            if gated:
+                why = "with --auth none everyone is anonymous and allowed"
+                raise SettingsError(f"{_named(gated[0])} needs --auth token or google: {why}")
+        if self.auth == "token":
+            if self.tokens_file is None:
+                raise SettingsError(f"--auth token needs {_named('tokens_file')}: make lines with `hash-token`")
+            if not self.tokens_file.is_file():
+                raise SettingsError(f"{_named('tokens_file')}: {self.tokens_file} is not a file")
+        if self.auth == "google" and not self.auth_audience:
+            raise SettingsError(f"--auth google needs {_named('auth_audience')}: the aud claim of accepted ID tokens")
+        if self.auth_certs_url is not None and urlsplit(self.auth_certs_url).scheme not in ("http", "https"):
+            raise SettingsError(f"{_named('auth_certs_url')}: {self.auth_certs_url!r} must be an http(s) URL")
 
     def _check_cloudtasks(self) -> None:
         given = [name for name in ("cloudtasks_credentials", "cloudtasks_endpoint") if getattr(self, name) is not None]
@@ -104,16 +156,29 @@ class Settings:
         values: dict[str, object] = {}
         for field in fields(cls):
             raw = environ.get(f"BRIDGE_{field.name.upper()}")
-            if raw is None or raw == "":
-                continue
-            if field.name in ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes"):
-                try:
-                    values[field.name] = int(raw)
-                except ValueError:
-                    raise SettingsError(f"{_named(field.name)}: {raw!r} is not a whole number") from None
-            elif field.name in ("queues", "cloudtasks_credentials"):
-                values[field.name] = Path(raw)
-            else:
-                values[field.name] = raw
-        values.update({key: value for key, value in overrides.items() if value is not None})
+            if raw is not None and raw != "":
+                values[field.name] = _parse(field.name, raw)
+        for key, value in overrides.items():
+            if value is not None:
+                values[key] = _parse(key, value) if isinstance(value, str) else value
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _parse(name: str, raw: str) -> object:
+    """The typed value of setting ``name`` written as text (environment or CLI)."""
+    if name in _INTEGERS:
+        try:
+            return int(raw)
+        except ValueError:
+            raise SettingsError(f"{_named(name)}: {raw!r} is not a whole number") from None
+    if name in _PATHS:
+        return Path(raw)
+    if name in _LISTS:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+    if name in _FLAGS:
+        if raw.strip().lower() in _TRUE:
+            return True
+        if raw.strip().lower() in _FALSE:
+            return False
+        raise SettingsError(f"{_named(name)}: {raw!r} is not true or false")
+    return raw

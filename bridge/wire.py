@@ -161,12 +161,16 @@ def tasks_json(kind: str, tasks: list[Task], queue_name: str) -> dict[str, Any]:
 
 
 def queue_json(
-    info: QueueInfo, queue_name: str, consumers: tuple[str, ...], producers: tuple[str, ...]
+    info: QueueInfo,
+    queue_name: str,
+    consumers: tuple[str, ...],
+    producers: tuple[str, ...],
+    admins: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "kind": "taskqueues#taskqueue",
         "id": queue_name,
-        "acl": {"adminEmails": [], "consumerEmails": list(consumers), "producerEmails": list(producers)},
+        "acl": {"adminEmails": list(admins), "consumerEmails": list(consumers), "producerEmails": list(producers)},
     }
     if info.max_leases is not None:
         resource["maxLeases"] = info.max_leases

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from bridge import create_app
+from bridge.auth import hash_token
 from bridge.settings import Settings
-from tests.support.harness import Harness, cloudtasks_harness, memory_harness, redis_harness
+from tests.support.harness import Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
@@ -70,29 +71,41 @@ def grpc_available() -> None:
         unavailable(f"the Cloud Tasks tests need grpcio and google-cloud-tasks: {exc}")
 
 
-BACKENDS = [
-    pytest.param("memory", marks=pytest.mark.memory, id="memory"),
-    pytest.param("redis", marks=pytest.mark.redis, id="redis"),
-    pytest.param("redis-cluster", marks=pytest.mark.cluster, id="redis-cluster"),
-    pytest.param("cloudtasks", marks=pytest.mark.cloudtasks, id="cloudtasks"),
+VARIANTS = [
+    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
+    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
+    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
+    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+    # The HTTP suite once more with token auth on. Credentials are checked before the
+    # backend is reached, so the cheapest backend is enough.
+    pytest.param(Variant("memory", "token"), marks=[pytest.mark.memory, pytest.mark.auth], id="memory-token"),
 ]
+
+#: Who the suite is when its bridges ask for tokens, and the token that proves it.
+SUITE_IDENTITY = "suite@example.test"
+SUITE_TOKEN = "suite-token-0123456789abcdef"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_known_differences(items)
 
 
-@pytest.fixture(params=BACKENDS)
-def open_harness(request: pytest.FixtureRequest) -> Iterator[Callable[..., Harness]]:
+@pytest.fixture(params=VARIANTS)
+def variant(request: pytest.FixtureRequest) -> Variant:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[Callable[..., Harness]]:
     """Opens harnesses of this parameter's backend; options go to ``from_url``."""
     opened: list[Harness] = []
 
     def open_one(**options: Any) -> Harness:
-        if request.param == "memory":
+        if variant.backend == "memory":
             harness = memory_harness(**options)
-        elif request.param == "redis":
+        elif variant.backend == "redis":
             harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
-        elif request.param == "cloudtasks":
+        elif variant.backend == "cloudtasks":
             request.getfixturevalue("grpc_available")
             harness = cloudtasks_harness(**options)
         else:
@@ -111,13 +124,26 @@ def harness(open_harness: Callable[..., Harness]) -> Harness:
 
 
 @pytest.fixture
-def make_bridge(harness: Harness) -> Iterator[Callable[..., BridgeServer]]:
-    """Starts bridges on this test's backend; keyword arguments are Settings fields."""
+def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[Callable[..., BridgeServer]]:
+    """Starts bridges on this test's backend; keyword arguments are Settings fields.
+
+    In the token variant, a bridge whose test does not choose ``auth`` asks for tokens,
+    and its clients (``api()``, ``request()``) send the suite's.
+    """
     servers: list[BridgeServer] = []
 
     def start(**settings: Any) -> BridgeServer:
+        token = None
+        if variant.auth == "token" and "auth" not in settings:
+            token = SUITE_TOKEN
+            tokens = tmp_path / "suite-tokens.txt"
+            tokens.write_text(f"{hash_token(SUITE_TOKEN)} {SUITE_IDENTITY}\n")
+            settings = {"auth": "token", "tokens_file": tokens, **settings}
+            if "queues" in settings:
+                # The suite's queue files carry ACLs naming other people: be their admin.
+                settings.setdefault("admins", (SUITE_IDENTITY,))
         app = create_app(Settings(backend=harness.url, **settings), backend=harness.backend)
-        servers.append(BridgeServer(app))
+        servers.append(BridgeServer(app, token))
         return servers[-1]
 
     yield start

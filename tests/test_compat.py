@@ -13,7 +13,8 @@ from flask import Flask
 
 from backends.redis_backend import RedisBackend
 from bridge import create_app
-from bridge.cli import main
+from bridge.auth import hash_token
+from bridge.cli import TOKEN_ENV, main
 from bridge.compat.runner import run
 from bridge.compat.scenarios import SCENARIOS, Scenario
 from bridge.compat.session import Session
@@ -287,3 +288,22 @@ def test_a_pinned_queue_serves_repeated_runs_and_must_start_empty(start: Callabl
     assert result.exit_code == 1
     assert "the pinned queue pinned holds 1 task(s)" in result.output
     assert api.tasks().get(project="s~compat-check", taskqueue="pinned", task="left-over").execute()
+
+
+def test_a_bridge_that_asks_for_a_token_is_checked_with_one(memory: Harness, tmp_path: Path) -> None:
+    token = "compat-token-0123456789abcdef"
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"{hash_token(token)} checker@example.com\n")
+    app = create_app(Settings(backend=memory.url, auth="token", tokens_file=tokens), backend=memory.backend)
+    report = tmp_path / "report.json"
+    with serving(app) as server:
+        given = compat(server.url, "--scenario", "renew", "--token", token, "--json", report)
+        from_env = CliRunner().invoke(main, ["compat", server.url, "--scenario", "renew"], env={TOKEN_ENV: token})
+        without = compat(server.url, "--scenario", "renew")
+    assert given.exit_code == 0, given.output
+    assert from_env.exit_code == 0, from_env.output
+    # The report says a token was sent, never which.
+    assert token not in report.read_text()
+    assert json.loads(report.read_text())["options"]["token"] == "(sent)"
+    assert without.exit_code == 1
+    assert "401" in without.output

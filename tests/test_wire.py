@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support.api import PROJECT, QUEUE, b64, insert, lease
+from tests.support.harness import Variant
 from tests.support.http import BridgeServer
 
 BASE = f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}"
@@ -137,3 +138,13 @@ def test_only_json_is_served_and_unknown_parameters_are_ignored(bridge: BridgeSe
     reply = bridge.request("GET", f"{BASE}/tasks?alt=json&key=k&quotaUser=u&userIp=1.2.3.4&trace=t&whatever=1")
     assert reply.status == 200
     assert reply.headers["Content-Type"] == "application/json"
+
+
+def test_in_the_token_variant_every_api_call_needs_the_token(bridge: BridgeServer, variant: Variant) -> None:
+    # The suite's clients send the token by themselves; without it the same call must fail,
+    # or the token variant would prove nothing.
+    insert(bridge.api(), id="t1")
+    without = bridge.request("GET", f"{BASE}/tasks/t1", headers={"Authorization": ""})
+    assert without.status == (401 if variant.auth == "token" else 200)
+    assert bridge.request("GET", f"{BASE}/tasks/t1").status == 200
+    assert bridge.request("GET", "/api/taskqueue/v1beta2", headers={"Authorization": ""}).status == 200

@@ -3,7 +3,7 @@ CLI can show them without loading the Google client)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_PROJECT = "s~compat-check"
 DEFAULT_QUEUE_PREFIX = "compat"
@@ -21,3 +21,6 @@ class Options:
     queue: str | None = None
     clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE
     timeout: float = DEFAULT_TIMEOUT
+    #: A bearer token sent to every endpoint (bridge.client), for bridges that ask for one.
+    #: Reports say only whether one was sent.
+    token: str | None = field(default=None, repr=False)

@@ -38,7 +38,8 @@ def run(
     if len(urls) not in (1, 2):
         raise ValueError("compat takes one endpoint (checked against the expectations) or two (compared)")
     options = options or Options()
-    report = Report(dict(zip(SIDES, urls, strict=False)), asdict(options), ledger or Ledger())
+    shown = {**asdict(options), "token": "(sent)" if options.token else None}
+    report = Report(dict(zip(SIDES, urls, strict=False)), shown, ledger or Ledger())
     with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="compat") as pool:
         for scenario in scenarios:
             sessions = [Session(url, side.lower(), options) for side, url in report.endpoints.items()]

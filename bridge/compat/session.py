@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from types import EllipsisType
 from typing import Any
 
-import httplib2
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
+from bridge.client import authorized_http
 from bridge.compat.options import Options
 from bridge.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
@@ -104,7 +104,7 @@ class Session:
         self.cleanup_problems: list[str] = []
         self.deleted = 0
         self._aborted = threading.Event()
-        self._http = httplib2.Http(timeout=options.timeout)
+        self._http = authorized_http(options.token, timeout=options.timeout)
         self._api: Any = None
 
     # -- the client ---------------------------------------------------------------------
@@ -174,7 +174,7 @@ class Session:
         if self._aborted.is_set():
             raise Aborted("the run was interrupted")
         self.methods.update(request.methodId for request in requests)
-        connections = [httplib2.Http(timeout=self.options.timeout) for _ in requests]
+        connections = [authorized_http(self.options.token, timeout=self.options.timeout) for _ in requests]
         start = time.time_ns() // 1000
         try:
             with ThreadPoolExecutor(len(requests)) as pool:

@@ -18,6 +18,14 @@ if TYPE_CHECKING:
 CLOUDTASKS_LOCATION = "projects/demo-app/locations/us-central1"
 
 
+@dataclass(frozen=True)
+class Variant:
+    """What a test runs on: a backend, and whether the bridges it starts ask for tokens."""
+
+    backend: str
+    auth: str = "none"
+
+
 @dataclass
 class Harness:
     name: str

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from werkzeug.serving import WSGIRequestHandler, make_server
+
+from bridge.client import connect
 
 
 @dataclass
@@ -34,25 +35,30 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class BridgeServer:
-    """A threaded WSGI server on a free port, serving one app."""
+    """A threaded WSGI server on a free port, serving one app.
 
-    def __init__(self, app: Flask) -> None:
+    With a ``token``, the clients it hands out send it: ``api()`` through the client's
+    ``http`` object, ``request()`` as a header unless the test gives its own.
+    """
+
+    def __init__(self, app: Flask, token: str | None = None) -> None:
         self.app = app
+        self.token = token
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
-    def api(self, **options: Any) -> Any:
-        """The Google API client, built from the Discovery document this bridge serves."""
-        return build(
-            "taskqueue",
-            "v1beta2",
-            discoveryServiceUrl=self.url + "/discovery/v1/apis/{api}/{apiVersion}/rest",
-            static_discovery=False,
-            cache_discovery=False,
-            **options,
-        )
+    @property
+    def port(self) -> int:
+        return int(self._server.server_port)
+
+    def api(self, token: str | None = None) -> Any:
+        """The Google API client, built from the Discovery document this bridge serves.
+
+        It sends ``token``, or else the server's own (if any).
+        """
+        return connect(self.url, token=token or self.token)
 
     def request(
         self,
@@ -64,9 +70,12 @@ class BridgeServer:
         """A raw HTTP request, for what a well-behaved client would never send."""
         if isinstance(body, dict):
             body = json.dumps(body)
+        headers = dict(headers or {})
+        if self.token and not any(name.lower() == "authorization" for name in headers):
+            headers["Authorization"] = f"Bearer {self.token}"
         connection = http.client.HTTPConnection("127.0.0.1", self._server.server_port, timeout=30)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             return Reply(response.status, dict(response.getheaders()), response.read())
         finally:
@@ -78,8 +87,8 @@ class BridgeServer:
 
 
 @contextmanager
-def serving(app: Flask) -> Iterator[BridgeServer]:
-    server = BridgeServer(app)
+def serving(app: Flask, token: str | None = None) -> Iterator[BridgeServer]:
+    server = BridgeServer(app, token)
     try:
         yield server
     finally:

@@ -37,7 +37,8 @@ def mark_known_differences(items: list[pytest.Item]) -> None:
     differences = {difference.test: difference for difference in read()}
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is None or callspec.params.get("open_harness") != BACKEND:
+        variant = callspec.params.get("variant") if callspec is not None else None
+        if getattr(variant, "backend", None) != BACKEND:
             continue
         found = differences.get(item.nodeid) or differences.get(item.nodeid.split("[", 1)[0])
         if found is not None:

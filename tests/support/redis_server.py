@@ -9,11 +9,17 @@ from pathlib import Path
 
 import redis
 
+#: A cluster node also listens on its port + 10000, so redis-server refuses ports above this.
+CLUSTER_MAX_PORT = 55535
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+
+def free_port(maximum: int = 65535) -> int:
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port <= maximum:
+            return port
 
 
 def _wait_for_ping(server: RedisServer) -> None:
@@ -102,6 +108,9 @@ class RedisCluster:
 
 
 class _ClusterNode(RedisServer):
+    def __init__(self, binary: str, folder: Path) -> None:
+        super().__init__(binary, folder, free_port(CLUSTER_MAX_PORT))
+
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
             [
