@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
     discovery = Discovery.load()
     authenticator = open_authenticator(settings)
-    backend = backend or open_backend(settings.backend, tombstone_seconds=settings.tombstone_seconds)
+    backend = backend or open_backend(settings.backend, **settings.backend_options())
     metered = metrics.MeteredBackend(backend)
 
     app = Flask("bridge")

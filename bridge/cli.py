@@ -1,4 +1,4 @@
-"""The command line: ``python -m bridge serve`` and friends.
+"""The command line: ``python -m bridge serve``, ``smoke`` and ``compat``.
 
 Every option has an environment twin of the same name (``--backend`` and
 ``BRIDGE_BACKEND``); the option wins. A bad setting stops the command with one line.
@@ -7,13 +7,16 @@ Every option has an environment twin of the same name (``--backend`` and
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from backends import open_backend
 from bridge.app import create_app
 from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.compat.options import (
@@ -63,6 +66,24 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _cloudtasks_options(command: F) -> F:
+    """The options naming how to reach Cloud Tasks, shared by serve and smoke."""
+    command = click.option(
+        "--cloudtasks-endpoint",
+        envvar="BRIDGE_CLOUDTASKS_ENDPOINT",
+        help="host:port of a local Cloud Tasks gRPC server (an emulator), reached without credentials.",
+    )(command)
+    return click.option(
+        "--cloudtasks-credentials",
+        envvar="BRIDGE_CLOUDTASKS_CREDENTIALS",
+        type=click.Path(path_type=Path),
+        help="Service-account key file for Cloud Tasks (default: Application Default Credentials).",
+    )(command)
+
+
 def _settings(**options: Any) -> Settings:
     try:
         return Settings.from_env(**options)
@@ -103,6 +124,7 @@ def main() -> None:
 @click.option("--acl-default", envvar="BRIDGE_ACL_DEFAULT", type=click.Choice(ACL_DEFAULTS), help="Queues without ACL.")
 @click.option("--admins", envvar="BRIDGE_ADMINS", help="Comma-separated emails allowed everything on every queue.")
 @click.option("--metrics-auth", envvar="BRIDGE_METRICS_AUTH", type=bool, help="Whether /metrics needs credentials.")
+@_cloudtasks_options
 def serve(**options: Any) -> None:
     """Serve the API under gunicorn."""
     settings = _settings(**options)
@@ -134,6 +156,36 @@ def hash_token_command(email: str, token_stdin: bool) -> None:
         token = new_token()
         click.echo(f"token for {email} (give it to the client; it is stored nowhere): {token}", err=True)
     click.echo(f"{hash_token(token)} {email}")
+
+
+@main.command()
+@click.option("--backend", envvar="BRIDGE_BACKEND", required=True, help="cloudtasks://projects/P/locations/L")
+@_cloudtasks_options
+@click.option("--queue", default="bridge-smoke", show_default=True, help="A pull queue of that location to test on.")
+def smoke(queue: str, **options: Any) -> None:
+    """Check, in a minute, that a project's Cloud Tasks v2beta2 pull queues do what the bridge needs.
+
+    Creates, leases, renews (with a stale token, then the right one), cancels and deletes
+    one task of its own, reads the queue's stats, and prints the exact status of every
+    call. It deletes what it created. Exit status 1 when a check failed.
+    """
+    from backends.cloudtasks import CloudTasksBackend
+    from backends.cloudtasks_smoke import smoke as run_smoke
+
+    settings = _settings(**options)
+    if urlsplit(settings.backend).scheme != "cloudtasks":
+        raise click.ClickException(f"smoke checks a cloudtasks:// backend, not {settings.backend!r}")
+    try:
+        backend = open_backend(settings.backend, **settings.backend_options())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    assert isinstance(backend, CloudTasksBackend)
+    try:
+        passed = run_smoke(backend, queue, click.echo)
+    finally:
+        backend.close()
+    if not passed:
+        raise SystemExit(1)
 
 
 @main.command()

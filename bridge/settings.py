@@ -8,6 +8,7 @@ one line that says how to fix them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,13 +29,14 @@ DEFAULT_LOG_LEVEL = "info"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
+_ENDPOINT = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
 #: How callers prove who they are (see bridge.auth).
 AUTH_MODES = ("none", "token", "google")
 #: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
 ACL_DEFAULTS = ("open", "closed")
 
 _INTEGERS = ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes")
-_PATHS = ("queues", "tokens_file")
+_PATHS = ("queues", "tokens_file", "cloudtasks_credentials")
 _LISTS = ("admins",)
 _FLAGS = ("metrics_auth",)
 _LOWERCASE = ("worker_class", "log_level")
@@ -81,6 +83,10 @@ class Settings:
     admins: tuple[str, ...] = ()
     #: Whether /metrics asks for the same credentials as the API (for the metrics code to read).
     metrics_auth: bool = False
+    #: A service-account key file for Cloud Tasks; without one, Application Default Credentials.
+    cloudtasks_credentials: Path | None = None
+    #: host:port of a plain local gRPC Cloud Tasks server (an emulator), reached without credentials.
+    cloudtasks_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -106,6 +112,7 @@ class Settings:
         if self.public_url is not None and urlsplit(self.public_url).scheme not in ("http", "https"):
             raise SettingsError(f"{_named('public_url')}: {self.public_url!r} must start with http:// or https://")
         self._check_auth()
+        self._check_cloudtasks()
 
     def _check_auth(self) -> None:
         if self.auth not in AUTH_MODES:
@@ -132,6 +139,32 @@ class Settings:
             raise SettingsError(f"--auth google needs {_named('auth_audience')}: the aud claim of accepted ID tokens")
         if self.auth_certs_url is not None and urlsplit(self.auth_certs_url).scheme not in ("http", "https"):
             raise SettingsError(f"{_named('auth_certs_url')}: {self.auth_certs_url!r} must be an http(s) URL")
+
+    def _check_cloudtasks(self) -> None:
+        given = [name for name in ("cloudtasks_credentials", "cloudtasks_endpoint") if getattr(self, name) is not None]
+        if given and urlsplit(self.backend).scheme != "cloudtasks":
+            raise SettingsError(f"{_named(given[0])} only applies to a cloudtasks:// backend, not {self.backend!r}")
+        if len(given) == 2:
+            raise SettingsError(
+                f"{_named('cloudtasks_endpoint')} is a local server reached without credentials; "
+                f"drop it or {_named('cloudtasks_credentials')}"
+            )
+        if self.cloudtasks_credentials is not None and not self.cloudtasks_credentials.is_file():
+            raise SettingsError(
+                f"{_named('cloudtasks_credentials')}: {self.cloudtasks_credentials} is not a file "
+                "(a service-account key in JSON)"
+            )
+        if self.cloudtasks_endpoint is not None and not _ENDPOINT.match(self.cloudtasks_endpoint):
+            raise SettingsError(f"{_named('cloudtasks_endpoint')}: {self.cloudtasks_endpoint!r} must be host:port")
+
+    def backend_options(self) -> dict[str, object]:
+        """The keyword arguments ``open_backend`` takes besides the URL."""
+        options: dict[str, object] = {"tombstone_seconds": self.tombstone_seconds}
+        if self.cloudtasks_credentials is not None:
+            options["credentials"] = str(self.cloudtasks_credentials)
+        if self.cloudtasks_endpoint is not None:
+            options["endpoint"] = self.cloudtasks_endpoint
+        return options
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> Settings:

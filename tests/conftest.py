@@ -17,11 +17,14 @@ import pytest
 from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
-from tests.support.harness import Harness, Variant, memory_harness, redis_harness
+from tests.support.harness import Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
+from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
 
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
+# gRPC's C core logs at INFO when a test stops a fake Cloud Tasks server under a client.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
 def unavailable(reason: str) -> None:
@@ -58,10 +61,21 @@ def redis_cluster(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -
     cluster.stop()
 
 
+@pytest.fixture(scope="session")
+def grpc_available() -> None:
+    """The Cloud Tasks backend and its fake need grpc (and the Google client)."""
+    try:
+        import google.cloud.tasks_v2beta2  # noqa: F401
+        import grpc  # noqa: F401
+    except ImportError as exc:
+        unavailable(f"the Cloud Tasks tests need grpcio and google-cloud-tasks: {exc}")
+
+
 VARIANTS = [
     pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
     pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
     pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
+    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
     # The HTTP suite once more with token auth on. Credentials are checked before the
     # backend is reached, so the cheapest backend is enough.
     pytest.param(Variant("memory", "token"), marks=[pytest.mark.memory, pytest.mark.auth], id="memory-token"),
@@ -70,6 +84,10 @@ VARIANTS = [
 #: Who the suite is when its bridges ask for tokens, and the token that proves it.
 SUITE_IDENTITY = "suite@example.test"
 SUITE_TOKEN = "suite-token-0123456789abcdef"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mark_known_differences(items)
 
 
 @pytest.fixture(params=VARIANTS)
@@ -87,6 +105,9 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
             harness = memory_harness(**options)
         elif variant.backend == "redis":
             harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
+        elif variant.backend == "cloudtasks":
+            request.getfixturevalue("grpc_available")
+            harness = cloudtasks_harness(**options)
         else:
             harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)

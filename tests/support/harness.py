@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from backends.base import Backend
 from backends.memory import MemoryBackend
 from backends.redis_backend import RedisBackend
+
+if TYPE_CHECKING:
+    from tests.support.cloudtasks_fake import FakeCloudTasks
+
+#: The Cloud Tasks project and location the contract suite's bridge proxies to.
+CLOUDTASKS_LOCATION = "projects/demo-app/locations/us-central1"
 
 
 @dataclass(frozen=True)
@@ -23,14 +31,26 @@ class Harness:
     name: str
     url: str
     backend: Backend
+    #: Moves the clock of the backend's storage on by µs.
+    move_clock: Callable[[int], None] | None = None
+    #: Called once the backend is closed (stops the services the harness started).
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+    #: The fake Cloud Tasks service behind a cloudtasks harness.
+    fake: FakeCloudTasks | None = None
 
     def advance(self, seconds: float) -> None:
         """Move the backend's clock on, as if ``seconds`` had passed."""
+        us = int(seconds * 1_000_000)
+        if self.move_clock is not None:
+            self.move_clock(us)
+            return
         assert isinstance(self.backend, RedisBackend)
-        self.backend.clock_shift_us += int(seconds * 1_000_000)
+        self.backend.clock_shift_us += us
 
     def close(self) -> None:
         self.backend.close()
+        for stop in self.on_close:
+            stop()
 
 
 def memory_harness(**options: int) -> Harness:
@@ -41,3 +61,23 @@ def redis_harness(server_url: str, **options: int) -> Harness:
     # Each harness has its own key prefix, so tests sharing one server never meet.
     url = f"{server_url}?prefix=t{uuid.uuid4().hex[:12]}"
     return Harness("redis", url, RedisBackend.from_url(url, **options))
+
+
+def cloudtasks_harness(**options: int) -> Harness:
+    """The Cloud Tasks backend on its own fake service, creating queues on first use
+    as the bridge does on Redis, every v1 project in its namesake Cloud Tasks project."""
+    from backends.cloudtasks import CloudTasksBackend
+    from tests.support.cloudtasks_fake import FakeCloudTasks
+
+    fake = FakeCloudTasks().start()
+    # The suite leases far faster than 10 calls a second; tests of the throttle switch it on.
+    fake.lease_rate_limit = None
+    # projects=*: each v1 project names its own Cloud Tasks project, as App Engine did.
+    url = f"cloudtasks://{CLOUDTASKS_LOCATION}?create_queues=true&projects=*"
+    backend = CloudTasksBackend.from_url(url, endpoint=fake.address, **options)
+    backend.backoff = 0.001
+
+    def move_clock(us: int) -> None:
+        fake.clock.offset_us += us
+
+    return Harness("cloudtasks", url, backend, move_clock, [fake.stop], fake)

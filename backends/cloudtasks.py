@@ -1,0 +1,448 @@
+"""The Cloud Tasks backend: the staging proxy onto Google Cloud Tasks v2beta2 pull queues.
+
+URL::
+
+    cloudtasks://projects/PROJECT/locations/LOCATION[?projects=APP,APP&create_queues=true&attempts=3&timeout=10]
+
+Options (query string):
+
+- ``projects``: which v1 projects (the app id, partition prefix stripped: ``s~app`` is
+  ``app``) a call may name. Default: PROJECT alone; a call naming another project is a
+  404 that says which project is served, so the bridge never reaches another Cloud Tasks
+  project, whatever its credentials allow. A comma-separated list names aliases of
+  PROJECT (a staging project whose id is not the app id: ``projects=my-app``); they all
+  share PROJECT's queues. ``*`` makes each v1 project name the Cloud Tasks project of
+  the same id in LOCATION, as one App Engine app id is one Google Cloud project id
+  (several apps on one bridge, each in its own project, as far as IAM lets it reach).
+- ``create_queues``: create a queue on first use, as the local emulator does (a pull
+  queue with ``retry_config.max_attempts`` = the queue.yaml ``task_retry_limit`` and
+  ``tombstone_ttl`` = the bridge's tombstone setting). Off by default: in a real
+  project queues come from ``gcloud app deploy queue.yaml``, and mixing that with
+  queue-management calls is what Google warns against. Off, an unknown queue is a 404.
+- ``attempts``: how many times an idempotent call is made before a 503 (default 3).
+- ``timeout``: seconds each call may take (default 10).
+
+Connection: Application Default Credentials, or a service-account key file
+(``credentials``, from ``BRIDGE_CLOUDTASKS_CREDENTIALS``); or ``endpoint`` host:port
+(``BRIDGE_CLOUDTASKS_ENDPOINT``), a plain local gRPC server reached without credentials.
+
+Mapping (DESIGN.md §2): insert is CreateTask with the v1 id as the task id and the ETA
+as ``schedule_time``; lease is LeaseTasks in FULL view with the filter ``tag="…"`` or
+``tag_function=oldest_tag()``; update/patch are RenewLease, or CancelLease for 0
+seconds, fenced by the task's ``schedule_time`` (the v1 leaseTimestamp, exact to the
+microsecond, read first when the body has none); list is one BASIC page of 100; stats
+come from GetQueue with a read mask. Cloud Tasks owns the clock, the tombstones of
+existing queues (their ``tombstone_ttl``) and ``maxLeases`` (``max_attempts``).
+
+Limits: ``enqueueTimestamp`` has second precision (``create_time``); list returns some
+100 tasks, sorted here, not the queue's first 100 (the service lists in no order);
+``leasedLastMinute``/``leasedLastHour`` are not known and left out; LeaseTasks past 10
+calls a second per queue returns no tasks (RESOURCE_EXHAUSTED), as App Engine did.
+
+Errors are translated where they enter, by exception class (the table is in
+`backends.cloudtasks_errors`). ServiceUnavailable and
+DeadlineExceeded are retried for idempotent calls (get, list, queue info, delete, and
+create, whose task id makes it idempotent: a retried create that meets AlreadyExists
+with its own payload and tag succeeded the first time), then answered with 503. Lease,
+renew and cancel are not retried: a lost reply may have taken effect, and a second try
+would lease other tasks or fail the fence.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import google.auth.exceptions
+import grpc
+from google.api_core import exceptions as gexc
+from google.cloud import tasks_v2beta2 as ct
+from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+
+from backends.base import (
+    DEFAULT_TOMBSTONE_SECONDS,
+    LIST_LIMIT,
+    Backend,
+    LeaseRequest,
+    NewTask,
+    Queue,
+    QueueInfo,
+    QueueStats,
+    Task,
+)
+from backends.cloudtasks_errors import missing_queue, translated
+from backends.errors import InvalidArgument, NotFound
+
+T = TypeVar("T")
+log = logging.getLogger("bridge.cloudtasks")
+US = 1_000_000
+DEFAULT_ATTEMPTS = 3
+DEFAULT_TIMEOUT = 10.0
+#: Seconds before the first retry; each later one waits twice as long.
+DEFAULT_BACKOFF = 0.25
+_TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded)
+#: As Google's own transport: gRPC's default 4 MB would refuse a lease of a few 1 MiB
+#: tasks after the service had leased them (a lease response may reach 32 MB).
+_UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+_URL_PATH = r"projects/([A-Za-z0-9:.-]+)/locations/([A-Za-z0-9-]+)"
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where the bridge's queues live in Cloud Tasks, and which v1 projects name it."""
+
+    project: str
+    location: str
+    #: The v1 projects that name ``project``; None: each v1 project names its namesake.
+    v1_projects: frozenset[str] | None
+
+    @property
+    def name(self) -> str:
+        return self.of(self.project)
+
+    def of(self, project: str) -> str:
+        return f"projects/{project}/locations/{self.location}"
+
+    def serving(self, v1_project: str) -> str:
+        """The Cloud Tasks location a v1 project's queues live in; NotFound if none."""
+        if self.v1_projects is None:
+            return self.of(v1_project)
+        if v1_project in self.v1_projects:
+            return self.name
+        served = ", ".join(sorted(self.v1_projects))
+        raise NotFound(
+            f"Project {v1_project} is not served here: this bridge serves {served} on Cloud Tasks {self.name}",
+            location="project",
+        )
+
+    @classmethod
+    def from_url(cls, url: str) -> tuple[Location, dict[str, str]]:
+        parts = urlsplit(url)
+        match = re.fullmatch(_URL_PATH, parts.netloc + parts.path.rstrip("/"))
+        if parts.scheme != "cloudtasks" or match is None:
+            raise ValueError(
+                f"invalid Cloud Tasks URL {url!r}: expected cloudtasks://projects/PROJECT/locations/LOCATION"
+            )
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        unknown = set(options) - {"projects", "create_queues", "attempts", "timeout"}
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}")
+        project, location = match.groups()
+        names = options.get("projects", project)
+        v1 = None if names == "*" else frozenset(p.strip() for p in names.split(",") if p.strip())
+        return cls(project, location, v1), options
+
+
+def _us(stamp: timestamp_pb2.Timestamp) -> int:
+    return int(stamp.seconds) * US + int(stamp.nanos) // 1000
+
+
+def _timestamp(us: int) -> timestamp_pb2.Timestamp:
+    return timestamp_pb2.Timestamp(seconds=us // US, nanos=(us % US) * 1000)
+
+
+def _task(message: ct.Task) -> Task:
+    """A backend Task from a Cloud Tasks one; its payload only from a FULL view."""
+    raw = ct.Task.pb(message)
+    return Task(
+        id=raw.name.rsplit("/", 1)[1],
+        payload=raw.pull_message.payload if raw.view == ct.Task.View.FULL else None,
+        tag=raw.pull_message.tag or None,
+        enqueue_us=_us(raw.create_time),
+        eta_us=_us(raw.schedule_time),
+        retry_count=raw.status.attempt_dispatch_count,
+    )
+
+
+def _flag(options: dict[str, str], name: str) -> bool:
+    value = options.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"option {name} must be true or false, not {value!r}")
+    return value in ("true", "1", "yes")
+
+
+def _client(credentials: str | None, endpoint: str | None) -> ct.CloudTasksClient:
+    if endpoint and credentials:
+        raise ValueError("give a Cloud Tasks endpoint (a local server, no credentials) or credentials, not both")
+    if endpoint:
+        channel = grpc.insecure_channel(endpoint, options=_UNLIMITED)
+        return ct.CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    try:
+        if credentials:
+            client: ct.CloudTasksClient = ct.CloudTasksClient.from_service_account_file(credentials)
+            return client
+        return ct.CloudTasksClient()
+    except (google.auth.exceptions.GoogleAuthError, OSError, ValueError) as exc:
+        raise ValueError(
+            f"cannot load Cloud Tasks credentials ({exc}); run `gcloud auth application-default login`, "
+            "or set BRIDGE_CLOUDTASKS_CREDENTIALS to a service-account key file"
+        ) from None
+
+
+class CloudTasksBackend(Backend):
+    def __init__(
+        self,
+        client: ct.CloudTasksClient,
+        where: Location,
+        *,
+        create_queues: bool = False,
+        tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS,
+        attempts: int = DEFAULT_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if attempts < 1 or timeout <= 0:
+            raise ValueError("attempts must be at least 1 and timeout positive")
+        self.client = client
+        self.where = where
+        self.create_queues = create_queues
+        self.tombstone_seconds = tombstone_seconds
+        self.attempts = attempts
+        self.timeout = timeout
+        self.backoff = DEFAULT_BACKOFF
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS,
+        credentials: str | None = None,
+        endpoint: str | None = None,
+    ) -> CloudTasksBackend:
+        where, options = Location.from_url(url)
+        try:
+            attempts = int(options.get("attempts", DEFAULT_ATTEMPTS))
+            timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
+        except ValueError:
+            raise ValueError(f"attempts and timeout in {url!r} must be numbers") from None
+        create = _flag(options, "create_queues")
+        return cls(
+            _client(credentials, endpoint),
+            where,
+            create_queues=create,
+            tombstone_seconds=tombstone_seconds,
+            attempts=attempts,
+            timeout=timeout,
+        )
+
+    # -- names and calls ------------------------------------------------------------
+
+    def queue_name(self, queue: Queue) -> str:
+        return f"{self.where.serving(queue.project)}/queues/{queue.name}"
+
+    def task_name(self, queue: Queue, task_id: str) -> str:
+        return f"{self.queue_name(queue)}/tasks/{task_id}"
+
+    def _call(self, method: Callable[..., T], request: Any) -> T:
+        return method(request=request, retry=None, timeout=self.timeout)
+
+    def _retrying(self, attempt: Callable[[bool], T]) -> T:
+        """Runs ``attempt(retried)`` until it succeeds, up to ``self.attempts`` times
+        while it fails with a transient error."""
+        for number in range(self.attempts):
+            try:
+                return attempt(number > 0)
+            except _TRANSIENT:
+                if number + 1 >= self.attempts:
+                    raise
+                time.sleep(self.backoff * 2**number)
+        raise AssertionError("unreachable")
+
+    def _queue_level(self, queue: Queue, call: Callable[[], T]) -> T:
+        """Runs a call on the queue; creates a missing queue first, where allowed."""
+        try:
+            return call()
+        except gexc.NotFound:
+            if not self.create_queues:
+                raise
+        self._create_queue(queue)
+        return call()
+
+    def _create_queue(self, queue: Queue) -> None:
+        self.create_queue(self.queue_name(queue), queue.max_leases)
+
+    def create_queue(self, name: str, max_leases: int | None) -> None:
+        """Create a pull queue (``create_queues``); one that exists already is left alone."""
+        retry = ct.RetryConfig(unlimited_attempts=True)
+        if max_leases:
+            retry = ct.RetryConfig(max_attempts=max_leases)
+        definition = ct.Queue(
+            name=name,
+            pull_target=ct.PullTarget(),
+            retry_config=retry,
+            tombstone_ttl=duration_pb2.Duration(seconds=self.tombstone_seconds),
+        )
+        with contextlib.suppress(gexc.AlreadyExists):
+            parent = name.rsplit("/queues/", 1)[0]
+            self._call(self.client.create_queue, ct.CreateQueueRequest(parent=parent, queue=definition))
+
+    # -- the contract -----------------------------------------------------------------
+
+    def insert(self, queue: Queue, task: NewTask) -> Task:
+        name = self.task_name(queue, task.id)
+        message = ct.Task(name=name, pull_message=ct.PullMessage(payload=task.payload, tag=task.tag or ""))
+        if task.eta_us > 0:
+            message.schedule_time = _timestamp(task.eta_us)
+        request = ct.CreateTaskRequest(parent=self.queue_name(queue), task=message, response_view=ct.Task.View.BASIC)
+
+        def attempt(retried: bool) -> ct.Task:
+            try:
+                return self._call(self.client.create_task, request)
+            except gexc.AlreadyExists:
+                mine = self._ours_already(name, task) if retried else None
+                if mine is None:
+                    raise
+                return mine
+
+        with translated("the task", task_id=task.id, queue=queue):
+            try:
+                created = self._create_or_make_queue(queue, lambda: self._retrying(attempt))
+            except gexc.InvalidArgument as exc:
+                if not task.eta_us:
+                    raise
+                # The front checked everything else a create can be refused for.
+                raise InvalidArgument(
+                    f"Cloud Tasks refused the task's leaseTimestamp, which may be at most 30 days after "
+                    f"its clock: {exc.message}",
+                    location="leaseTimestamp",
+                ) from exc
+        stored = _task(created)
+        return Task(stored.id, task.payload, task.tag, stored.enqueue_us, stored.eta_us, stored.retry_count)
+
+    def _ours_already(self, name: str, task: NewTask) -> ct.Task | None:
+        """After a create whose reply was lost: the task, if it is the one we sent."""
+        try:
+            found = self._call(self.client.get_task, ct.GetTaskRequest(name=name, response_view=ct.Task.View.FULL))
+        except gexc.NotFound:
+            return None
+        pull = ct.Task.pb(found).pull_message
+        return found if (pull.payload, pull.tag) == (task.payload, task.tag or "") else None
+
+    def _create_or_make_queue(self, queue: Queue, create: Callable[[], T]) -> T:
+        """CreateTask reports a missing queue as FAILED_PRECONDITION; tell it apart from
+        other refusals by asking for the queue."""
+        try:
+            return create()
+        except gexc.FailedPrecondition:
+            try:
+                self._call(self.client.get_queue, ct.GetQueueRequest(name=self.queue_name(queue)))
+            except gexc.NotFound as exc:
+                if not self.create_queues:
+                    raise missing_queue(queue.name) from exc
+                self._create_queue(queue)
+                return create()
+            raise
+
+    def get(self, queue: Queue, task_id: str) -> Task:
+        request = ct.GetTaskRequest(name=self.task_name(queue, task_id), response_view=ct.Task.View.FULL)
+        with translated("reading the task", task_id=task_id):
+            return _task(self._retrying(lambda _: self._call(self.client.get_task, request)))
+
+    def list_tasks(self, queue: Queue) -> list[Task]:
+        request = ct.ListTasksRequest(
+            parent=self.queue_name(queue), response_view=ct.Task.View.BASIC, page_size=LIST_LIMIT
+        )
+        with translated("listing the queue", queue=queue):
+            page = self._queue_level(queue, lambda: self._retrying(lambda _: self._call(self._list_page, request)))
+        # One page, in no order the service promises; sorted here as v1 lists.
+        return sorted((_task(message) for message in page.tasks), key=lambda t: (t.eta_us, t.id))
+
+    def _list_page(self, request: ct.ListTasksRequest, **kwargs: Any) -> ct.ListTasksResponse:
+        # The pager would fetch every page; one page is what v1 returns.
+        pages = self.client.list_tasks(request, **kwargs).pages
+        return next(iter(pages))
+
+    def delete(self, queue: Queue, task_id: str) -> None:
+        request = ct.DeleteTaskRequest(name=self.task_name(queue, task_id))
+
+        def attempt(retried: bool) -> None:
+            try:
+                self._call(self.client.delete_task, request)
+            except gexc.NotFound:
+                if not retried:  # gone after a lost reply: the first try deleted it
+                    raise
+
+        with translated("deleting the task", task_id=task_id):
+            self._retrying(attempt)
+
+    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+        if not request.group_by_tag:
+            selection = ""
+        elif request.tag is None:
+            selection = "tag_function=oldest_tag()"
+        else:
+            selection = 'tag="' + request.tag.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        call = ct.LeaseTasksRequest(
+            parent=self.queue_name(queue),
+            max_tasks=request.num_tasks,
+            lease_duration=duration_pb2.Duration(seconds=request.lease_us // US),
+            response_view=ct.Task.View.FULL,
+            filter=selection,
+        )
+        with translated("the lease", queue=queue):
+            try:
+                response = self._queue_level(queue, lambda: self._call(self.client.lease_tasks, call))
+            except gexc.ResourceExhausted as exc:
+                # Past 10 LeaseTasks a second App Engine answered with no tasks; so does this.
+                # Logged, since a project quota running out looks the same from here.
+                log.info("LeaseTasks on %s throttled, no tasks returned: %s", call.parent, exc.message)
+                return []
+        return [_task(message) for message in response.tasks]
+
+    def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
+        name = self.task_name(queue, task_id)
+        if token_us is None:
+            basic = ct.GetTaskRequest(name=name, response_view=ct.Task.View.BASIC)
+            with translated("reading the task", task_id=task_id):
+                token_us = _task(self._retrying(lambda _: self._call(self.client.get_task, basic))).eta_us
+        fence = _timestamp(token_us)
+        with translated("the lease change", task_id=task_id, fence=True):
+            if lease_us == 0:
+                cancel = ct.CancelLeaseRequest(name=name, schedule_time=fence, response_view=ct.Task.View.FULL)
+                return _task(self._call(self.client.cancel_lease, cancel))
+            renew = ct.RenewLeaseRequest(
+                name=name,
+                schedule_time=fence,
+                lease_duration=duration_pb2.Duration(seconds=lease_us // US),
+                response_view=ct.Task.View.FULL,
+            )
+            return _task(self._call(self.client.renew_lease, renew))
+
+    def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
+        request = ct.GetQueueRequest(name=self.queue_name(queue))
+        if with_stats:
+            request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "stats"])
+        with translated("reading the queue", queue=queue):
+            found = self._queue_level(
+                queue, lambda: self._retrying(lambda _: self._call(self.client.get_queue, request))
+            )
+        raw = ct.Queue.pb(found)
+        attempts = raw.retry_config.max_attempts if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" else 0
+        max_leases = attempts if attempts > 0 else None
+        if not with_stats:
+            return QueueInfo(max_leases)
+        oldest = (
+            _us(raw.stats.oldest_estimated_arrival_time)
+            if raw.stats.HasField("oldest_estimated_arrival_time")
+            else None
+        )
+        # leasedLastMinute / leasedLastHour: Cloud Tasks keeps no such counts (None: omitted).
+        return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None))
+
+    def ping(self) -> None:
+        request = ct.ListQueuesRequest(parent=self.where.name, page_size=1)
+        with translated("listing queues"):
+            self._retrying(lambda _: self._call(self._queues_page, request))
+
+    def _queues_page(self, request: ct.ListQueuesRequest, **kwargs: Any) -> ct.ListQueuesResponse:
+        return next(iter(self.client.list_queues(request, **kwargs).pages))
+
+    def close(self) -> None:
+        self.client.transport.close()  # type: ignore[no-untyped-call]

@@ -1,0 +1,36 @@
+"""``python -m bridge compat`` between the emulator and the proxy: only the ledger's differences."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import cloudtasks_harness, memory_harness
+from tests.support.known_differences import ROOT
+from tests.test_compat import compare_backends, live_tasks
+
+pytestmark = pytest.mark.cloudtasks
+
+LEDGER = ROOT / "cloudtasks-ledger.toml"
+
+
+def test_the_proxy_answers_as_the_emulator_but_for_the_ledgers_differences(tmp_path: Path) -> None:
+    emulator, proxy = memory_harness(), cloudtasks_harness()
+    assert proxy.fake is not None
+    report = tmp_path / "report.json"
+    try:
+        result = compare_backends(emulator, proxy, "--ledger", LEDGER, "--json", report)
+        assert result.exit_code == 0, result.output
+        document = json.loads(report.read_text())
+        assert document["unused_ledger_entries"] == []
+        reasons = {entry["reason"] for entry in tomllib.loads(LEDGER.read_text())["accept"]}
+        accepted = [d for s in document["scenarios"] for d in s["differences"]]
+        assert accepted and all(d["accepted"] in reasons for d in accepted), accepted[:3]
+        assert live_tasks(emulator) == []
+        assert all(queue.tasks == {} for queue in proxy.fake.queues.values())
+    finally:
+        emulator.close()
+        proxy.close()

@@ -1,0 +1,146 @@
+"""MIGRATION.md's samples run: its Python against the bridge and the fake Cloud Tasks, its
+queue.yaml through the bridge's parser, its ``python -m bridge`` lines through the CLI;
+and it shows the known-differences table the tests use."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from click.testing import CliRunner
+from google.cloud import tasks_v2beta2
+from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+from backends.cloudtasks import CloudTasksBackend
+from bridge import create_app
+from bridge.cli import compat, main, serve
+from bridge.queues import QueueRegistry
+from bridge.settings import Settings
+from tests.support import known_differences
+from tests.support.cloudtasks_fake import FakeCloudTasks
+from tests.support.http import serving
+
+pytestmark = pytest.mark.cloudtasks
+
+GUIDE = known_differences.ROOT / "MIGRATION.md"
+LOCATION = "projects/my-app/locations/us-central1"
+RENDER = f"{LOCATION}/queues/render"
+LOCAL_BRIDGE = "http://127.0.0.1:8080"
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```$", GUIDE.read_text(), re.MULTILINE | re.DOTALL)
+
+
+def _run(code: str, where: str) -> dict[str, Any]:
+    namespace: dict[str, Any] = {"__name__": "__migration__"}
+    exec(compile(code, f"MIGRATION.md ({where})", "exec"), namespace)
+    return namespace
+
+
+def test_every_sample_has_its_test() -> None:
+    assert len(_blocks("python")) == 2, "a new Python sample in MIGRATION.md needs a test here"
+    assert len(_blocks("yaml")) == 1 and len(_blocks("sh")) == 4
+
+
+@pytest.fixture
+def proxy(fake: FakeCloudTasks) -> Iterator[CloudTasksBackend]:
+    """The bridge's backend as stage 2 runs it, on the fake, with the guide's queue."""
+    fake.add_queue(LOCATION, "render")
+    backend = CloudTasksBackend.from_url(f"cloudtasks://{LOCATION}", endpoint=fake.address)
+    yield backend
+    backend.close()
+
+
+@pytest.mark.parametrize("stage", ["emulator", "proxy"])
+def test_the_stage_1_worker_runs_unchanged_on_the_emulator_and_on_the_proxy(
+    request: pytest.FixtureRequest, stage: str
+) -> None:
+    worker = _blocks("python")[0]
+    assert LOCAL_BRIDGE in worker
+    backend = request.getfixturevalue("proxy") if stage == "proxy" else None
+    with serving(create_app(Settings(), backend=backend)) as server:
+        _run(worker.replace(LOCAL_BRIDGE, server.url), f"stage 1 worker on the {stage}")
+    if stage == "proxy":
+        fake: FakeCloudTasks = request.getfixturevalue("fake")
+        queue = fake.queues[RENDER]
+        assert queue.tasks == {} and f"{RENDER}/tasks/frame-1" in queue.tombstones
+        assert "RenewLease" in fake.calls and "LeaseTasks" in fake.calls
+
+
+def test_the_stage_3_client_runs_against_cloud_tasks(fake: FakeCloudTasks, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.add_queue(LOCATION, "render")
+
+    class LocalClient(tasks_v2beta2.CloudTasksClient):
+        """The guide's client, on the fake instead of Google (no credentials)."""
+
+        def __init__(self, **options: Any) -> None:
+            super().__init__(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel(fake.address)))
+
+    monkeypatch.setattr(tasks_v2beta2, "CloudTasksClient", LocalClient)
+    namespace = _run(_blocks("python")[1], "stage 3 client")
+    namespace["client"].transport.close()
+    assert fake.queues[RENDER].tasks == {}
+    assert fake.calls == ["CreateTask", "LeaseTasks", "RenewLease", "AcknowledgeTask"]
+
+
+def test_the_queue_yaml_sample_is_a_pull_queue_the_bridge_reads(tmp_path: Path) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_text(_blocks("yaml")[0])
+    render = QueueRegistry.from_file(path).resolve("render")
+    assert render.pull and render.max_leases == 5
+    assert render.consumers == ("worker@my-app.iam.gserviceaccount.com",)
+
+
+def _commands() -> list[tuple[dict[str, str], list[str]]]:
+    found = []
+    for block in _blocks("sh"):
+        for line in block.splitlines():
+            words = shlex.split(line)
+            environ = {}
+            while words and re.match(r"^[A-Z_]+=", words[0]):
+                name, _, value = words.pop(0).partition("=")
+                environ[name] = value
+            assert words[:3] == ["python", "-m", "bridge"], line
+            found.append((environ, words[3:]))
+    return found
+
+
+def test_the_smoke_command_line_passes_on_a_project_that_serves_pull_queues(fake: FakeCloudTasks) -> None:
+    fake.add_queue(LOCATION, "render")
+    [(environ, args)] = [(environ, args) for environ, args in _commands() if args[0] == "smoke"]
+    assert "BRIDGE_CLOUDTASKS_CREDENTIALS" in environ
+    # The key file becomes the fake's address: the same check, without Google.
+    result = CliRunner().invoke(main, [*args, "--cloudtasks-endpoint", fake.address], env={})
+    assert result.exit_code == 0, result.output
+    assert fake.queues[RENDER].tasks == {}
+
+
+def test_the_serve_command_lines_are_settings_the_bridge_accepts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "queue.yaml").write_text(_blocks("yaml")[0])
+    monkeypatch.chdir(tmp_path)
+    lines = [(environ, args) for environ, args in _commands() if args[0] == "serve"]
+    assert len(lines) == 2
+    for environ, args in lines:
+        context = serve.make_context("serve", args[1:])
+        settings = Settings.from_env(environ, **context.params)
+        assert settings.queues == Path("queue.yaml")
+
+
+def test_the_compat_command_line_names_the_ledger_the_tests_hold_it_to() -> None:
+    # tests/cloudtasks/test_compat.py runs this comparison against the fake.
+    [(environ, args)] = [(environ, args) for environ, args in _commands() if args[0] == "compat"]
+    context = compat.make_context("compat", args[1:])
+    assert (known_differences.ROOT / context.params["ledger"]).is_file()
+    assert environ == {} and len(context.params["urls"]) == 2
+
+
+def test_the_guide_shows_the_same_known_differences_as_the_tests_use() -> None:
+    assert known_differences.read(GUIDE.read_text()) == known_differences.read()
