@@ -8,17 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.harness import cloudtasks_harness, memory_harness
+from tests.support.harness import cloudtasks_harness, redis_harness
 from tests.support.known_differences import ROOT
+from tests.support.redis_server import RedisServer
 from tests.test_compat import compare_backends, live_tasks
 
-pytestmark = pytest.mark.cloudtasks
+pytestmark = [pytest.mark.cloudtasks, pytest.mark.redis]
 
 LEDGER = ROOT / "cloudtasks-ledger.toml"
 
 
-def test_the_proxy_answers_as_the_emulator_but_for_the_ledgers_differences(tmp_path: Path) -> None:
-    emulator, proxy = memory_harness(), cloudtasks_harness()
+def test_the_proxy_answers_as_the_emulator_on_redis_but_for_the_ledgers_differences(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    emulator, proxy = redis_harness(redis_server.url), cloudtasks_harness()
     assert proxy.fake is not None
     report = tmp_path / "report.json"
     try:
