@@ -1,0 +1,176 @@
+"""The HTTP measurements of (a), (b) and (c): queue states, requests, one repetition.
+
+Steady state: every lease during measurement uses ``leaseSecs=0``, so each leased task
+is back in its queue at once (at the end of the available tasks, its ETA being now) and
+every queue keeps its size and its leased part for the whole run, however many requests
+a run makes. The cost of such a lease is that of any lease: the same script rewrites the
+task and moves it in the index. (a)'s 50,000 oldest tasks are leased for a day before
+the run and stay leased. Inserts (b) grow their own queue, which costs O(log N) per
+insert. Deletes (b) each remove a task inserted for them beforehand, so no delete is a
+cheaper 404; the non-2xx count of every run is checked to prove it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from backends.base import NewTask
+from backends.redis_backend import RedisBackend
+from bench.fill import PROJECT, fill, lease_oldest, numbered, queue
+from bench.load import LatencyResult, LoadResult, Request, alternate_latency, run_wrk
+from bench.plan import (
+    BULK_NUM_TASKS,
+    DELETE_HEADROOM,
+    LATENCY_NUM_TASKS,
+    LOAD_THREADS,
+    LONG_LEASE_SECONDS,
+    PAYLOAD_BYTES,
+    Plan,
+)
+from bench.services import Service
+
+BIG = "lease-big"
+SMALL = "lease-small"
+LEASE_ONE = "lease-one"
+LEASE_BULK = "lease-bulk"
+INSERT = "insert"
+DELETE = "delete"
+
+
+def _tasks_path(queue_name: str) -> str:
+    return f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{queue_name}/tasks"
+
+
+def lease_request(queue_name: str, num_tasks: int) -> Request:
+    return Request("POST", f"{_tasks_path(queue_name)}/lease?numTasks={num_tasks}&leaseSecs=0")
+
+
+REFERENCE = Request("POST", "/incr")
+INSERT_REQUEST = Request(
+    "POST",
+    _tasks_path(INSERT),
+    json.dumps({"payloadBase64": base64.urlsafe_b64encode(os.urandom(PAYLOAD_BYTES)).decode()}),
+)
+LEASE_ONE_REQUEST = lease_request(LEASE_ONE, 1)
+LEASE_BULK_REQUEST = lease_request(LEASE_BULK, BULK_NUM_TASKS)
+#: (a): the small queue first, then the big one.
+LATENCY_REQUESTS = (lease_request(SMALL, LATENCY_NUM_TASKS), lease_request(BIG, LATENCY_NUM_TASKS))
+
+
+def delete_request(label: str) -> Request:
+    """Deletes of ``<label>-<thread>-<n>``; load.lua fills in thread and n."""
+    return Request("DELETE", f"{_tasks_path(DELETE)}/{label}-{{n}}")
+
+
+@dataclass(frozen=True)
+class Servers:
+    redis: Service
+    bridge: Service
+    reference: Service
+    #: The bridge's backend, in this process, on the same Redis: fills queues.
+    backend: RedisBackend
+
+
+def prepare_queues(backend: RedisBackend, plan: Plan) -> None:
+    """(a)'s big queue with its oldest part leased, (a)'s small queue, (b)/(c)'s lease queues."""
+    fill(backend, queue(BIG), numbered("t", plan.big_queue_tasks, PAYLOAD_BYTES))
+    lease_oldest(backend, queue(BIG), plan.big_queue_leased, LONG_LEASE_SECONDS)
+    fill(backend, queue(SMALL), numbered("t", plan.small_queue_tasks, PAYLOAD_BYTES))
+    fill(backend, queue(LEASE_ONE), numbered("t", plan.lease_queue_tasks, PAYLOAD_BYTES))
+    fill(backend, queue(LEASE_BULK), numbered("t", plan.lease_queue_tasks, PAYLOAD_BYTES))
+
+
+def prepare_deletes(backend: RedisBackend, label: str, expected_per_second: float, seconds: int) -> None:
+    """Insert the tasks one delete run will name: each wrk thread counts its own ids and
+    may make all the run's requests, so each gets the whole budget."""
+    budget = math.ceil(expected_per_second * seconds * DELETE_HEADROOM)
+    for thread in range(1, LOAD_THREADS + 1):
+        ids = (f"{label}-{thread}-{n}" for n in range(1, budget + 1))
+        fill(backend, queue(DELETE), (NewTask(task_id, os.urandom(PAYLOAD_BYTES)) for task_id in ids))
+
+
+def load(servers: Servers, target: Service, request: Request, seconds: int) -> LoadResult:
+    """A wrk run on ``target``, with the CPU that it and redis-server spent meanwhile.
+
+    CPU time per request barely moves when other users load the machine, unlike
+    requests per second, so it cross-checks each throughput ratio.
+    """
+    server, redis = target.cpu_seconds(), servers.redis.cpu_seconds()
+    result = run_wrk(target.port, request, seconds)
+    return dataclasses.replace(
+        result,
+        server_cpu_seconds=target.cpu_seconds() - server,
+        redis_cpu_seconds=servers.redis.cpu_seconds() - redis,
+    )
+
+
+#: The (b) runs, in the order they run, each between two reference runs.
+OPERATIONS = ("insert", "lease", "delete")
+
+
+@dataclass(frozen=True)
+class Repetition:
+    """Raw results of one repetition of (a), (b) and (c)."""
+
+    #: The reference runs around the (b) runs: before insert, between insert and lease,
+    #: between lease and delete, after delete.
+    references: tuple[LoadResult, ...]
+    insert: LoadResult
+    lease: LoadResult
+    delete: LoadResult
+    bulk_lease: LoadResult
+    #: (a): medians of the small queue, then the big one.
+    latency: LatencyResult
+
+    def reference_around(self, operation: str, of: Callable[[LoadResult], float]) -> float:
+        """The mean of ``of`` over the two reference runs on either side of a (b) run."""
+        at = OPERATIONS.index(operation)
+        return (of(self.references[at]) + of(self.references[at + 1])) / 2
+
+    @property
+    def mean_reference_per_second(self) -> float:
+        return sum(ref.per_second for ref in self.references) / len(self.references)
+
+    @property
+    def load_runs(self) -> tuple[LoadResult, ...]:
+        return (*self.references, self.insert, self.lease, self.delete, self.bulk_lease)
+
+
+def run_repetition(servers: Servers, plan: Plan, label: str) -> Repetition:
+    """One of each measurement. Every (b) run sits between two reference runs and is
+    compared with their mean, so that a change in the machine's load falls on both sides
+    of its ratio. The deletes are inserted just before their run, as many as the fastest
+    reference run so far could delete (with headroom): the bridge does not outrun it."""
+    seconds = plan.load_seconds
+    references = [load(servers, servers.reference, REFERENCE, seconds)]
+    runs = []
+    for request in (INSERT_REQUEST, LEASE_ONE_REQUEST, delete_request(label)):
+        if request.method == "DELETE":
+            prepare_deletes(servers.backend, label, max(ref.per_second for ref in references), seconds)
+        runs.append(load(servers, servers.bridge, request, seconds))
+        references.append(load(servers, servers.reference, REFERENCE, seconds))
+    bulk_lease = load(servers, servers.bridge, LEASE_BULK_REQUEST, seconds)
+    latency = alternate_latency(servers.bridge.port, LATENCY_REQUESTS, plan.latency_requests)
+    return Repetition(tuple(references), *runs, bulk_lease, latency)
+
+
+def warm_up(servers: Servers, plan: Plan) -> None:
+    """Load every endpoint, unrecorded, and stop at once if any answers errors."""
+    seconds = plan.warmup_seconds
+    if not seconds:
+        return
+    reference = run_wrk(servers.reference.port, REFERENCE, seconds)
+    prepare_deletes(servers.backend, "warmup", reference.per_second, seconds)
+    runs = [reference]
+    for request in (INSERT_REQUEST, LEASE_ONE_REQUEST, delete_request("warmup"), LEASE_BULK_REQUEST):
+        runs.append(run_wrk(servers.bridge.port, request, seconds))
+    alternate_latency(servers.bridge.port, LATENCY_REQUESTS, max(1, plan.latency_requests // 10))
+    broken = [run for run in runs if not run.clean]
+    if broken:
+        raise RuntimeError(f"warm-up runs failed (non-2xx or socket errors): {broken}")
