@@ -70,6 +70,8 @@ def delete_request(label: str) -> Request:
 
 @dataclass(frozen=True)
 class Servers:
+    """Everything one HTTP run talks to."""
+
     redis: Service
     bridge: Service
     reference: Service
@@ -98,15 +100,15 @@ def prepare_deletes(backend: RedisBackend, label: str, expected_per_second: floa
 def load(servers: Servers, target: Service, request: Request, seconds: int) -> LoadResult:
     """A wrk run on ``target``, with the CPU that it and redis-server spent meanwhile.
 
-    CPU time per request barely moves when other users load the machine, unlike
-    requests per second, so it cross-checks each throughput ratio.
+    When other users load the machine, a ratio of CPU per request moves less than a
+    ratio of requests per second, so it cross-checks each throughput ratio.
     """
-    server, redis = target.cpu_seconds(), servers.redis.cpu_seconds()
+    server_before, redis_before = target.cpu_seconds(), servers.redis.cpu_seconds()
     result = run_wrk(target.port, request, seconds)
     return dataclasses.replace(
         result,
-        server_cpu_seconds=target.cpu_seconds() - server,
-        redis_cpu_seconds=servers.redis.cpu_seconds() - redis,
+        server_cpu_seconds=target.cpu_seconds() - server_before,
+        redis_cpu_seconds=servers.redis.cpu_seconds() - redis_before,
     )
 
 
