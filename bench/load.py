@@ -47,6 +47,8 @@ class LoadResult:
     #: redis-server used during the run.
     server_cpu_seconds: float = 0.0
     redis_cpu_seconds: float = 0.0
+    #: wrk runs summed into this result.
+    runs: int = 1
 
     @property
     def per_second(self) -> float:
@@ -92,6 +94,20 @@ def run_wrk(port: int, request: Request, seconds: int) -> LoadResult:
                 items=raw["items"],
             )
     raise RuntimeError(f"wrk printed no result (exit {done.returncode}):\n{done.stdout}\n{done.stderr}")
+
+
+def merged(results: list[LoadResult]) -> LoadResult:
+    """Several runs of one request as one: counts, times and CPU summed."""
+    return LoadResult(
+        requests=sum(r.requests for r in results),
+        seconds=sum(r.seconds for r in results),
+        non_2xx=sum(r.non_2xx for r in results),
+        socket_errors=sum(r.socket_errors for r in results),
+        items=sum(r.items for r in results),
+        server_cpu_seconds=sum(r.server_cpu_seconds for r in results),
+        redis_cpu_seconds=sum(r.redis_cpu_seconds for r in results),
+        runs=sum(r.runs for r in results),
+    )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ LOAD_CONNECTIONS = GUNICORN_WORKERS * GUNICORN_THREADS
 #: second core to the servers (the machine has two).
 LOAD_THREADS = 1
 
+#: (b): length of one wrk run; the bridge and the reference alternate run by run. One
+#: second is wrk's shortest run, and the shortest slices pair the two sides best.
+SLICE_SECONDS = 1
+
 #: Tasks per lease call in (a) and (c).
 LATENCY_NUM_TASKS = 10
 BULK_NUM_TASKS = 100
@@ -41,7 +45,9 @@ class Plan:
     name: str
     #: Each figure is measured this many times; the report gives the median.
     repetitions: int
-    #: Length of one wrk run (whole seconds: wrk sleeps for it).
+    #: (b): one-second runs of each side per operation and repetition.
+    slices: int
+    #: (c): length of its wrk run (whole seconds: wrk sleeps for it).
     load_seconds: int
     #: Unrecorded load on every endpoint before the first run: loads the Lua scripts
     #: into each worker, opens Redis connections, warms caches. 0: none.
@@ -61,6 +67,7 @@ class Plan:
 FULL = Plan(
     name="full",
     repetitions=3,
+    slices=6,
     load_seconds=5,
     warmup_seconds=2,
     latency_requests=1000,
@@ -74,6 +81,7 @@ FULL = Plan(
 QUICK = Plan(
     name="quick",
     repetitions=1,
+    slices=1,
     load_seconds=1,
     warmup_seconds=0,
     latency_requests=100,

@@ -1,6 +1,6 @@
 """The figures of issue 2 from raw results: medians, ratios, targets, text and JSON.
 
-A ratio is taken inside each repetition (both sides measured minutes apart at most)
+A ratio is taken inside each repetition (both sides measured in alternating seconds)
 and the figure is the median of those ratios, so that a slow patch of the shared
 machine moves both sides of one ratio instead of one side of the median.
 """
@@ -11,10 +11,9 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from bench.load import LoadResult
 from bench.memory import DICT_ENTRY_ASKED, MemoryResult, jemalloc_size_class, sds_size
 from bench.plan import BULK_NUM_TASKS, LATENCY_NUM_TASKS, MEMORY_PAYLOAD_BYTES, TARGETS, Plan, Target
-from bench.scenarios import Repetition
+from bench.scenarios import Paired, Repetition
 
 
 @dataclass(frozen=True)
@@ -50,44 +49,31 @@ def _median(reps: Sequence[Repetition], of: Callable[[Repetition], float]) -> fl
     return statistics.median(of(rep) for rep in reps)
 
 
-def _per_second(result: LoadResult) -> float:
-    return result.per_second
-
-
-def _cpu(result: LoadResult) -> float:
-    return result.cpu_us_per_request
-
-
-def _redis_cpu(result: LoadResult) -> float:
-    return result.redis_us_per_request
-
-
-def _throughput(key: str, label: str, reps: Sequence[Repetition], operation: str) -> Figure:
+def _throughput(key: str, label: str, reps: Sequence[Repetition], operation: str, slices: int) -> Figure:
     """A (b) figure: the bridge's rate over the reference's, with the CPU cross-check."""
 
-    def run(rep: Repetition) -> LoadResult:
-        result: LoadResult = getattr(rep, operation)
+    def pair(rep: Repetition) -> Paired:
+        result: Paired = getattr(rep, operation)
         return result
 
-    ratios = tuple(run(rep).per_second / rep.reference_around(operation, _per_second) for rep in reps)
-    bridge = _median(reps, lambda rep: run(rep).per_second)
-    reference = _median(reps, lambda rep: rep.reference_around(operation, _per_second))
-    bridge_cpu = _median(reps, lambda rep: run(rep).cpu_us_per_request)
-    bridge_redis = _median(reps, lambda rep: run(rep).redis_us_per_request)
-    reference_cpu = _median(reps, lambda rep: rep.reference_around(operation, _cpu))
-    reference_redis = _median(reps, lambda rep: rep.reference_around(operation, _redis_cpu))
-    cpu_ratio = _median(reps, lambda rep: rep.reference_around(operation, _cpu) / run(rep).cpu_us_per_request)
+    bridge = _median(reps, lambda rep: pair(rep).bridge.per_second)
+    reference = _median(reps, lambda rep: pair(rep).reference.per_second)
+    bridge_cpu = _median(reps, lambda rep: pair(rep).bridge.cpu_us_per_request)
+    bridge_redis = _median(reps, lambda rep: pair(rep).bridge.redis_us_per_request)
+    reference_cpu = _median(reps, lambda rep: pair(rep).reference.cpu_us_per_request)
+    reference_redis = _median(reps, lambda rep: pair(rep).reference.redis_us_per_request)
+    cpu_ratio = _median(reps, lambda rep: pair(rep).cpu_ratio)
     detail = (
-        f"bridge {bridge:,.0f} req/s, reference {reference:,.0f} req/s. CPU per request (gunicorn + Redis):"
-        f" bridge {bridge_cpu:,.0f} µs ({bridge_redis:,.0f} in Redis), reference {reference_cpu:,.0f} µs"
-        f" ({reference_redis:,.0f} in Redis); reference ÷ bridge CPU: {cpu_ratio:.2f}"
+        f"bridge {bridge:,.0f} req/s, reference {reference:,.0f} req/s ({slices} alternating 1 s runs each)."
+        f" CPU per request (gunicorn + Redis): bridge {bridge_cpu:,.0f} µs ({bridge_redis:,.0f} in Redis),"
+        f" reference {reference_cpu:,.0f} µs ({reference_redis:,.0f} in Redis); reference ÷ bridge: {cpu_ratio:.2f}"
     )
-    return Figure(key, label, ratios, "ratio", detail)
+    return Figure(key, label, tuple(pair(rep).ratio for rep in reps), "ratio", detail)
 
 
 def _bulk_lease(reps: Sequence[Repetition]) -> Figure:
     calls = _median(reps, lambda rep: rep.bulk_lease.per_second)
-    per_reference = _median(reps, lambda rep: rep.bulk_lease.items_per_second / rep.mean_reference_per_second)
+    per_reference = _median(reps, lambda rep: rep.bulk_lease.items_per_second / rep.reference_per_second)
     cpu = _median(reps, lambda rep: rep.bulk_lease.cpu_us_per_request)
     redis_cpu = _median(reps, lambda rep: rep.bulk_lease.redis_us_per_request)
     return Figure(
@@ -114,9 +100,9 @@ def figures(plan: Plan, reps: Sequence[Repetition], memory: Sequence[MemoryResul
             f" {small:.2f} ms on {plan.small_queue_tasks:,} tasks (none leased);"
             f" {plan.latency_requests:,} sequential requests each, alternating",
         ),
-        _throughput("b_insert_ratio", "(b) insert req/s ÷ reference req/s", reps, "insert"),
-        _throughput("b_lease_ratio", "(b) lease (numTasks=1) req/s ÷ reference req/s", reps, "lease"),
-        _throughput("b_delete_ratio", "(b) delete req/s ÷ reference req/s", reps, "delete"),
+        _throughput("b_insert_ratio", "(b) insert req/s ÷ reference req/s", reps, "insert", plan.slices),
+        _throughput("b_lease_ratio", "(b) lease (numTasks=1) req/s ÷ reference req/s", reps, "lease", plan.slices),
+        _throughput("b_delete_ratio", "(b) delete req/s ÷ reference req/s", reps, "delete", plan.slices),
         _bulk_lease(reps),
         Figure(
             "d_bytes_per_task",
@@ -148,10 +134,10 @@ class Checks:
 
 def checks(reps: Sequence[Repetition]) -> Checks:
     runs = [run for rep in reps for run in rep.load_runs]
-    short = sum(rep.lease.items < rep.lease.requests for rep in reps)
+    short = sum(rep.lease.bridge.items < rep.lease.bridge.requests for rep in reps)
     short += sum(rep.bulk_lease.items < rep.bulk_lease.requests * BULK_NUM_TASKS for rep in reps)
     return Checks(
-        load_runs=len(runs),
+        load_runs=sum(run.runs for run in runs),
         non_2xx=sum(run.non_2xx for run in runs),
         socket_errors=sum(run.socket_errors for run in runs),
         short_leases=short,

@@ -30,7 +30,16 @@ if __package__ in (None, ""):
 from backends.redis_backend import RedisBackend  # noqa: E402
 from bench import report  # noqa: E402
 from bench.memory import MemoryResult, measure_once  # noqa: E402
-from bench.plan import FULL, GUNICORN_THREADS, GUNICORN_WORKERS, LOAD_CONNECTIONS, LOAD_THREADS, QUICK, Plan  # noqa: E402
+from bench.plan import (  # noqa: E402
+    FULL,
+    GUNICORN_THREADS,
+    GUNICORN_WORKERS,
+    LOAD_CONNECTIONS,
+    LOAD_THREADS,
+    QUICK,
+    SLICE_SECONDS,
+    Plan,
+)
 from bench.scenarios import Repetition, Servers, prepare_queues, run_repetition, warm_up  # noqa: E402
 from bench.services import ServiceError, redis_url, start_bridge, start_redis, start_reference  # noqa: E402
 
@@ -66,8 +75,12 @@ def _environment() -> dict[str, str]:
         "wrk": _version(["wrk", "--version"], 3),
         "python": sys.version.split()[0],
         "cpus": str(os.cpu_count()),
-        "load_average_at_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "load_average_at_start": _load_average(),
     }
+
+
+def _load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def measure_http(plan: Plan, folder: Path) -> list[Repetition]:
@@ -111,9 +124,11 @@ def _header(plan: Plan, environment: dict[str, str]) -> list[str]:
         f"reference: bench/reference_app.py, POST /incr (one Redis INCR), gunicorn -w {GUNICORN_WORKERS}"
         f" -k gthread --threads {GUNICORN_THREADS}",
         f'redis:     redis-server {environment["redis_server"]}; own instance, --save "" --appendonly no',
-        f"load:      {environment['wrk']}: {LOAD_THREADS} thread × {LOAD_CONNECTIONS} connections,"
-        f" {plan.load_seconds} s per run; latency: one keep-alive connection, sequential",
-        f"machine:   {environment['cpus']} CPUs, load average {environment['load_average_at_start']} at start",
+        f"load:      {environment['wrk']}: {LOAD_THREADS} thread × {LOAD_CONNECTIONS} connections;"
+        f" (b) {plan.slices} × {SLICE_SECONDS} s per side, alternating; (c) {plan.load_seconds} s;"
+        " (a) one keep-alive connection, sequential",
+        f"machine:   {environment['cpus']} CPUs, load average {environment['load_average_at_start']} at start,"
+        f" {environment['load_average_at_end']} at end (other users of the machine move absolute figures)",
         "",
     ]
 
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     except ServiceError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 2
+    environment["load_average_at_end"] = _load_average()
     rows = report.figures(plan, reps, memory)
     valid = report.checks(reps)
     lines = _header(plan, environment) + report.table(rows) + [""]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from backends.base import NewTask
 from backends.redis_backend import RedisBackend
 from bench.fill import PROJECT, fill, lease_oldest, numbered, queue
-from bench.load import LatencyResult, LoadResult, Request, alternate_latency, run_wrk
+from bench.load import LatencyResult, LoadResult, Request, alternate_latency, merged, run_wrk
 from bench.plan import (
     BULK_NUM_TASKS,
     DELETE_HEADROOM,
@@ -31,6 +31,7 @@ from bench.plan import (
     LOAD_THREADS,
     LONG_LEASE_SECONDS,
     PAYLOAD_BYTES,
+    SLICE_SECONDS,
     Plan,
 )
 from bench.services import Service
@@ -64,7 +65,8 @@ LATENCY_REQUESTS = (lease_request(SMALL, LATENCY_NUM_TASKS), lease_request(BIG, 
 
 
 def delete_request(label: str) -> Request:
-    """Deletes of ``<label>-<thread>-<n>``; load.lua fills in thread and n."""
+    """Deletes of ``<label>-<thread>-<n>``, which prepare_deletes inserted; load.lua
+    fills in thread and n, counting from 1 in every wrk run."""
     return Request("DELETE", f"{_tasks_path(DELETE)}/{label}-{{n}}")
 
 
@@ -112,54 +114,74 @@ def load(servers: Servers, target: Service, request: Request, seconds: int) -> L
     )
 
 
-#: The (b) runs, in the order they run, each between two reference runs.
-OPERATIONS = ("insert", "lease", "delete")
+@dataclass(frozen=True)
+class Paired:
+    """A (b) operation of the bridge and the reference, measured in alternating slices."""
+
+    bridge: LoadResult
+    reference: LoadResult
+
+    @property
+    def ratio(self) -> float:
+        return self.bridge.per_second / self.reference.per_second
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Reference CPU per request ÷ the bridge's: above 1 when the bridge costs less."""
+        return self.reference.cpu_us_per_request / self.bridge.cpu_us_per_request
+
+
+def paired(servers: Servers, request_of_slice: Callable[[int], Request], plan: Plan) -> Paired:
+    """``plan.slices`` one-second runs of each side, in the order ABBA ABBA…, so that a
+    change in the machine's load, whether a step or a drift, falls on both sides alike."""
+    bridge: list[LoadResult] = []
+    reference: list[LoadResult] = []
+    for n in range(plan.slices):
+        for side in ("reference", "bridge") if n % 2 == 0 else ("bridge", "reference"):
+            if side == "reference":
+                reference.append(load(servers, servers.reference, REFERENCE, SLICE_SECONDS))
+            else:
+                bridge.append(load(servers, servers.bridge, request_of_slice(n), SLICE_SECONDS))
+    return Paired(merged(bridge), merged(reference))
 
 
 @dataclass(frozen=True)
 class Repetition:
     """Raw results of one repetition of (a), (b) and (c)."""
 
-    #: The reference runs around the (b) runs: before insert, between insert and lease,
-    #: between lease and delete, after delete.
-    references: tuple[LoadResult, ...]
-    insert: LoadResult
-    lease: LoadResult
-    delete: LoadResult
+    insert: Paired
+    lease: Paired
+    delete: Paired
     bulk_lease: LoadResult
     #: (a): medians of the small queue, then the big one.
     latency: LatencyResult
 
-    def reference_around(self, operation: str, of: Callable[[LoadResult], float]) -> float:
-        """The mean of ``of`` over the two reference runs on either side of a (b) run."""
-        at = OPERATIONS.index(operation)
-        return (of(self.references[at]) + of(self.references[at + 1])) / 2
+    @property
+    def paired(self) -> tuple[Paired, ...]:
+        return (self.insert, self.lease, self.delete)
 
     @property
-    def mean_reference_per_second(self) -> float:
-        return sum(ref.per_second for ref in self.references) / len(self.references)
+    def reference_per_second(self) -> float:
+        return merged([pair.reference for pair in self.paired]).per_second
 
     @property
     def load_runs(self) -> tuple[LoadResult, ...]:
-        return (*self.references, self.insert, self.lease, self.delete, self.bulk_lease)
+        return (*(run for pair in self.paired for run in (pair.bridge, pair.reference)), self.bulk_lease)
 
 
 def run_repetition(servers: Servers, plan: Plan, label: str) -> Repetition:
-    """One of each measurement. Every (b) run sits between two reference runs and is
-    compared with their mean, so that a change in the machine's load falls on both sides
-    of its ratio. The deletes are inserted just before their run, as many as the fastest
-    reference run so far could delete (with headroom): the bridge does not outrun it."""
-    seconds = plan.load_seconds
-    references = [load(servers, servers.reference, REFERENCE, seconds)]
-    runs = []
-    for request in (INSERT_REQUEST, LEASE_ONE_REQUEST, delete_request(label)):
-        if request.method == "DELETE":
-            prepare_deletes(servers.backend, label, max(ref.per_second for ref in references), seconds)
-        runs.append(load(servers, servers.bridge, request, seconds))
-        references.append(load(servers, servers.reference, REFERENCE, seconds))
-    bulk_lease = load(servers, servers.bridge, LEASE_BULK_REQUEST, seconds)
+    """One of each measurement. The deletes of the delete slices are inserted first, as
+    many per slice as the fastest reference slice so far could delete, with headroom:
+    the bridge does not outrun the reference."""
+    insert = paired(servers, lambda n: INSERT_REQUEST, plan)
+    lease = paired(servers, lambda n: LEASE_ONE_REQUEST, plan)
+    fastest = max(pair.reference.per_second for pair in (insert, lease))
+    for n in range(plan.slices):
+        prepare_deletes(servers.backend, f"{label}-s{n}", fastest, SLICE_SECONDS)
+    delete = paired(servers, lambda n: delete_request(f"{label}-s{n}"), plan)
+    bulk_lease = load(servers, servers.bridge, LEASE_BULK_REQUEST, plan.load_seconds)
     latency = alternate_latency(servers.bridge.port, LATENCY_REQUESTS, plan.latency_requests)
-    return Repetition(tuple(references), *runs, bulk_lease, latency)
+    return Repetition(insert, lease, delete, bulk_lease, latency)
 
 
 def warm_up(servers: Servers, plan: Plan) -> None:
