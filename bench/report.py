@@ -39,7 +39,8 @@ class Figure:
 
     def show(self, number: float) -> str:
         if self.kind == "ratio":
-            return f"{number:.2f}"
+            # Three places, so that 0.697 is not shown as a failing "0.70" beside ">= 0.7".
+            return f"{number:.3f}"
         if self.kind == "bytes":
             return f"{number:.1f}"
         return f"{number:,.0f}"
