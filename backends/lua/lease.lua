@@ -65,12 +65,22 @@ end
 -- The group whose first task is the oldest available one (ties: the smaller name),
 -- and where leasing from it must stop so that no other group's task is passed over.
 local function oldest_group()
-  local first = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'WITHSCORES', 'LIMIT', 0, 1)
-  if #first == 0 then
+  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'WITHSCORES', 'LIMIT', 0, 2)
+  if #two == 0 then
     return nil
   end
-  local eta = tonumber(first[2])
-  local best, best_id, runner_up
+  local best = two[1]
+  if #two == 2 then
+    -- One group has tasks available: the usual queue, untagged or with one tag.
+    return best, available(best)
+  end
+  local eta, next_eta = tonumber(two[2]), tonumber(two[4])
+  if next_eta > eta then
+    return best, '(' .. best .. eta16(next_eta)
+  end
+  -- Several groups start at the same ETA: the smallest first task name goes first.
+  local best_id, runner_up
+  best = nil
   for _, group in ipairs(redis.call('ZRANGEBYSCORE', heads_key, int(eta), int(eta))) do
     local id = string.sub(first_of(group), #group + 17)
     if best == nil or id < best_id then
@@ -79,14 +89,7 @@ local function oldest_group()
       runner_up = id
     end
   end
-  if runner_up then
-    return best, '(' .. best .. eta16(eta) .. runner_up
-  end
-  local after = redis.call('ZRANGEBYSCORE', heads_key, '(' .. int(eta), int(now), 'WITHSCORES', 'LIMIT', 0, 1)
-  if #after > 0 then
-    return best, '(' .. best .. eta16(tonumber(after[2]))
-  end
-  return best, available(best)
+  return best, '(' .. best .. eta16(eta) .. runner_up
 end
 
 if mode == 'tag' then
@@ -107,11 +110,13 @@ end
 
 if count > 0 then
   local second = math.floor(now / 1000000)
-  redis.call('HINCRBY', leased_key, 's' .. int(second), count)
   redis.call('HINCRBY', leased_key, 'm' .. int(math.floor(second / 60)), count)
-  redis.call('PEXPIRE', leased_key, 3600000)
-  if redis.call('HLEN', leased_key) > 150 then
-    leased_recently(now)
+  -- The first lease of each second starts a field: the moment to keep the hash small.
+  if redis.call('HINCRBY', leased_key, 's' .. int(second), count) == count then
+    redis.call('PEXPIRE', leased_key, 3600000)
+    if redis.call('HLEN', leased_key) > 150 then
+      leased_recently(now)
+    end
   end
 end
 return out
