@@ -5,16 +5,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.process import serving_process
 from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
@@ -44,33 +43,9 @@ class Client:
 def gunicorn_bridge(redis_server: RedisServer, tmp_path: Path) -> Iterator[int]:
     port = free_port()
     env = {**os.environ, "BRIDGE_BACKEND": redis_server.url + "?prefix=drain" + str(port)}
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "--port", str(port), "--workers", "2", "--threads", "8"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        probe = Client(port)
-        try:
-            if probe.call("GET", "/api/taskqueue/v1beta2")[0] == 200:
-                break
-        except OSError:
-            pass
-        finally:
-            probe.close()
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            pytest.fail(f"gunicorn did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(30)
+    command = [sys.executable, "-m", "bridge", "serve", "--port", str(port), "--workers", "2", "--threads", "8"]
+    with serving_process(command, cwd=ROOT, env=env, port=port, log=tmp_path / "gunicorn.log"):
+        yield port
 
 
 def test_eight_leasers_drain_2000_tasks_through_two_gunicorn_workers(gunicorn_bridge: int) -> None:

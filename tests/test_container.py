@@ -31,6 +31,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.dockerfile import Dockerfile, parse
+from tests.support.process import serving_process
 from tests.support.redis_server import RedisServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,26 +185,12 @@ def container(redis_binary: str, tmp_path: Path) -> Iterator[Container]:
     command = [shutil.which(image.cmd[0], path=env["PATH"]) or image.cmd[0], *image.cmd[1:]]
     assert command[0].startswith(sys.prefix), f"{image.cmd[0]} must come from the venv, found {command[0]}"
     log = tmp_path / "container.log"
-    with log.open("wb") as output:
-        workdir = _workdir(image, tmp_path / "app")
-        process = subprocess.Popen(command, cwd=workdir, env=env, stdout=output, stderr=subprocess.STDOUT)
-    running = Container(process, port, env, image.healthcheck, log, redis)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if running.call("GET", "/healthz").status == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"the image's command did not serve: {log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    yield running
-    if process.poll() is None:
-        process.kill()
-        process.wait(10)
-    redis.stop()
+    workdir = _workdir(image, tmp_path / "app")
+    try:
+        with serving_process(command, cwd=workdir, env=env, port=port, log=log) as process:
+            yield Container(process, port, env, image.healthcheck, log, redis)
+    finally:
+        redis.stop()
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

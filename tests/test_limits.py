@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -16,6 +14,7 @@ from bridge.auth import hash_token
 from tests.support.api import PROJECT, ids, lease, listed
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer, Reply
+from tests.support.process import serving_process
 from tests.support.redis_server import free_port
 
 pytestmark = pytest.mark.memory
@@ -159,25 +158,9 @@ def gunicorn(tmp_path: Path) -> Iterator[int]:
         "BRIDGE_TOKENS_FILE": str(tmp_path / "tokens.txt"),
         "BRIDGE_MAX_BODY_BYTES": str(LIMIT),
     }
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "serve", "--threads", "2"], cwd=ROOT, env=env, stdout=output, stderr=output
-        )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                pytest.fail(f"the bridge did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
-    yield port
-    process.terminate()
-    process.wait(30)
+    command = [sys.executable, "-m", "bridge", "serve", "--threads", "2"]
+    with serving_process(command, cwd=ROOT, env=env, port=port, log=tmp_path / "gunicorn.log"):
+        yield port
 
 
 @pytest.mark.slow
