@@ -26,13 +26,23 @@ ratio to gthread, and p99 latency in ms:
     gthread  340 (1.00x) p99 174    297 (1.00x) p99 218    537 (1.00x) p99  94
     gevent   430 (1.26x) p99 328    356 (1.20x) p99 271    300 (0.56x) p99 281
 
-sync trails gthread in every cell (it also closes every connection and lets one slow
-client hold a whole worker). gevent's throughput is within the noise of gthread's
-(0.56x to 1.26x) while its p99 is 1.2 to 4.5 times worse in every cell: a request here
-is about a millisecond of Python around one Redis round trip, so there is little I/O
-for greenlets to overlap, and gevent must also monkey-patch before redis and ssl are
-imported, which gunicorn's worker does too late for this app. So gthread is the default,
-gevent is not offered, and workers are the knob: give BRIDGE_WORKERS one per core.
+    run 3, 2026-11-29, after the hot-path work (orjson, hiredis, cheaper hooks), load
+    average 1-4:
+                insert                 lease                  delete
+    sync    1068 (1.08x) p99  24    1133 (0.94x) p99  22    1283 (1.01x) p99  18
+    gthread  985 (1.00x) p99  52    1202 (1.00x) p99  45    1274 (1.00x) p99  31
+    gevent  1173 (1.19x) p99  36    1207 (1.00x) p99  48    1512 (1.19x) p99  21
+
+Under heavy load from other jobs (runs 1 and 2) sync trails gthread in every cell; on a
+quieter machine (run 3) the three models serve within the noise of each other, sync
+and gevent with a lower p99. Throughput therefore does not decide it; the rest does.
+sync closes every connection and lets one slow client hold a whole worker, which is
+only safe behind a buffering proxy, and the bridge is often reached directly (compose,
+staging). gevent must monkey-patch before redis and ssl are imported, which gunicorn's
+worker does too late for this app, and a request is about a millisecond of Python
+around one Redis round trip, so greenlets have little I/O to overlap. So gthread is the
+default, sync stays selectable, gevent is not offered, and workers are the knob: give
+BRIDGE_WORKERS one per core.
 """
 
 from bridge.serving import gunicorn_options
