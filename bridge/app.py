@@ -6,7 +6,7 @@ Under plain gunicorn, ``gunicorn 'bridge:create_app()'`` reads the BRIDGE_* vari
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from bridge.api import HANDLERS, Call, Handler
 from bridge.auth import Authenticator, open_authenticator
 from bridge.discovery import Discovery, Method
 from bridge.errors import BodyTooLarge, ParseError
+from bridge.front import ApiCall, ApiFront
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
 from bridge.wire import project_key
@@ -69,28 +70,36 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:
         raise RuntimeError(f"methods without a handler: {', '.join(sorted(missing))}")
-    for method in discovery.methods:
-        app.add_url_rule(
-            method.rule,
-            endpoint=method.id,
-            view_func=_api_view(bridge, method, HANDLERS[method.id]),
-            methods=[method.http_method],
-        )
+    calls = [(method, _api_call(bridge, method, HANDLERS[method.id])) for method in discovery.methods]
+    for method, call in calls:
+        app.add_url_rule(method.rule, endpoint=method.id, view_func=_api_view(call), methods=[method.http_method])
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
+    app.wsgi_app = ApiFront(app, calls, settings.max_body_bytes)  # type: ignore[method-assign]
     app.wsgi_app = _MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
-def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[..., Response]:
+def _api_view(call: ApiCall) -> Callable[..., Response]:
+    """The Flask view of an API method, for the requests that bridge.front leaves to Flask."""
+
+    def view(**path: str) -> Response:
+        status, body = call(request._get_current_object(), path)  # type: ignore[attr-defined]
+        if body is None:
+            return Response(status=status)
+        return Response(body, status=status, mimetype="application/json")
+
+    return view
+
+
+def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
     global_params = bridge.discovery.global_params
     global_names = {p.name for p in global_params}
     # Most calls set none of the global parameters (alt, fields, prettyPrint, …).
     global_defaults = {p.name: p.parse(None) for p in global_params}
 
-    def view(**path: str) -> Response:
-        req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    def call(req: Request, path: Mapping[str, str]) -> tuple[int, bytes | None]:
         # Credentials first: a caller who has none learns nothing, not even which queues exist.
         identity = bridge.authenticator.identify(req.headers.get("Authorization"))
         # One dict: werkzeug's MultiDict.get raises and catches internally for every absent name.
@@ -107,19 +116,16 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
         bridge.policy.check(identity, config, method.id)
         queue = Queue(project_key(project), config.name, config.max_leases)
         body = _read_body(req, bridge.settings.max_body_bytes) if method.takes_body else None
-        call = Call(project, queue, config, params, body, bridge.settings.admins)
-        status, resource = handler(bridge.backend, call)
+        status, resource = handler(bridge.backend, Call(project, queue, config, params, body, bridge.settings.admins))
         if resource is None:
-            return Response(status=status)
+            return status, None
         if selection is not None:
             resource = fields.apply(resource, selection)
         # orjson: the standard library's indenting encoder is pure Python, and pretty
         # printing is Google's default, so it would run on nearly every response.
-        text = orjson.dumps(resource, option=orjson.OPT_INDENT_2 if options["prettyPrint"] else 0)
-        return Response(text, status=status, mimetype="application/json")
+        return status, orjson.dumps(resource, option=orjson.OPT_INDENT_2 if options["prettyPrint"] else 0)
 
-    view.__name__ = method.id
-    return view
+    return call
 
 
 @functools.lru_cache(maxsize=256)

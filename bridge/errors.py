@@ -137,6 +137,15 @@ def _unexpected(exc: Exception) -> Response:
     return error_response(500, "backendError", "Internal error")
 
 
+def render(exc: Exception) -> Response:
+    """The response of the handler that `register` installs for ``exc``."""
+    if isinstance(exc, ApiError):
+        return _api_error(exc)
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    return _unexpected(exc)
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
