@@ -134,6 +134,9 @@ class RedisBackend(Backend):
         #: µs added to the server's clock by every script; tests move time with it.
         self.clock_shift_us = 0
         self._scripts: dict[str, Script] = {name: client.register_script(src) for name, src in SOURCES.items()}
+        #: The scripts' connections when idle (plain Redis only; see _evalsha).
+        self._pool = client.connection_pool if isinstance(client, redis.Redis) else None
+        self._idle: list[Any] = []
 
     @classmethod
     def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> RedisBackend:
@@ -144,15 +147,39 @@ class RedisBackend(Backend):
         return _keys(self.prefix, queue.project, queue.name)
 
     def _run(self, script: str, queue: Queue, *args: str | int | bytes) -> Any:
-        # EVALSHA straight from the client: redis-py's Script wrapper costs a few % of a
-        # request. A server that lost its scripts (a restart) gets them again once.
+        # A server that lost its scripts (a restart) gets them again once.
         sha = self._scripts[script].sha
+        keys_and_args = (*self.keys(queue), self.clock_shift_us, *args)
         with _translated():
             try:
-                return self.client.evalsha(sha, len(_KEY_NAMES), *self.keys(queue), self.clock_shift_us, *args)
+                return self._evalsha(sha, keys_and_args)
             except redis.exceptions.NoScriptError:
                 self.client.script_load(SOURCES[script])
-                return self.client.evalsha(sha, len(_KEY_NAMES), *self.keys(queue), self.clock_shift_us, *args)
+                return self._evalsha(sha, keys_and_args)
+
+    def _evalsha(self, sha: str, keys_and_args: tuple[str | int | bytes, ...]) -> Any:
+        """EVALSHA on a connection of the backend's own (plain Redis), else through the client.
+
+        redis-py's client takes a connection from its pool, wraps the call in its retry
+        and observability machinery and gives the connection back, for every command:
+        about a fifth of a request's CPU in the bridge's process (bench/README.md). The
+        scripts need none of it: a connection drops itself on any error of its socket
+        and reconnects on its next command, and a script's error reply leaves it usable.
+        Idle connections wait in a list (append and pop are atomic), so there are as many
+        as calls ever ran at once. A cluster client routes by key, so it keeps its way.
+        """
+        pool = self._pool
+        if pool is None:
+            return self.client.evalsha(sha, len(_KEY_NAMES), *keys_and_args)
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = pool.connection_class(**pool.connection_kwargs)
+        try:
+            connection.send_command("EVALSHA", sha, len(_KEY_NAMES), *keys_and_args)
+            return connection.read_response()
+        finally:
+            self._idle.append(connection)
 
     def insert(self, queue: Queue, task: NewTask) -> Task:
         status, *rest = self._run("insert", queue, task.id, task.payload, task.tag or "", task.eta_us, MAX_ETA_AHEAD_US)
@@ -233,4 +260,6 @@ class RedisBackend(Backend):
                     self.client.script_load(script.script)
 
     def close(self) -> None:
+        while self._idle:
+            self._idle.pop().disconnect()
         self.client.close()
