@@ -137,6 +137,7 @@ class RedisBackend(Backend):
         #: The scripts' connections when idle (plain Redis only; see _evalsha).
         self._pool = client.connection_pool if isinstance(client, redis.Redis) else None
         self._idle: list[Any] = []
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> RedisBackend:
@@ -179,7 +180,10 @@ class RedisBackend(Backend):
             connection.send_command("EVALSHA", sha, len(_KEY_NAMES), *keys_and_args)
             return connection.read_response()
         finally:
-            self._idle.append(connection)
+            if self._closed:
+                connection.disconnect()
+            else:
+                self._idle.append(connection)
 
     def insert(self, queue: Queue, task: NewTask) -> Task:
         status, *rest = self._run("insert", queue, task.id, task.payload, task.tag or "", task.eta_us, MAX_ETA_AHEAD_US)
@@ -260,6 +264,7 @@ class RedisBackend(Backend):
                     self.client.script_load(script.script)
 
     def close(self) -> None:
+        self._closed = True
         while self._idle:
             self._idle.pop().disconnect()
         self.client.close()
