@@ -5,30 +5,39 @@
 -- ARGV[6] the furthest ETA allowed, in µs after now
 -- Touches tasks, index, heads; purges expired tombstones.
 -- Returns {'ok', enqueue, eta} | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
+--
+-- Six commands: TIME, the purge, the tombstone check, HSETNX (which is also the check
+-- for a live task of that name), ZADD to the index, ZADD LT to the heads.
 
 local now = now_us()
 local id = ARGV[2]
 purge_tombstones(now)
-if redis.call('HEXISTS', tasks_key, id) == 1 then
-  return {'duplicate', 'live'}
-end
-if is_tombstoned(id, now) then
-  return {'duplicate', 'tombstoned'}
-end
 local eta = tonumber(ARGV[5])
 local latest = now + tonumber(ARGV[6])
 if eta > latest then
+  -- A name in use is reported first, whatever else is wrong.
+  if redis.call('HEXISTS', tasks_key, id) == 1 then
+    return {'duplicate', 'live'}
+  end
+  if is_tombstoned(id, now) then
+    return {'duplicate', 'tombstoned'}
+  end
   return {'too_late', int(latest)}
 end
 if eta < now then
   eta = now
 end
-local tag = ARGV[4]
-local group = group_of(tag)
-redis.call('HSET', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3])
-redis.call('ZADD', index_key, 0, member_of(group, eta, id))
-local head = redis.call('ZSCORE', heads_key, group)
-if not head or tonumber(head) > eta then
-  redis.call('ZADD', heads_key, int(eta), group)
+-- A live task is never tombstoned (delete removes one, insert refuses the other), so
+-- the two checks may come in either order.
+if is_tombstoned(id, now) then
+  return {'duplicate', 'tombstoned'}
 end
+local tag = ARGV[4]
+if redis.call('HSETNX', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3]) == 0 then
+  return {'duplicate', 'live'}
+end
+local group = group_of(tag)
+redis.call('ZADD', index_key, 0, member_of(group, eta, id))
+-- LT: the group's head moves only to an earlier ETA; a new group is added.
+redis.call('ZADD', heads_key, 'LT', int(eta), group)
 return {'ok', int(now), int(eta)}
