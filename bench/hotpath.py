@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cprofile", choices=OPERATIONS, help="profile this operation, print the top functions")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
-    config = logging_config("info")
+    config = logging_config(os.environ.get("HOTPATH_LOG_LEVEL", "info"))
     config["handlers"]["stdout"]["stream"] = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the run
     logging.config.dictConfig(config)
     with tempfile.TemporaryDirectory(prefix="profile-") as scratch:

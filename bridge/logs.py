@@ -51,10 +51,17 @@ class JsonFormatter(logging.Formatter):
     handed over in one ``fields`` mapping instead of being searched for in the record.
     """
 
+    #: The last second formatted, and its text: lines come many to a second.
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
         created = record.created
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z",
+            "time": f"{cached[1]}.{int(created * 1000) % 1000:03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
