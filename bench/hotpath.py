@@ -137,7 +137,7 @@ class Rig:
             "lease": (self.bridge, LEASE_ONE_REQUEST),
             "lease100": (self.bridge, LEASE_BULK_REQUEST),
         }[operation]
-        return [(app, _environ(request)) for _ in range(self.count)]  # type: ignore[arg-type]
+        return [(app, _environ(request)) for _ in range(self.count)]
 
     def run(self, operation: str) -> None:
         for app, environ in self.requests(operation):

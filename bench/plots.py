@@ -6,7 +6,7 @@
   The bridge's index makes a lease O(log N), so the curve should be flat.
 - ``throughput-vs-connections.png``: requests per second of insert, lease (numTasks=1)
   and the reference app against the number of client connections (1 to 64), each point
-  one wrk run per side, the sides alternating point by point.
+  the median of three 1 s wrk runs per side, the sides taking turns run by run.
 
 Each picture is stamped with the date and the machine it ran on; the numbers behind it
 are written next to it as JSON.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,10 +42,12 @@ class PlotPlan:
     connections: tuple[int, ...]
     #: Length of each wrk run of the throughput picture.
     seconds: int
+    #: wrk runs per side and point, the sides taking turns; the point is their median.
+    repetitions: int
 
 
-FULL_PLOTS = PlotPlan((1_000, 10_000, 100_000, 1_000_000), 500, (1, 2, 4, 8, 16, 32, 64), 2)
-QUICK_PLOTS = PlotPlan((1_000, 5_000), 50, (1, 16), 1)
+FULL_PLOTS = PlotPlan((1_000, 10_000, 100_000, 1_000_000), 500, (1, 2, 4, 8, 16, 32, 64), 1, 3)
+QUICK_PLOTS = PlotPlan((1_000, 5_000), 50, (1, 16), 1, 1)
 
 
 def machine() -> str:
@@ -89,11 +92,15 @@ def throughput_by_connections(servers: Servers, plan: PlotPlan) -> dict[str, dic
     }
     rates: dict[str, dict[int, float]] = {name: {} for name in sides}
     for connections in plan.connections:
-        for name, (port, request) in sides.items():
-            run = run_wrk(port, request, plan.seconds, connections=connections)
-            if not run.clean:
-                raise RuntimeError(f"{name} with {connections} connections: {run}")
-            rates[name][connections] = run.per_second
+        runs: dict[str, list[float]] = {name: [] for name in sides}
+        for _ in range(plan.repetitions):
+            for name, (port, request) in sides.items():
+                run = run_wrk(port, request, plan.seconds, connections=connections)
+                if not run.clean:
+                    raise RuntimeError(f"{name} with {connections} connections: {run}")
+                runs[name].append(run.per_second)
+        for name, values in runs.items():
+            rates[name][connections] = statistics.median(values)
     return rates
 
 
