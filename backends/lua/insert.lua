@@ -37,7 +37,7 @@ if redis.call('HSETNX', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3]) =
   return {'duplicate', 'live'}
 end
 local group = group_of(tag)
-redis.call('ZADD', index_key, 0, member_of(group, eta, id))
+redis.call('ZADD', index_key, '0', member_of(group, eta, id))
 -- LT: the group's head moves only to an earlier ETA; a new group is added.
 redis.call('ZADD', heads_key, 'LT', int(eta), group)
 return {'ok', int(now), int(eta)}
