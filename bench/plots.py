@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.fill import fill, lease_oldest, numbered, queue
 from bench.load import Request, alternate_latency, run_wrk
@@ -104,6 +105,17 @@ def throughput_by_connections(servers: Servers, plan: PlotPlan) -> dict[str, dic
     return rates
 
 
+def _save(fig: Any, path: Path, stamp: str) -> Path:
+    """Stamp the picture with when and where it was measured, write it, free it."""
+    import matplotlib.pyplot as plt
+
+    fig.text(0.01, 0.01, stamp, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def draw(folder: Path, latency: dict[int, float], rates: dict[str, dict[int, float]], note: str) -> list[Path]:
     import matplotlib
 
@@ -124,11 +136,7 @@ def draw(folder: Path, latency: dict[int, float], rates: dict[str, dict[int, flo
     ax.set_title("Lease latency against backlog", fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="upper left")
-    fig.text(0.01, 0.01, stamp, fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    written.append(folder / LATENCY_PICTURE)
-    fig.savefig(written[-1], dpi=90)
-    plt.close(fig)
+    written.append(_save(fig, folder / LATENCY_PICTURE, stamp))
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, by_count in rates.items():
@@ -142,11 +150,7 @@ def draw(folder: Path, latency: dict[int, float], rates: dict[str, dict[int, flo
     ax.set_title(f"Throughput against connections ({note})", fontsize=11)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right")
-    fig.text(0.01, 0.01, stamp, fontsize=7, color="grey")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    written.append(folder / THROUGHPUT_PICTURE)
-    fig.savefig(written[-1], dpi=90)
-    plt.close(fig)
+    written.append(_save(fig, folder / THROUGHPUT_PICTURE, stamp))
 
     numbers = {"when": _stamp(), "machine": machine(), "lease_latency_ms": latency, "requests_per_second": rates}
     (folder / "plots.json").write_text(json.dumps(numbers, indent=1))
