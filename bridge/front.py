@@ -88,11 +88,13 @@ class ApiFront:
         """Whether Flask would do nothing per request beyond what this layer does."""
         if self._enabled is None:
             app = self.app
+            # App-wide hooks only (key None): a blueprint's hooks run for its own routes,
+            # and the API's routes belong to none.
             hooks = [
-                *(f for funcs in app.before_request_funcs.values() for f in funcs),
-                *(f for funcs in app.after_request_funcs.values() for f in funcs),
-                *(f for funcs in app.teardown_request_funcs.values() for f in funcs),
-                *(f for funcs in app.url_value_preprocessors.values() for f in funcs),
+                *app.before_request_funcs.get(None, ()),
+                *app.after_request_funcs.get(None, ()),
+                *app.teardown_request_funcs.get(None, ()),
+                *app.url_value_preprocessors.get(None, ()),
             ]
             unknown = [f for f in hooks if f not in _KNOWN_HOOKS]
             hosts = app.config.get("SERVER_NAME") or app.config.get("TRUSTED_HOSTS")

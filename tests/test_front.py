@@ -8,7 +8,7 @@ import json
 import logging
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -100,3 +100,15 @@ def test_the_short_way_steps_aside_for_a_trusted_hosts_setting() -> None:
     app.config["TRUSTED_HOSTS"] = ["bridge.example"]
     assert not _front(app).enabled()
     assert app.test_client().get(f"{BASE}/tasks").status_code == 400
+
+
+def test_a_blueprints_own_hooks_leave_the_short_way_on() -> None:
+    app = create_app(Settings())
+    console = Blueprint("console", __name__)
+
+    @console.before_request
+    def console_only() -> None:
+        """Runs for the blueprint's routes only, never for the API's."""
+
+    app.register_blueprint(console, url_prefix="/console")
+    assert _front(app).enabled()
