@@ -97,6 +97,20 @@ def _task(task_id: bytes | str, packed: bytes, *, with_payload: bool = True) -> 
     )
 
 
+def _drop_if_stale(connection: Any) -> None:
+    """Disconnect an idle connection that has something to read: the server closed it
+    (a restart, a timeout) or an answer was left unread. redis-py's pool makes the same
+    check when it hands out a connection; without it a restarted Redis would cost one
+    failed call per idle connection. The next command connects afresh."""
+    if connection.is_connected:
+        try:
+            stale = connection.can_read()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            stale = True
+        if stale:
+            connection.disconnect()
+
+
 @functools.lru_cache(maxsize=4096)
 def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
     base = f"{prefix}:{{{project}/{queue}}}:"
@@ -165,8 +179,9 @@ class RedisBackend(Backend):
         redis-py's client takes a connection from its pool, wraps the call in its retry
         and observability machinery and gives the connection back, for every command:
         about a fifth of a request's CPU in the bridge's process (bench/README.md). The
-        scripts need none of it: a connection drops itself on any error of its socket
-        and reconnects on its next command, and a script's error reply leaves it usable.
+        scripts need little of it: a connection drops itself on any error of its socket
+        and reconnects on its next command, a script's error reply leaves it usable, and
+        an idle one is checked as the pool checks it (_drop_if_stale).
         Idle connections wait in a list (append and pop are atomic), so there are as many
         as calls ever ran at once. A cluster client routes by key, so it keeps its way.
         """
@@ -177,6 +192,8 @@ class RedisBackend(Backend):
             connection = self._idle.pop()
         except IndexError:
             connection = pool.connection_class(**pool.connection_kwargs)
+        else:
+            _drop_if_stale(connection)
         try:
             connection.send_command("EVALSHA", sha, len(_KEY_NAMES), *keys_and_args)
             return connection.read_response()
