@@ -69,7 +69,6 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
-    LIST_LIMIT,
     Backend,
     LeaseRequest,
     NewTask,
@@ -80,10 +79,10 @@ from backends.base import (
 )
 from backends.cloudtasks_errors import missing_queue, translated
 from backends.errors import InvalidArgument, NotFound
+from backends.limits import LIST_LIMIT, US
 
 T = TypeVar("T")
 log = logging.getLogger("bridge.cloudtasks")
-US = 1_000_000
 DEFAULT_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 10.0
 #: Seconds before the first retry; each later one waits twice as long.

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.api import PROJECT, QUEUE, ids, insert, lease, listed, stats
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer, error_of
@@ -121,3 +123,10 @@ def test_domain_projects_work_escaped_or_not(bridge: BridgeServer, api: Any) -> 
 
 def test_a_malformed_project_is_refused(api: Any) -> None:
     error_of(api.tasks().list(project="bad project!", taskqueue=QUEUE), 400, "invalid")
+
+
+@pytest.mark.parametrize("project", ["p%0A", "s~p%0A", "example.com%3Ap%0A"])
+def test_a_project_ending_in_a_newline_is_refused(bridge: BridgeServer, project: str) -> None:
+    reply = bridge.request("GET", f"/taskqueue/v1beta2/projects/{project}/taskqueues/{QUEUE}/tasks")
+    assert reply.status == 400
+    assert reply.json["error"]["errors"][0]["location"] == "project"
