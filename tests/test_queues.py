@@ -130,3 +130,11 @@ def test_a_project_ending_in_a_newline_is_refused(bridge: BridgeServer, project:
     reply = bridge.request("GET", f"/taskqueue/v1beta2/projects/{project}/taskqueues/{QUEUE}/tasks")
     assert reply.status == 400
     assert reply.json["error"]["errors"][0]["location"] == "project"
+
+
+@pytest.mark.parametrize(("queue", "task"), [("bad queue!", "t1"), ("q" * 101, "t1"), (QUEUE, "bad.name")])
+def test_the_server_not_the_client_refuses_a_malformed_queue_or_task_name(api: Any, queue: str, task: str) -> None:
+    # The Discovery document carries no pattern, as Google's did not: the client sends
+    # the call (it would raise TypeError before sending if there were one).
+    envelope = error_of(api.tasks().get(project=PROJECT, taskqueue=queue, task=task), 400, "invalid")
+    assert envelope["error"]["errors"][0]["location"] == ("task" if queue == QUEUE else "taskqueue")

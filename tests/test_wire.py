@@ -30,6 +30,12 @@ def test_discovery_is_served_with_the_callers_root_url_and_no_scopes(bridge: Bri
     assert len(methods) == 8
 
 
+def test_discovery_sets_no_pattern_or_range_the_client_would_enforce(bridge: BridgeServer) -> None:
+    text = bridge.request("GET", "/api/taskqueue/v1beta2").body.decode()
+    for word in ('"pattern"', '"minimum"', '"maximum"'):
+        assert word not in text
+
+
 @pytest.mark.parametrize(
     ("rule", "valid"),
     [
