@@ -130,10 +130,6 @@ class _Broken(Backend):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    @classmethod
-    def from_url(cls, url: str, *, tombstone_seconds: int = 0) -> Backend:
-        raise NotImplementedError
-
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail: redis://admin:hunter2@10.0.0.7")
 
