@@ -23,11 +23,10 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from backends.limits import TASK_ID, US
-from bridge_tools.client import authorized_http
+from bridge_tools.client import authorized_http, discovery_url
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
-DISCOVERY_PATH = "/discovery/v1/apis/{api}/{apiVersion}/rest"
 #: How many pages of a fresh queue the cleanup deletes at most (100 tasks a page).
 CLEANUP_PAGES = 20
 
@@ -114,7 +113,7 @@ class Session:
             self._api = build(
                 "taskqueue",
                 "v1beta2",
-                discoveryServiceUrl=self.url + DISCOVERY_PATH,
+                discoveryServiceUrl=discovery_url(self.url),
                 static_discovery=False,
                 cache_discovery=False,
                 http=self._http,
