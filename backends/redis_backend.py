@@ -13,6 +13,13 @@ Layout: all keys of a queue share the cluster hash tag ``{project/queue}``, so e
 script touches one slot of a Redis Cluster; `lua/common.lua` describes the keys. Time
 comes from the server's ``TIME`` inside the scripts, so bridge processes with skewed
 clocks agree on every lease. A lease costs O(k log N) for k tasks, however many wait.
+One key stands apart, ``<prefix>:queues``, the set of known queues ("project/queue")
+that list_queues reads: a queue's scripts cannot reach it (another slot), so a script
+reports a queue it sees for the first time (its ``meta`` key was missing) and the
+backend adds it then; an ordinary insert costs no second round trip. Admin verbs:
+list_tasks_page costs O(G k log N) for G tag groups and a page of k; activity and
+dead letters are kept by the scripts themselves (see common.lua), so every process
+sees the same.
 
 Limits: values are kept whole in memory (a 1 MiB payload is 1 MiB of Redis). Calls are
 not retried: when Redis cannot be reached the call fails with Unavailable (503) at once
