@@ -379,27 +379,25 @@ class RedisBackend(Backend):
         return int(self._run("clear_tombstones", queue))
 
     def activity(self, queue: Queue) -> list[MinuteActivity]:
-        now, n, *flat = self._run("activity", queue)
+        now, depth, n, *flat = self._run("activity", queue)
         counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, int(n), 2)}
         # Lease counts per minute are the lease script's own ("m<minute>" in leased).
-        counts.update(
-            {
-                "l" + flat[i][1:].decode(): int(flat[i + 1])
-                for i in range(int(n), len(flat), 2)
-                if flat[i].startswith(b"m")
-            }
-        )
+        leases = {flat[i][1:].decode(): int(flat[i + 1]) for i in range(int(n), len(flat), 2) if flat[i][:1] == b"m"}
         last = int(now) // MINUTE_US
-        return [
-            MinuteActivity(
-                minute * MINUTE_US,
-                counts.get(f"i{minute}", 0),
-                counts.get(f"l{minute}", 0),
-                counts.get(f"d{minute}", 0),
-                counts.get(f"n{minute}"),
+        minutes: list[MinuteActivity] = []
+        # From now backwards: the depth at the end of a minute, less what it changed,
+        # is the depth at the end of the minute before.
+        depth = int(depth)
+        for minute in range(last, last - ACTIVITY_MINUTES, -1):
+            inserted, deleted, dropped = (counts.get(f"{kind}{minute}", 0) for kind in "idx")
+            changed = (f"i{minute}" in counts) or (f"d{minute}" in counts) or (f"x{minute}" in counts)
+            minutes.append(
+                MinuteActivity(
+                    minute * MINUTE_US, inserted, leases.get(str(minute), 0), deleted, depth if changed else None
+                )
             )
-            for minute in range(last - ACTIVITY_MINUTES + 1, last + 1)
-        ]
+            depth -= inserted - deleted - dropped
+        return minutes[::-1]
 
     def ping(self) -> None:
         # SCRIPT EXISTS answers like PING and also tells whether a restarted server lost

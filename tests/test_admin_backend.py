@@ -390,3 +390,18 @@ def test_activity_counts_each_minute_of_the_last_hour(backend: Backend, harness:
     assert minutes[-2].depth is None and minutes[-2].inserted == 0
     harness.advance(3600)
     assert all(m.inserted == m.leased == m.deleted == 0 and m.depth is None for m in backend.activity(Q))
+
+
+def test_activity_depth_follows_drops_and_purges(backend: Backend, harness: Harness) -> None:
+    needs(backend, "activity")
+    limited = Queue("app", "work", max_leases=1)
+    for name in ("t1", "t2", "t3"):
+        backend.insert(limited, NewTask(name, b""))
+    backend.lease(limited, LeaseRequest(1, SECOND))
+    harness.advance(60)
+    # t2 and t3 are leased, t1 (leased once already) is dropped.
+    assert [letter.id for letter in backend.lease(limited, LeaseRequest(10, SECOND)).dropped] == ["t1"]
+    harness.advance(60)
+    assert backend.purge_queue(limited) == 2
+    minutes = backend.activity(limited)
+    assert [(m.inserted, m.deleted, m.depth) for m in minutes[-3:]] == [(3, 0, 3), (0, 0, 2), (0, 2, 0)]
