@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -22,7 +24,11 @@ from backends.base import (
 )
 from backends.errors import Duplicate, InvalidArgument, NotFound, Unsupported
 from bridge.metrics import MeteredBackend
+from tests.support.api import PROJECT, ids, insert
+from tests.support.api import lease as lease_v1
 from tests.support.harness import Harness, Variant
+from tests.support.http import BridgeServer, error_of
+from tests.test_observability import scrape, value
 
 VARIANTS = [
     pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
@@ -331,6 +337,25 @@ def test_a_metered_backend_counts_and_logs_each_dropped_task(
         "task t1 of queue app/work dropped after 1 leases (maxLeases)",
         "task t2 of queue app/work dropped after 1 leases (maxLeases)",
     ]
+
+
+def test_the_v1_api_counts_a_dropped_task_and_its_get_says_why(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path], harness: Harness
+) -> None:
+    path = queue_file("queue:\n- name: limited\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 1\n")
+    server = make_bridge(queues=path)
+    api = server.api()
+    insert(api, queue="limited", id="t1")
+    assert ids(lease_v1(api, queue="limited", secs=1)) == ["t1"]
+    harness.advance(2)
+    before = scrape(server)
+    assert lease_v1(api, queue="limited") == []
+    assert (
+        value(scrape(server), "bridge_tasks_dead_lettered_total")
+        == value(before, "bridge_tasks_dead_lettered_total") + 1
+    )
+    envelope = error_of(api.tasks().get(project=PROJECT, taskqueue="limited", task="t1"), 404, "notFound")
+    assert envelope["error"]["message"] == "Task t1 was dropped after 1 leases (maxLeases)"
 
 
 # -- tombstones, counts, activity ---------------------------------------------------
