@@ -56,12 +56,12 @@ def needs(backend: Backend, verb: str) -> None:
     says it cannot, with Unsupported, and ends the test there."""
     if verb in backend.supports:
         return
-    calls = {
-        "list_queues": lambda: backend.list_queues(),
-        "list_tasks_page": lambda: backend.list_tasks_page(Q, page_size=1),
-    }
+    method: Callable[..., object] = getattr(backend, verb)
+    arguments: dict[str, object] = {"list_queues": {}, "list_tasks_page": {"queue": Q, "page_size": 1}}.get(
+        verb, {"queue": Q}
+    )
     with pytest.raises(Unsupported):
-        calls.get(verb, lambda: getattr(backend, verb)(Q))()
+        method(**arguments)
     pytest.skip(f"{type(backend).__name__} declares it cannot {verb}")
 
 
