@@ -477,7 +477,14 @@ class CloudTasksBackend(Backend):
         with_payload: bool = False,
     ) -> TaskPage:
         return admin.list_tasks_page(
-            self, queue, page_size=page_size, page_token=page_token, tag=tag, state=state, with_payload=with_payload
+            self,
+            queue,
+            page_size=page_size,
+            page_token=page_token,
+            tag=tag,
+            state=state,
+            with_payload=with_payload,
+            task_of=_task,
         )
 
     def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:

@@ -23,6 +23,7 @@ project (with ``projects=*`` other projects cannot be enumerated).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from google.api_core import exceptions as gexc
@@ -142,9 +143,9 @@ def list_tasks_page(
     tag: str | None,
     state: TaskState | None,
     with_payload: bool,
+    task_of: Callable[[ct.Task], Task],
 ) -> TaskPage:
-    from backends.cloudtasks import _task as task_of  # that module imports this one
-
+    """task_of: the backend's reading of a Cloud Tasks task."""
     after = "" if page_token is None else position_of(page_token)
     now_us = time.time_ns() // 1000
     view = ct.Task.View.FULL if with_payload else ct.Task.View.BASIC
