@@ -24,6 +24,9 @@ class Variant:
 
     backend: str
     auth: str = "none"
+    #: The document clients are built from: the one the bridge serves, or "google" (the
+    #: facts of Google's own document, tests/support/google_facts.py).
+    discovery: str = "served"
 
 
 @dataclass

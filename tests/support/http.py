@@ -5,17 +5,18 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask import Flask
+from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from bridge.client import connect
+from bridge.client import authorized_http, connect
 
 
 @dataclass
@@ -41,9 +42,13 @@ class BridgeServer:
     ``http`` object, ``request()`` as a header unless the test gives its own.
     """
 
-    def __init__(self, app: Flask, token: str | None = None) -> None:
+    def __init__(
+        self, app: Flask, token: str | None = None, document: Callable[[str], dict[str, Any]] | None = None
+    ) -> None:
         self.app = app
         self.token = token
+        #: Builds the Discovery document clients use from the root URL; None: the served one.
+        self.document = document
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -56,8 +61,12 @@ class BridgeServer:
     def api(self, token: str | None = None) -> Any:
         """The Google API client, built from the Discovery document this bridge serves.
 
-        It sends ``token``, or else the server's own (if any).
+        It sends ``token``, or else the server's own (if any). With a ``document``, the
+        client is built from that instead, pointed at this bridge.
         """
+        if self.document is not None:
+            http = authorized_http(token or self.token)
+            return build_from_document(self.document(self.url + "/"), http=http)
         return connect(self.url, token=token or self.token)
 
     def request(
