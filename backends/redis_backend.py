@@ -37,8 +37,6 @@ from redis.retry import Retry
 
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
-    LIST_LIMIT,
-    MAX_ETA_AHEAD_US,
     Backend,
     LeaseRequest,
     NewTask,
@@ -48,6 +46,7 @@ from backends.base import (
     Task,
 )
 from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, InvalidArgument, NotFound, Unavailable
+from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 
 DEFAULT_PREFIX = "tq"
 #: Seconds to wait for a TCP connection before answering 503.
@@ -130,7 +129,7 @@ class RedisBackend(Backend):
     ) -> None:
         self.client = client
         self.prefix = prefix
-        self.tombstone_us = tombstone_seconds * 1_000_000
+        self.tombstone_us = tombstone_seconds * US
         #: µs added to the server's clock by every script; tests move time with it.
         self.clock_shift_us = 0
         self._scripts: dict[str, Script] = {name: client.register_script(src) for name, src in SOURCES.items()}

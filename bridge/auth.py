@@ -37,8 +37,8 @@ from bridge.settings import Settings
 #: Fewer characters than this make a token that a leaked token file gives away.
 MIN_TOKEN_LENGTH = 16
 _ALGORITHM = "sha256"
-_LINE = re.compile(r"^sha256:([0-9a-fA-F]{64})\s+(\S+)$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_LINE = re.compile(r"sha256:([0-9a-fA-F]{64})\s+(\S+)")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class TokenFileError(ValueError):
@@ -113,11 +113,11 @@ class TokenFile(BearerAuthenticator):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            match = _LINE.match(line)
+            match = _LINE.fullmatch(line)
             if match is None:
                 raise TokenFileError(f"{path} line {number}: expected 'sha256:<64 hex digits> <email>'")
             digest, email = bytes.fromhex(match[1]), match[2]
-            if not EMAIL.match(email):
+            if not EMAIL.fullmatch(email):
                 raise TokenFileError(f"{path} line {number}: {email!r} is not an email address")
             if digest in seen:
                 raise TokenFileError(f"{path} line {number}: the same token is listed twice")

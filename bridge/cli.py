@@ -146,7 +146,7 @@ def hash_token_command(email: str, token_stdin: bool) -> None:
     \b
         python -m bridge hash-token worker@example.com >> tokens.txt
     """
-    if not EMAIL.match(email):
+    if not EMAIL.fullmatch(email):
         raise click.ClickException(f"{email!r} is not an email address")
     if token_stdin:
         token = sys.stdin.readline().strip()

@@ -29,7 +29,7 @@ DEFAULT_LOG_LEVEL = "info"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
-_ENDPOINT = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
+_ENDPOINT = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
 #: How callers prove who they are (see bridge.auth).
 AUTH_MODES = ("none", "token", "google")
 #: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
@@ -154,7 +154,7 @@ class Settings:
                 f"{_named('cloudtasks_credentials')}: {self.cloudtasks_credentials} is not a file "
                 "(a service-account key in JSON)"
             )
-        if self.cloudtasks_endpoint is not None and not _ENDPOINT.match(self.cloudtasks_endpoint):
+        if self.cloudtasks_endpoint is not None and not _ENDPOINT.fullmatch(self.cloudtasks_endpoint):
             raise SettingsError(f"{_named('cloudtasks_endpoint')}: {self.cloudtasks_endpoint!r} must be host:port")
 
     def backend_options(self) -> dict[str, object]:

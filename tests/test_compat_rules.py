@@ -42,6 +42,10 @@ def test_generated_ids_bind_and_later_responses_must_repeat_them() -> None:
     }
 
 
+def test_a_generated_id_must_be_a_task_name_as_a_whole() -> None:
+    assert normalise("x1\n", Generated("g1"), _context()) == "<not a task id: 'x1\\n'>"
+
+
 def test_ledger_fields_are_globs_over_the_whole_name(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.toml"
     ledger.write_text('[[accept]]\nscenario = "stats"\nfield = "*.body.stats.oldestTask"\nreason = "r"\n')

@@ -7,18 +7,18 @@ otherwise. Bad arguments raise `UsageError`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from backends.limits import QUEUE_NAME
 from bridge.compat.ledger import Ledger, LedgerError
 from bridge.compat.options import Options
 from bridge.compat.report import Report, ScenarioResult
 from bridge.compat.runner import run
 from bridge.compat.scenarios import SCENARIOS
 
-#: Leaves room in the 100 characters of a queue name for the run's token.
-_QUEUE_PREFIX = re.compile(r"^[A-Za-z0-9-]{1,80}$")
+#: Leaves room in a queue name for the run's token.
+MAX_QUEUE_PREFIX = 80
 
 
 class UsageError(ValueError):
@@ -44,9 +44,11 @@ def command(
     for url in urls:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"{url!r} is not an endpoint: it must start with http:// or https://")
-    if not _QUEUE_PREFIX.match(options.queue_prefix):
+    prefix = options.queue_prefix
+    if not QUEUE_NAME.matches(prefix) or len(prefix) > MAX_QUEUE_PREFIX:
         raise UsageError(
-            f"--queue-prefix {options.queue_prefix!r}: 1-80 letters, digits or '-' (queue names are short)"
+            f"--queue-prefix {prefix!r}: at most {MAX_QUEUE_PREFIX} characters of a queue name, "
+            f"which is {QUEUE_NAME.described}"
         )
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown:
