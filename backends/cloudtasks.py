@@ -147,11 +147,12 @@ class Location:
         return cls(project, location, v1), options
 
 
-def _us(stamp: timestamp_pb2.Timestamp) -> int:
+def us_of(stamp: timestamp_pb2.Timestamp) -> int:
+    """A protobuf Timestamp in µs since the epoch (Cloud Tasks keeps µs at most)."""
     return int(stamp.seconds) * US + int(stamp.nanos) // 1000
 
 
-def _timestamp(us: int) -> timestamp_pb2.Timestamp:
+def timestamp_of(us: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=us // US, nanos=(us % US) * 1000)
 
 
@@ -162,8 +163,8 @@ def _task(message: ct.Task) -> Task:
         id=raw.name.rsplit("/", 1)[1],
         payload=raw.pull_message.payload if raw.view == ct.Task.View.FULL else None,
         tag=raw.pull_message.tag or None,
-        enqueue_us=_us(raw.create_time),
-        eta_us=_us(raw.schedule_time),
+        enqueue_us=us_of(raw.create_time),
+        eta_us=us_of(raw.schedule_time),
         retry_count=raw.status.attempt_dispatch_count,
     )
 
@@ -330,7 +331,7 @@ class CloudTasksBackend(Backend):
         name = self.task_name(queue, task.id)
         message = ct.Task(name=name, pull_message=ct.PullMessage(payload=task.payload, tag=task.tag or ""))
         if task.eta_us > 0:
-            message.schedule_time = _timestamp(task.eta_us)
+            message.schedule_time = timestamp_of(task.eta_us)
         request = ct.CreateTaskRequest(parent=self.queue_name(queue), task=message, response_view=ct.Task.View.BASIC)
         mine = functools.partial(self._created_already, name, task)
         with translated("the task", task_id=task.id, queue=queue):
@@ -414,7 +415,7 @@ class CloudTasksBackend(Backend):
             basic = ct.GetTaskRequest(name=name, response_view=ct.Task.View.BASIC)
             with translated("reading the task", task_id=task_id):
                 token_us = _task(self._invoke(self.client.get_task, basic, idempotent=True)).eta_us
-        fence = _timestamp(token_us)
+        fence = timestamp_of(token_us)
         with translated("the lease change", task_id=task_id, fence=True):
             if lease_us == 0:
                 cancel = ct.CancelLeaseRequest(name=name, schedule_time=fence, response_view=ct.Task.View.FULL)
@@ -439,7 +440,7 @@ class CloudTasksBackend(Backend):
         if not with_stats:
             return QueueInfo(max_leases)
         oldest = (
-            _us(raw.stats.oldest_estimated_arrival_time)
+            us_of(raw.stats.oldest_estimated_arrival_time)
             if raw.stats.HasField("oldest_estimated_arrival_time")
             else None
         )

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bridge.compat.compare import ABSENT, Difference, differences
-from bridge.compat.ledger import Ledger, LedgerError
-from bridge.compat.rules import At, Context, Generated, Same, SecondsOf, ZeroOrAbsent, normalise, render
+from bridge_tools.compat.compare import ABSENT, Difference, differences
+from bridge_tools.compat.ledger import Ledger, LedgerError
+from bridge_tools.compat.rules import At, Context, Generated, Same, SecondsOf, ZeroOrAbsent, normalise, render
 
 
 def _context() -> Context:

@@ -41,3 +41,36 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_finds_nothing() -> None:
     result = subprocess.run([_tool("mypy")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: What `python -m bridge serve` does before gunicorn forks: parse the command line, build
+#: the app (whose backend it then closes); printed: the tools' modules that got imported.
+_SERVE_WITHOUT_SERVING = """
+import sys
+from bridge.cli import main
+
+serve = main.get_command(main.make_context("bridge", ["serve"]), "serve")
+serve.make_context("serve", [])
+from bridge import create_app
+from bridge.settings import Settings
+
+create_app(Settings()).extensions["bridge"].backend.close()
+print(sorted(name for name in sys.modules if name.split(".")[0] == "bridge_tools"))
+"""
+
+
+def test_starting_the_server_imports_none_of_the_tools() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_WITHOUT_SERVING], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_tools_commands_are_reached_through_the_bridges_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == {"compat", "hash-token", "serve", "smoke"}

@@ -16,7 +16,7 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from bridge.client import authorized_http, connect
+from bridge_tools.client import authorized_http, connect
 
 
 @dataclass

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from backends.limits import app_id
-from bridge.compat.rules import AsFound, AtLeast, Rule
-from bridge.compat.session import Session
+from bridge_tools.compat.rules import AsFound, AtLeast, Rule
+from bridge_tools.compat.session import Session
 
 ScenarioFunction = Callable[[Session], None]
 DAY_US = 24 * 3600 * 1_000_000

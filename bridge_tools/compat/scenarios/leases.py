@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.compat.scenarios.base import now_us, scenario, with_uri
-from bridge.compat.session import Session
+from bridge_tools.compat.scenarios.base import now_us, scenario, with_uri
+from bridge_tools.compat.session import Session
 
 #: A lease this short expires during the battery; the wait is a little longer than it.
 SHORT_LEASE = 1

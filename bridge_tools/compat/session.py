@@ -23,9 +23,9 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from backends.limits import TASK_ID, US
-from bridge.client import authorized_http
-from bridge.compat.options import Options
-from bridge.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
+from bridge_tools.client import authorized_http
+from bridge_tools.compat.options import Options
+from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
 DISCOVERY_PATH = "/discovery/v1/apis/{api}/{apiVersion}/rest"
 #: How many pages of a fresh queue the cleanup deletes at most (100 tasks a page).

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from bridge.compat.scenarios.base import DAY_US, now_us, scenario, with_uri
-from bridge.compat.session import Session, b64
+from bridge_tools.compat.scenarios.base import DAY_US, now_us, scenario, with_uri
+from bridge_tools.compat.session import Session, b64
 
 MIB = 1024 * 1024
 

@@ -3,9 +3,9 @@ prefixes, partial responses."""
 
 from __future__ import annotations
 
-from bridge.compat.rules import SecondsOf, ZeroOrAbsent
-from bridge.compat.scenarios.base import bare_project, count, now_us, queue_json, scenario
-from bridge.compat.session import Session, b64
+from bridge_tools.compat.rules import SecondsOf, ZeroOrAbsent
+from bridge_tools.compat.scenarios.base import bare_project, count, now_us, queue_json, scenario
+from bridge_tools.compat.session import Session, b64
 
 
 @scenario("queue-get")
