@@ -2,19 +2,23 @@
 
 `compat` is the click command (`bridge.cli` loads it when called); `command` does the
 work and returns the exit status: 0 when nothing differs without the ledger's leave, 1
-otherwise. Bad arguments raise `UsageError`.
+otherwise (a scenario that could not set up its queue included), 2 when an endpoint
+does not answer (checked before the battery, within `REACH_TIMEOUT`). Bad arguments
+raise `UsageError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import click
+import httplib2
 
 from backends.limits import QUEUE_NAME
-from bridge_tools.client import token_option
+from bridge_tools.client import authorized_http, token_option
 from bridge_tools.compat.ledger import Ledger, LedgerError
 from bridge_tools.compat.options import (
     DEFAULT_CLOCK_TOLERANCE,
@@ -26,9 +30,14 @@ from bridge_tools.compat.options import (
 from bridge_tools.compat.report import Report, ScenarioResult
 from bridge_tools.compat.runner import run
 from bridge_tools.compat.scenarios import SCENARIOS
+from bridge_tools.compat.session import DISCOVERY_PATH
 
 #: Leaves room in a queue name for the run's token.
 MAX_QUEUE_PREFIX = 80
+#: Seconds an endpoint has to answer the check made before the battery.
+REACH_TIMEOUT = 2.0
+#: The exit status when an endpoint does not answer.
+UNREACHABLE = 2
 
 
 class UsageError(ValueError):
@@ -69,6 +78,13 @@ def command(
         raise UsageError(str(exc)) from None
     chosen = [SCENARIOS[name] for name in names] if names else list(SCENARIOS.values())
 
+    with ThreadPoolExecutor(len(urls)) as pool:
+        problems = [problem for problem in pool.map(lambda url: unreachable(url, options.token), urls) if problem]
+    if problems:
+        for problem in problems:
+            echo(problem)
+        return UNREACHABLE
+
     if len(urls) == 2:
         echo(f"comparing A {urls[0]} with B {urls[1]}")
     else:
@@ -82,6 +98,21 @@ def command(
     if json_path is not None:
         report.write_json(json_path)
     return 0 if report.ok else 1
+
+
+def unreachable(url: str, token: str | None) -> str | None:
+    """Why ``url`` cannot be checked (it does not answer, or serves no Discovery document); None if it can."""
+    address = url.rstrip("/") + DISCOVERY_PATH.format(api="taskqueue", apiVersion="v1beta2")
+    http = authorized_http(token, timeout=REACH_TIMEOUT)
+    try:
+        response, _ = http.request(address, "GET")
+    except (OSError, httplib2.HttpLib2Error) as exc:
+        return f"cannot reach {url}: {type(exc).__name__}: {exc}"
+    finally:
+        http.close()
+    if response.status != 200:
+        return f"{url} answers, but not as a bridge: GET {address} gave HTTP {response.status}"
+    return None
 
 
 @click.command()

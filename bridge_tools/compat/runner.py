@@ -21,7 +21,7 @@ from bridge_tools.compat.ledger import Ledger
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.report import Finding, Report, ScenarioResult
 from bridge_tools.compat.scenarios import Scenario
-from bridge_tools.compat.session import Session
+from bridge_tools.compat.session import Session, SetupError
 
 SIDES = ("A", "B")
 
@@ -61,8 +61,11 @@ def run(
 
 def _play(scenario: Scenario, session: Session) -> None:
     try:
-        session.check_pinned_queue()
+        session.check_queue()
         scenario.run(session)
+    except SetupError as exc:
+        session.failure = f"setup: {exc}"
+        session.advice = exc.advice
     except Exception as exc:  # the scenario stops here; what it saw so far is still judged
         session.failure = f"{type(exc).__name__}: {exc}"
     finally:
@@ -94,6 +97,7 @@ def _judge(report: Report, scenario: Scenario, sessions: list[Session], seconds:
         findings=[_finding(report, scenario, difference) for difference in found],
         seconds=seconds,
         errors={side: session.failure for side, session in sides.items() if session.failure},
+        advice=sorted({session.advice for session in sessions if session.advice}),
         cleanup={side: {"deleted": s.deleted, "problems": s.cleanup_problems} for side, s in sides.items()},
         observations=observations,
         deviations=deviations,

@@ -23,7 +23,7 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from backends.limits import TASK_ID, US
-from bridge_tools.client import authorized_http
+from bridge_tools.client import TOKEN_ENV, authorized_http
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
@@ -34,6 +34,17 @@ CLEANUP_PAGES = 20
 
 class Aborted(Exception):
     """The run was interrupted; the scenario stops at its next call."""
+
+
+class SetupError(Exception):
+    """The scenario's queue cannot be used on an endpoint: nothing it would see means anything.
+
+    ``advice`` says what to change so that the battery can run.
+    """
+
+    def __init__(self, message: str, advice: str) -> None:
+        super().__init__(message)
+        self.advice = advice
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,8 @@ class Session:
         #: The API methods (Discovery ids) the scenario called.
         self.methods: set[str] = set()
         self.failure: str | None = None
+        #: What to change when the scenario's setup failed (`SetupError`).
+        self.advice: str | None = None
         self.cleanup_problems: list[str] = []
         self.deleted = 0
         self._aborted = threading.Event()
@@ -338,16 +351,37 @@ class Session:
 
     # -- before and after -----------------------------------------------------------------
 
-    def check_pinned_queue(self) -> None:
-        """A pinned queue must start empty, or no expectation about it can hold."""
+    def check_queue(self) -> None:
+        """The scenario's setup: its queue must exist on this endpoint, and a pinned one be
+        empty, or no expectation about it can hold (both sides answering 404 is not "same")."""
+        where = f"{self.queue} at {self.url}"
+        status, body = self.execute(self.queues.get(project=self.project, taskqueue=self.queue))
+        if status == 404:
+            if self.pinned:
+                advice = "name a queue both endpoints serve with --queue NAME, or declare it in their queue.yaml"
+            else:
+                advice = (
+                    "this endpoint does not create queues on first use (it serves a queue.yaml, or Cloud Tasks "
+                    "without create_queues): run with --queue NAME naming an empty pull queue that both endpoints "
+                    "serve (declared in their queue.yaml)"
+                )
+            raise SetupError(f"queue {where} does not exist (HTTP 404)", advice)
+        if status in (401, 403):
+            advice = f"pass --token (or {TOKEN_ENV}) for an identity the queue's ACL lets produce and consume"
+            raise SetupError(f"queue {where} refused the check's credentials (HTTP {status})", advice)
+        if status != 200:
+            raise SetupError(f"queue {where} cannot be read (HTTP {status})", "check that the endpoint serves it")
         if not self.pinned:
             return
         status, body = self.execute(self.tasks.list(project=self.project, taskqueue=self.queue))
+        items = body.get("items") if status == 200 and isinstance(body, dict) else None
         if status != 200:
-            raise RuntimeError(f"cannot list the pinned queue {self.queue}: HTTP {status}")
-        items = body.get("items") if isinstance(body, dict) else None
+            raise SetupError(f"cannot list the pinned queue {where} (HTTP {status})", "check that it is a pull queue")
         if items:
-            raise RuntimeError(f"the pinned queue {self.queue} holds {len(items)} task(s); the battery needs it empty")
+            raise SetupError(
+                f"the pinned queue {self.queue} holds {len(items)} task(s); the battery needs it empty",
+                "empty the queue, or name another with --queue NAME",
+            )
 
     def cleanup(self) -> None:
         """Delete every task this session created that still exists; on a queue the run
