@@ -22,7 +22,7 @@ from bridge.settings import Settings
 from bridge_tools.client import TOKEN_ENV
 from bridge_tools.compat.runner import run
 from bridge_tools.compat.scenarios import SCENARIOS, Scenario
-from bridge_tools.compat.session import Session
+from bridge_tools.compat.session import LeasePacer, Session
 from tests.support.harness import Harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer, serving
 from tests.support.redis_server import RedisServer
@@ -362,3 +362,11 @@ def test_an_endpoint_that_is_not_a_bridge_is_named(start: Callable[..., BridgeSe
     result = compat(bridge.url, bridge.url + "/elsewhere")
     assert result.exit_code == 2
     assert f"{bridge.url}/elsewhere answers, but not as a bridge" in result.output
+
+
+def test_leases_on_one_queue_are_paced_under_the_cloud_tasks_rate() -> None:
+    pacer = LeasePacer(calls=10, window=60.0)
+    assert [pacer.delay("pinned", 4) for _ in range(2)] == [0.0, 0.0]
+    assert 59.0 < pacer.delay("pinned", 4) <= 60.0  # 12 in the window would be over
+    assert pacer.delay("pinned", 2) == 0.0
+    assert pacer.delay("other", 10) == 0.0  # each queue has its own budget

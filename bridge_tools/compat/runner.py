@@ -21,7 +21,7 @@ from bridge_tools.compat.ledger import Ledger
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.report import Finding, Report, ScenarioResult
 from bridge_tools.compat.scenarios import Scenario
-from bridge_tools.compat.session import Session, SetupError
+from bridge_tools.compat.session import LeasePacer, Session, SetupError
 
 SIDES = ("A", "B")
 
@@ -40,9 +40,10 @@ def run(
     options = options or Options()
     shown = {**asdict(options), "token": "(sent)" if options.token else None}
     report = Report(dict(zip(SIDES, urls, strict=False)), shown, ledger or Ledger())
+    pacers = {side: LeasePacer() for side in report.endpoints}
     with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="compat") as pool:
         for scenario in scenarios:
-            sessions = [Session(url, side.lower(), options) for side, url in report.endpoints.items()]
+            sessions = [Session(url, side.lower(), options, pacers[side]) for side, url in report.endpoints.items()]
             started = time.monotonic()
             futures = [pool.submit(_play, scenario, session) for session in sessions]
             try:

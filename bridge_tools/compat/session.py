@@ -13,6 +13,7 @@ import json
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,11 @@ from bridge_tools.compat.options import Options
 from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
 DISCOVERY_PATH = "/discovery/v1/apis/{api}/{apiVersion}/rest"
+#: Cloud Tasks takes at most 10 LeaseTasks calls a second on a queue and answers the
+#: rest with no tasks; the battery keeps under it, with room for the calls' latency.
+LEASES_PER_WINDOW = 10
+LEASE_WINDOW_SECONDS = 1.25
+LEASE = "taskqueue.tasks.lease"
 #: How many pages of a fresh queue the cleanup deletes at most (100 tasks a page).
 CLEANUP_PAGES = 20
 
@@ -45,6 +51,32 @@ class SetupError(Exception):
     def __init__(self, message: str, advice: str) -> None:
         super().__init__(message)
         self.advice = advice
+
+
+class LeasePacer:
+    """Keeps one endpoint's lease calls under Cloud Tasks' rate on each queue, for the run.
+
+    Fresh queues never come near it; a pinned queue (``--queue``) carries every
+    scenario's leases, and a throttled lease would read as a difference.
+    """
+
+    def __init__(self, calls: int = LEASES_PER_WINDOW, window: float = LEASE_WINDOW_SECONDS) -> None:
+        self.calls = calls
+        self.window = window
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def delay(self, queue: str, calls: int) -> float:
+        """Seconds to wait before ``calls`` leases on ``queue``; 0 means they are booked."""
+        with self._lock:
+            sent = self._sent.setdefault(queue, deque())
+            now = time.monotonic()
+            while sent and sent[0] <= now - self.window:
+                sent.popleft()
+            if sent and len(sent) + calls > self.calls:
+                return sent[0] + self.window - now
+            sent.extend([now] * calls)
+            return 0.0
 
 
 @dataclass(frozen=True)
@@ -96,8 +128,9 @@ def _decode(content: bytes) -> Any:
 
 
 class Session:
-    def __init__(self, url: str, side: str, options: Options) -> None:
+    def __init__(self, url: str, side: str, options: Options, pacer: LeasePacer | None = None) -> None:
         self.url = url.rstrip("/")
+        self.pacer = pacer or LeasePacer()
         self.side = side
         self.options = options
         #: Starts every task name, so that names never repeat between runs (tombstones).
@@ -171,6 +204,7 @@ class Session:
         if self._aborted.is_set():
             raise Aborted("the run was interrupted")
         self.methods.add(request.methodId)
+        self._pace([request])
         start = time.time_ns() // 1000
         status, body = self.execute(request)
         if request.methodId == "taskqueue.tasks.insert" and status < 300:
@@ -187,6 +221,7 @@ class Session:
             raise Aborted("the run was interrupted")
         self.methods.update(request.methodId for request in requests)
         connections = [authorized_http(self.options.token, timeout=self.options.timeout) for _ in requests]
+        self._pace(requests)
         start = time.time_ns() // 1000
         try:
             with ThreadPoolExecutor(len(requests)) as pool:
@@ -195,6 +230,11 @@ class Session:
             for connection in connections:
                 connection.close()
         self._observe(label, start, summarise(answers), expect)
+
+    def _pace(self, requests: list[Any]) -> None:
+        leases = sum(request.methodId == LEASE for request in requests)
+        while leases and (delay := self.pacer.delay(self.queue, leases)) > 0:
+            self.wait(delay)
 
     def _observe(self, label: str, start: int, received: Any, expect: Any) -> None:
         if label in self.observations:
