@@ -38,6 +38,8 @@ MAX_QUEUE_PREFIX = 80
 REACH_TIMEOUT = 2.0
 #: The exit status when an endpoint does not answer.
 UNREACHABLE = 2
+#: The Cloud Tasks backend's count of leases answered empty because of its rate limit.
+THROTTLED_METRIC = "bridge_cloudtasks_leases_throttled_total"
 
 
 class UsageError(ValueError):
@@ -93,11 +95,40 @@ def command(
     def progress(report: Report, result: ScenarioResult) -> None:
         echo(report.line(result))
 
+    throttled_before = [throttled_leases(url, options.token) for url in urls]
     report = run(urls, chosen, ledger=ledger, options=options, progress=progress)
     echo(report.summary())
+    for side, url, before in zip("AB", urls, throttled_before, strict=False):
+        after = throttled_leases(url, options.token)
+        if before is not None and after is not None and after > before:
+            echo(
+                f"{side} {url}: Cloud Tasks refused {after - before:g} lease call(s) for its rate during the run, "
+                f"answered with no tasks ({THROTTLED_METRIC} in /metrics)"
+            )
     if json_path is not None:
         report.write_json(json_path)
     return 0 if report.ok else 1
+
+
+def throttled_leases(url: str, token: str | None) -> float | None:
+    """How many leases the bridge at ``url`` answered empty because Cloud Tasks throttled
+    them, as its /metrics counts them (0 on other backends); None without /metrics (not
+    a bridge, or /metrics behind other credentials)."""
+    http = authorized_http(token, timeout=REACH_TIMEOUT)
+    try:
+        response, content = http.request(url.rstrip("/") + "/metrics", "GET")
+    except (OSError, httplib2.HttpLib2Error):
+        return None
+    finally:
+        http.close()
+    if response.status != 200:
+        return None
+    counts = [
+        float(line.rsplit(" ", 1)[1])
+        for line in content.decode("utf-8", "replace").splitlines()
+        if line.startswith(THROTTLED_METRIC + "{")
+    ]
+    return sum(counts)
 
 
 def unreachable(url: str, token: str | None) -> str | None:
