@@ -1,8 +1,9 @@
 """What Google's own taskqueue v1beta2 Discovery document tells a client, as data.
 
 Google's document (the copy kept in ``googleapis/google-api-go-client`` at
-``taskqueue/v1beta2/taskqueue-api.json``) is not copied here: only the facts a client
-acts on are, written down in this project's terms. They are the methods (resource,
+``taskqueue/v1beta2/taskqueue-api.json``, revision 20130318; the clients generated from
+later revisions show the same methods, parameters and types) is not copied here: only
+the facts a client acts on are, written down in this project's terms. They are the methods (resource,
 name, id, HTTP method, path, parameter order, request and response schema), every
 parameter (type, format, location, required, repeated, enum, pattern), every schema
 property (type, format, reference, items) and the service paths, batch path included.
