@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
@@ -233,3 +235,19 @@ def test_batch_takes_only_post(bridge: BridgeServer) -> None:
     reply = bridge.request("GET", "/batch")
     assert reply.status == 405
     assert reply.json["error"]["errors"][0]["reason"] == "httpMethodNotAllowed"
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_batch_benchmark_runs_and_prints_both_ratios(redis_binary: str, tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "batch.py"), "--tasks", "100"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    medians = [line for line in done.stdout.splitlines() if "/ single calls: median" in line]
+    assert [line.split(":")[0] for line in medians] == ["Google's client", "bare HTTP"], done.stdout
