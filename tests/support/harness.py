@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import pytest
+
 from backends.base import Backend
 from backends.memory import MemoryBackend
 from backends.redis_backend import RedisBackend
@@ -24,6 +26,17 @@ class Variant:
 
     backend: str
     auth: str = "none"
+
+
+#: Every backend, each with its pytest mark and id (``pytest -m redis``, ``-k cloudtasks``).
+#: Both contract suites run on each: the backend-level one (tests/contract/) and, with
+#: the token variant added, the HTTP one.
+BACKENDS = [
+    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
+    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
+    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
+    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+]
 
 
 @dataclass
