@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -76,7 +76,7 @@ def redis_harness(server_url: str, **options: int) -> Harness:
     return Harness("redis", url, RedisBackend.from_url(url, **options))
 
 
-def cloudtasks_harness(**options: int) -> Harness:
+def cloudtasks_harness(**options: Any) -> Harness:
     """The Cloud Tasks backend on its own fake service, creating queues on first use
     as the bridge does on Redis, every v1 project in its namesake Cloud Tasks project."""
     from backends.cloudtasks import CloudTasksBackend
