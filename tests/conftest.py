@@ -17,14 +17,7 @@ import pytest
 from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
-from tests.support.harness import (
-    BACKENDS,
-    Harness,
-    Variant,
-    cloudtasks_harness,
-    memory_harness,
-    redis_harness,
-)
+from tests.support.harness import BACKENDS, Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
