@@ -97,6 +97,14 @@ def test_queues_of_other_names_or_projects_are_separate(backend: Backend) -> Non
     assert ids(backend.list_tasks(WORK)) == ["t1"]
 
 
+def test_a_domain_project_holds_its_queues_like_any_other(backend: Backend) -> None:
+    domain = Queue("example.com:demo", WORK.name)
+    insert(backend, "t1", b"x", queue=domain)
+    assert backend.get(domain, "t1").payload == b"x"
+    assert ids(lease(backend, queue=domain)) == ["t1"]
+    assert backend.list_tasks(WORK) == []
+
+
 def test_a_live_name_cannot_be_inserted_twice(backend: Backend) -> None:
     insert(backend, "t1", b"first")
     with pytest.raises(Duplicate):
