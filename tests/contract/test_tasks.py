@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from backends.base import LIST_LIMIT, MAX_ETA_AHEAD_US, Backend, Queue
+from backends.base import Backend, Queue
 from backends.errors import Duplicate, InvalidArgument, NotFound
+from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US
 from tests.support.api import now_us
 from tests.support.backend import PROJECT, US, WORK, ids, insert, lease
 from tests.support.harness import Harness
