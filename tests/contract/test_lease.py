@@ -9,8 +9,9 @@ import pytest
 
 from backends.base import Backend, Queue
 from backends.errors import Duplicate, NotFound
+from backends.limits import US
 from tests.support.api import now_us
-from tests.support.backend import PROJECT, US, ids, insert, lease
+from tests.support.backend import PROJECT, ids, insert, lease
 from tests.support.harness import Harness
 
 

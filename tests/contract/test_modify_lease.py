@@ -6,8 +6,9 @@ import pytest
 
 from backends.base import Backend
 from backends.errors import LEASE_CONFLICT, Conflict, Duplicate, NotFound
+from backends.limits import US
 from tests.support.api import now_us
-from tests.support.backend import US, WORK, insert, lease
+from tests.support.backend import WORK, insert, lease
 from tests.support.harness import Harness
 
 

@@ -8,9 +8,9 @@ import pytest
 
 from backends.base import Backend, Queue
 from backends.errors import Duplicate, InvalidArgument, NotFound
-from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US
+from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 from tests.support.api import now_us
-from tests.support.backend import PROJECT, US, WORK, ids, insert, lease
+from tests.support.backend import PROJECT, WORK, ids, insert, lease
 from tests.support.harness import Harness
 
 MIB = 1024 * 1024

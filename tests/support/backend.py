@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from backends.base import Backend, LeaseRequest, NewTask, Queue, Task
+from backends.limits import US
 
-US = 1_000_000
 #: The front strips partition prefixes (``s~``) before it calls a backend.
 PROJECT = "demo-app"
 WORK = Queue(PROJECT, "work")
