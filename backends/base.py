@@ -81,16 +81,14 @@ class QueueInfo:
 
 
 class Backend(abc.ABC):
-    """Where tasks live. One instance serves every thread of a process."""
+    """Where tasks live. One instance serves every thread of a process.
 
-    @classmethod
-    @abc.abstractmethod
-    def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> Backend:
-        """Build the backend a URL names (see `backends` for the schemes).
-
-        tombstone_seconds: how long a deleted name stays reserved, where the backend
-        decides it (Cloud Tasks keeps its own window).
-        """
+    Building one is not part of the contract: each implementation has a classmethod
+    ``from_url(url, *, tombstone_seconds, **settings)`` (`backends.Opener`), where
+    tombstone_seconds is how long a deleted name stays reserved when the backend
+    decides it (Cloud Tasks keeps its own window), and settings are those its entry in
+    `backends.BACKENDS` declares.
+    """
 
     @abc.abstractmethod
     def insert(self, queue: Queue, task: NewTask) -> Task:

@@ -58,7 +58,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import grpc
@@ -68,6 +68,7 @@ from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTask
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from prometheus_client import Counter
 
+from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
     Backend,
@@ -137,10 +138,7 @@ class Location:
             raise ValueError(
                 f"invalid Cloud Tasks URL {url!r}: expected cloudtasks://projects/PROJECT/locations/LOCATION"
             )
-        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        unknown = set(options) - {"projects", "create_queues", "attempts", "timeout"}
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}")
+        options = url_options(url, ("projects", "create_queues", "attempts", "timeout"))
         project, location = match.groups()
         names = options.get("projects", project)
         v1 = None if names == "*" else frozenset(p.strip() for p in names.split(",") if p.strip())

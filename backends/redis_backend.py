@@ -27,7 +27,7 @@ import functools
 import importlib.resources
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.cluster
@@ -35,6 +35,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
     Backend,
@@ -103,8 +104,7 @@ def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
 
 def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster, str]:
     parts = urlsplit(url)
-    options = parse_qs(parts.query)
-    prefix = options.pop("prefix", [DEFAULT_PREFIX])[-1]
+    prefix = url_options(url, ("prefix",)).get("prefix", DEFAULT_PREFIX)
     if not prefix or "{" in prefix or "}" in prefix:
         raise ValueError(f"invalid prefix {prefix!r} in {url!r}: it must be non-empty, without braces")
     settings: dict[str, Any] = {

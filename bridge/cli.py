@@ -18,6 +18,7 @@ import click
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from backends import all_settings
 from bridge.app import create_app
 from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.queues import QueueFileError
@@ -59,19 +60,17 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def cloudtasks_options(command: F) -> F:
-    """The options naming how to reach Cloud Tasks, shared by serve and smoke."""
-    command = click.option(
-        "--cloudtasks-endpoint",
-        envvar="BRIDGE_CLOUDTASKS_ENDPOINT",
-        help="host:port of a local Cloud Tasks gRPC server (an emulator), reached without credentials.",
-    )(command)
-    return click.option(
-        "--cloudtasks-credentials",
-        envvar="BRIDGE_CLOUDTASKS_CREDENTIALS",
-        type=click.Path(path_type=Path),
-        help="Service-account key file for Cloud Tasks (default: Application Default Credentials).",
-    )(command)
+def backend_setting_options(command: F) -> F:
+    """An option for each setting a backend takes besides its URL (`backends.BACKENDS`),
+    for the commands that open a backend (serve, smoke)."""
+    for name, (setting, _) in reversed(all_settings().items()):
+        command = click.option(
+            "--" + name.replace("_", "-"),
+            envvar=f"BRIDGE_{name.upper()}",
+            type=click.Path(dir_okay=False) if setting.kind == "file" else str,
+            help=setting.help,
+        )(command)
+    return command
 
 
 def settings_from(**options: Any) -> Settings:
@@ -129,7 +128,7 @@ def main() -> None:
 @click.option("--acl-default", envvar="BRIDGE_ACL_DEFAULT", type=click.Choice(ACL_DEFAULTS), help="Queues without ACL.")
 @click.option("--admins", envvar="BRIDGE_ADMINS", help="Comma-separated emails allowed everything on every queue.")
 @click.option("--metrics-auth", envvar="BRIDGE_METRICS_AUTH", type=bool, help="Whether /metrics needs credentials.")
-@cloudtasks_options
+@backend_setting_options
 def serve(**options: Any) -> None:
     """Serve the API under gunicorn."""
     settings = settings_from(**options)

@@ -24,7 +24,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 from backends import open_backend
 from backends.cloudtasks import CloudTasksBackend, timestamp_of, us_of
 from backends.limits import MAX_PAYLOAD_BYTES
-from bridge.cli import cloudtasks_options, settings_from
+from bridge.cli import backend_setting_options, settings_from
 
 DEFAULT_QUEUE = "bridge-smoke"
 #: The largest payload v1 accepts; Cloud Tasks documents "1MB" for pull tasks.
@@ -219,7 +219,7 @@ def smoke(backend: CloudTasksBackend, queue_id: str, echo: Callable[[str], None]
 
 @click.command("smoke")
 @click.option("--backend", envvar="BRIDGE_BACKEND", required=True, help="cloudtasks://projects/P/locations/L")
-@cloudtasks_options
+@backend_setting_options
 @click.option("--queue", default=DEFAULT_QUEUE, show_default=True, help="A pull queue of that location to test on.")
 def smoke_command(queue: str, **options: Any) -> None:
     """Check, in a minute, that a project's Cloud Tasks v2beta2 pull queues do what the bridge needs.

@@ -18,7 +18,7 @@ import click
 import httplib2
 
 from backends.limits import QUEUE_NAME
-from bridge_tools.client import authorized_http, token_option
+from bridge_tools.client import authorized_http, discovery_url, token_option
 from bridge_tools.compat.ledger import Ledger, LedgerError
 from bridge_tools.compat.options import (
     DEFAULT_CLOCK_TOLERANCE,
@@ -30,7 +30,6 @@ from bridge_tools.compat.options import (
 from bridge_tools.compat.report import Report, ScenarioResult
 from bridge_tools.compat.runner import run
 from bridge_tools.compat.scenarios import SCENARIOS
-from bridge_tools.compat.session import DISCOVERY_PATH
 
 #: Leaves room in a queue name for the run's token.
 MAX_QUEUE_PREFIX = 80
@@ -133,7 +132,7 @@ def throttled_leases(url: str, token: str | None) -> float | None:
 
 def unreachable(url: str, token: str | None) -> str | None:
     """Why ``url`` cannot be checked (it does not answer, or serves no Discovery document); None if it can."""
-    address = url.rstrip("/") + DISCOVERY_PATH.format(api="taskqueue", apiVersion="v1beta2")
+    address = discovery_url(url).format(api="taskqueue", apiVersion="v1beta2")
     http = authorized_http(token, timeout=REACH_TIMEOUT)
     try:
         response, _ = http.request(address, "GET")

@@ -24,11 +24,10 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from backends.limits import TASK_ID, US
-from bridge_tools.client import TOKEN_ENV, authorized_http
+from bridge_tools.client import TOKEN_ENV, authorized_http, discovery_url
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
-DISCOVERY_PATH = "/discovery/v1/apis/{api}/{apiVersion}/rest"
 #: Cloud Tasks takes at most 10 LeaseTasks calls a second on a queue and answers the
 #: rest with no tasks; the battery keeps under it, with room for the calls' latency.
 LEASES_PER_WINDOW = 10
@@ -160,7 +159,7 @@ class Session:
             self._api = build(
                 "taskqueue",
                 "v1beta2",
-                discoveryServiceUrl=self.url + DISCOVERY_PATH,
+                discoveryServiceUrl=discovery_url(self.url),
                 static_discovery=False,
                 cache_discovery=False,
                 http=self._http,

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from backends.limits import app_id
+from backends.limits import US, app_id
 from bridge_tools.compat.rules import AsFound, AtLeast, Rule
 from bridge_tools.compat.session import Session
 
 ScenarioFunction = Callable[[Session], None]
-DAY_US = 24 * 3600 * 1_000_000
+DAY_US = 24 * 3600 * US
 
 
 @dataclass(frozen=True)
