@@ -26,6 +26,9 @@ class Variant:
 
     backend: str
     auth: str = "none"
+    #: The document clients are built from: the one the bridge serves, or "google" (the
+    #: facts of Google's own document, tests/support/google_facts.py).
+    discovery: str = "served"
 
 
 #: Every backend, each with its pytest mark and id (``pytest -m redis``, ``-k cloudtasks``).

@@ -7,17 +7,18 @@ import json
 import selectors
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from flask import Flask
+from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from bridge_tools.client import connect
+from bridge_tools.client import authorized_http, connect
 
 
 @dataclass
@@ -47,9 +48,13 @@ class BridgeServer:
     which across the suite's several hundred servers added up to half a minute.
     """
 
-    def __init__(self, app: Flask, token: str | None = None) -> None:
+    def __init__(
+        self, app: Flask, token: str | None = None, document: Callable[[str], dict[str, Any]] | None = None
+    ) -> None:
         self.app = app
         self.token = token
+        #: Builds the Discovery document clients use from the root URL; None: the served one.
+        self.document = document
         self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._wake, self._woken = socket.socketpair()
@@ -75,8 +80,12 @@ class BridgeServer:
     def api(self, token: str | None = None) -> Any:
         """The Google API client, built from the Discovery document this bridge serves.
 
-        It sends ``token``, or else the server's own (if any).
+        It sends ``token``, or else the server's own (if any). With a ``document``, the
+        client is built from that instead, pointed at this bridge.
         """
+        if self.document is not None:
+            http = authorized_http(token or self.token)
+            return build_from_document(self.document(self.url + "/"), http=http)
         return connect(self.url, token=token or self.token)
 
     def request(
