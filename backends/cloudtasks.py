@@ -66,6 +66,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2beta2 as ct
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+from prometheus_client import Counter
 
 from backends import cloudtasks_admin as admin
 from backends import url_options
@@ -90,6 +91,12 @@ from backends.limits import LIST_LIMIT, US
 
 T = TypeVar("T")
 log = logging.getLogger("bridge.cloudtasks")
+#: Shown at /metrics: a run that sees empty leases can tell throttling from an empty queue.
+THROTTLED_LEASES = Counter(
+    "bridge_cloudtasks_leases_throttled",
+    "LeaseTasks calls Cloud Tasks refused with RESOURCE_EXHAUSTED, answered as empty leases",
+    ["project", "queue"],
+)
 DEFAULT_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 10.0
 #: Seconds before the first retry; each later one waits twice as long.
@@ -394,6 +401,7 @@ class CloudTasksBackend(Backend):
                 # Past 10 LeaseTasks a second App Engine answered with no tasks; so does this.
                 # Logged, since a project quota running out looks the same from here.
                 log.info("LeaseTasks on %s throttled, no tasks returned: %s", call.parent, exc.message)
+                THROTTLED_LEASES.labels(queue.project, queue.name).inc()
                 return LeaseResult()
             except gexc.FailedPrecondition as exc:
                 # A paused (or disabled) pull queue refuses leases; v1 leases nothing from it.

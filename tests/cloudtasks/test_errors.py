@@ -168,6 +168,23 @@ def test_past_10_leases_a_second_the_bridge_leases_nothing_as_app_engine_did(
     assert len(ct.lease(WORK, LEASE)) == 1
 
 
+def test_a_throttled_lease_is_logged_with_its_queue_and_counted_in_metrics(
+    fake: FakeCloudTasks, ct: CloudTasksBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    def throttled() -> float:
+        with serving(create_app(Settings(), backend=ct)) as server:
+            text = server.request("GET", "/metrics").body.decode()
+        wanted = 'bridge_cloudtasks_leases_throttled_total{project="demo-app",queue="work"} '
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted))
+
+    before = throttled()
+    fake.fail(gexc.ResourceExhausted, methods=["LeaseTasks"])
+    with caplog.at_level("INFO", logger="bridge.cloudtasks"):
+        assert ct.lease(WORK, LEASE) == []
+    assert any("queues/work" in record.getMessage() and "throttled" in record.getMessage() for record in caplog.records)
+    assert throttled() == before + 1
+
+
 def test_resource_exhausted_elsewhere_is_a_503(fake: FakeCloudTasks, ct: CloudTasksBackend) -> None:
     fake.fail(gexc.ResourceExhausted, methods=["CreateTask"])
     with pytest.raises(errors.Unavailable):

@@ -1,12 +1,10 @@
-"""The admin verbs of the backend contract (queues, pages of tasks, dead letters, activity),
-called on the backend itself, on every backend."""
+"""The admin verbs of the backend contract (queues, pages of tasks, dead letters, activity)."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -24,31 +22,10 @@ from backends.base import (
 )
 from backends.errors import Duplicate, InvalidArgument, NotFound, Unsupported
 from bridge.metrics import MeteredBackend
-from tests.support.api import PROJECT, ids, insert
-from tests.support.api import lease as lease_v1
-from tests.support.harness import Harness, Variant
-from tests.support.http import BridgeServer, error_of
-from tests.test_observability import scrape, value
-
-VARIANTS = [
-    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
-    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
-    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
-    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
-]
+from tests.support.harness import Harness
 
 SECOND = 1_000_000
 Q = Queue("app", "work")
-
-
-@pytest.fixture(params=VARIANTS)
-def variant(request: pytest.FixtureRequest) -> Variant:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def backend(harness: Harness) -> Backend:
-    return harness.backend
 
 
 def needs(backend: Backend, verb: str) -> None:
@@ -289,8 +266,8 @@ def test_a_task_dropped_after_max_leases_becomes_a_dead_letter(backend: Backend,
     assert stats is not None and stats.dead_letters == 1 and stats.total_tasks == 0
 
 
-def test_dead_letters_are_kept_for_the_tombstone_window_newest_first(open_harness: object, variant: Variant) -> None:
-    harness = open_harness(tombstone_seconds=100)  # type: ignore[operator]
+def test_dead_letters_are_kept_for_the_tombstone_window_newest_first(open_harness: Callable[..., Harness]) -> None:
+    harness = open_harness(tombstone_seconds=100)
     backend = harness.backend
     needs(backend, "dead_letters")
     limited = Queue("app", "work", max_leases=1)
@@ -337,25 +314,6 @@ def test_a_metered_backend_counts_and_logs_each_dropped_task(
         "task t1 of queue app/work dropped after 1 leases (maxLeases)",
         "task t2 of queue app/work dropped after 1 leases (maxLeases)",
     ]
-
-
-def test_the_v1_api_counts_a_dropped_task_and_its_get_says_why(
-    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path], harness: Harness
-) -> None:
-    path = queue_file("queue:\n- name: limited\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 1\n")
-    server = make_bridge(queues=path)
-    api = server.api()
-    insert(api, queue="limited", id="t1")
-    assert ids(lease_v1(api, queue="limited", secs=1)) == ["t1"]
-    harness.advance(2)
-    before = scrape(server)
-    assert lease_v1(api, queue="limited") == []
-    assert (
-        value(scrape(server), "bridge_tasks_dead_lettered_total")
-        == value(before, "bridge_tasks_dead_lettered_total") + 1
-    )
-    envelope = error_of(api.tasks().get(project=PROJECT, taskqueue="limited", task="t1"), 404, "notFound")
-    assert envelope["error"]["message"] == "Task t1 was dropped after 1 leases (maxLeases)"
 
 
 # -- tombstones, counts, activity ---------------------------------------------------
