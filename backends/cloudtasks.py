@@ -68,19 +68,25 @@ from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTask
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from prometheus_client import Counter
 
+from backends import cloudtasks_admin as admin
 from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
     Backend,
+    DeadLetter,
     LeaseRequest,
+    LeaseResult,
+    MinuteActivity,
     NewTask,
     Queue,
     QueueInfo,
     QueueStats,
     Task,
+    TaskPage,
+    TaskState,
 )
 from backends.cloudtasks_errors import missing_queue, translated
-from backends.errors import InvalidArgument, NotFound
+from backends.errors import InvalidArgument, NotFound, Unsupported
 from backends.limits import LIST_LIMIT, US
 
 T = TypeVar("T")
@@ -274,7 +280,7 @@ class CloudTasksBackend(Backend):
                 raise
             if not self.create_queues:
                 raise missing_queue(queue.name) from exc
-        self.create_queue(self.queue_name(queue), queue.max_leases)
+        self.ensure_queue(self.queue_name(queue), queue.max_leases)
         return self._attempts(method, request, idempotent, lost_reply)
 
     def _attempts(
@@ -308,17 +314,9 @@ class CloudTasksBackend(Backend):
             return True
         return False
 
-    def create_queue(self, name: str, max_leases: int | None) -> None:
+    def ensure_queue(self, name: str, max_leases: int | None) -> None:
         """Create a pull queue (``create_queues``); one that exists already is left alone."""
-        retry = ct.RetryConfig(unlimited_attempts=True)
-        if max_leases:
-            retry = ct.RetryConfig(max_attempts=max_leases)
-        definition = ct.Queue(
-            name=name,
-            pull_target=ct.PullTarget(),
-            retry_config=retry,
-            tombstone_ttl=duration_pb2.Duration(seconds=self.tombstone_seconds),
-        )
+        definition = admin.pull_queue(name, max_leases, self.tombstone_seconds)
         parent = name.rsplit("/queues/", 1)[0]
         with contextlib.suppress(gexc.AlreadyExists):
             self._invoke(self.client.create_queue, ct.CreateQueueRequest(parent=parent, queue=definition))
@@ -380,9 +378,9 @@ class CloudTasksBackend(Backend):
     def delete(self, queue: Queue, task_id: str) -> None:
         request = ct.DeleteTaskRequest(name=self.task_name(queue, task_id))
         with translated("deleting the task", task_id=task_id):
-            self._invoke(self.client.delete_task, request, idempotent=True, lost_reply=_deleted_already)
+            self._invoke(self.client.delete_task, request, idempotent=True, lost_reply=admin.gone_already)
 
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         if not request.group_by_tag:
             selection = ""
         elif request.tag is None:
@@ -404,8 +402,13 @@ class CloudTasksBackend(Backend):
                 # Logged, since a project quota running out looks the same from here.
                 log.info("LeaseTasks on %s throttled, no tasks returned: %s", call.parent, exc.message)
                 THROTTLED_LEASES.labels(queue.project, queue.name).inc()
-                return []
-        return [_task(message) for message in response.tasks]
+                return LeaseResult()
+            except gexc.FailedPrecondition as exc:
+                # A paused (or disabled) pull queue refuses leases; v1 leases nothing from it.
+                log.info("LeaseTasks on %s refused, no tasks returned: %s", call.parent, exc.message)
+                return LeaseResult()
+        # Cloud Tasks drops a task after max_attempts without saying so: none reported.
+        return LeaseResult(_task(message) for message in response.tasks)
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         name = self.task_name(queue, task_id)
@@ -429,21 +432,77 @@ class CloudTasksBackend(Backend):
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         request = ct.GetQueueRequest(name=self.queue_name(queue))
         if with_stats:
-            request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "stats"])
+            request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "state", "stats"])
         with translated("reading the queue", queue=queue):
             found = self._invoke(self.client.get_queue, request, idempotent=True, queue=queue)
-        raw = ct.Queue.pb(found)
-        attempts = raw.retry_config.max_attempts if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" else 0
-        max_leases = attempts if attempts > 0 else None
+        max_leases = admin.max_leases_of(found)
+        paused = found.state == ct.Queue.State.PAUSED
         if not with_stats:
-            return QueueInfo(max_leases)
+            return QueueInfo(max_leases, paused=paused)
+        raw = ct.Queue.pb(found)
         oldest = (
             us_of(raw.stats.oldest_estimated_arrival_time)
             if raw.stats.HasField("oldest_estimated_arrival_time")
             else None
         )
-        # leasedLastMinute / leasedLastHour: Cloud Tasks keeps no such counts (None: omitted).
-        return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None))
+        # leasedLastMinute / leasedLastHour and the counts by state: Cloud Tasks keeps no
+        # such counts (None: omitted, "n/a"); nor dead letters.
+        return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None), paused)
+
+    # -- admin verbs (backends.cloudtasks_admin) -----------------------------------------
+
+    supports = admin.SUPPORTED
+
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        return admin.list_queues(self, project)
+
+    def create_queue(self, queue: Queue) -> None:
+        admin.create_queue(self, queue)
+
+    def update_queue(self, queue: Queue) -> None:
+        admin.update_queue(self, queue)
+
+    def delete_queue(self, queue: Queue) -> None:
+        admin.delete_queue(self, queue)
+
+    def purge_queue(self, queue: Queue) -> int:
+        return admin.purge_queue(self, queue)
+
+    def pause_queue(self, queue: Queue) -> None:
+        admin.set_paused(self, queue, True)
+
+    def resume_queue(self, queue: Queue) -> None:
+        admin.set_paused(self, queue, False)
+
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        return admin.list_tasks_page(
+            self,
+            queue,
+            page_size=page_size,
+            page_token=page_token,
+            tag=tag,
+            state=state,
+            with_payload=with_payload,
+            task_of=_task,
+        )
+
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        raise Unsupported("Cloud Tasks keeps no dead letters: it drops a task after max_attempts without a trace")
+
+    def clear_tombstones(self, queue: Queue) -> int:
+        raise Unsupported("Cloud Tasks keeps deleted names for the queue's tombstone_ttl; they cannot be freed")
+
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        raise Unsupported("Cloud Tasks keeps no per-minute counts of inserts, leases and deletes")
 
     def ping(self) -> None:
         request = ct.ListQueuesRequest(parent=self.where.name, page_size=1)
@@ -452,10 +511,3 @@ class CloudTasksBackend(Backend):
 
     def close(self) -> None:
         self.client.transport.close()  # type: ignore[no-untyped-call]
-
-
-def _deleted_already(exc: gexc.GoogleAPICallError) -> None:
-    """A retried delete that failed: NOT_FOUND means the first try deleted the task (its
-    reply lost); anything else stands."""
-    if not isinstance(exc, gexc.NotFound):
-        raise exc
