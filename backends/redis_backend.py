@@ -176,8 +176,11 @@ class RedisBackend(Backend):
         flat = self._run("list", queue, LIST_LIMIT)
         return [_task(flat[i], flat[i + 1], with_payload=False) for i in range(0, len(flat), 2)]
 
-    def delete(self, queue: Queue, task_id: str) -> None:
-        status = self._run("delete", queue, task_id, self.tombstone_us)
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        token = "" if token_us is None else str(token_us)
+        status = self._run("delete", queue, task_id, self.tombstone_us, token)
+        if status == b"conflict":
+            raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
             raise NotFound(f"Task {task_id} was deleted", location="task")
         if status == b"missing":

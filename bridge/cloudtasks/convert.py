@@ -1,0 +1,233 @@
+"""Cloud Tasks v2beta2 names and messages to backend values and back; errors to status codes.
+
+Names: ``projects/P/locations/L/queues/Q`` is the v1 queue ``projects/P/taskqueues/Q``.
+P may carry a partition prefix (``s~app`` and ``app`` are one queue) and L is any
+location: the backend stores a queue by (project without prefix, queue id). Responses
+echo the names the caller used.
+
+Messages are the raw protobuf classes of ``google.cloud.tasks_v2beta2`` (``ct.Task.pb()``),
+which both transports (de)serialise without proto-plus's wrappers.
+
+Errors: a backend or front error becomes the canonical code Google's service uses, which
+the gRPC transport sends as the status and the REST transport as HTTP status plus
+``error.status``::
+
+    Unimplemented (push-only features)     UNIMPLEMENTED        501
+    FailedPrecondition (paused queue, …)   FAILED_PRECONDITION  400
+    Duplicate                              ALREADY_EXISTS       409
+    Conflict (lease lost: stale schedule_time)  FAILED_PRECONDITION  400
+    InvalidArgument                        INVALID_ARGUMENT     400
+    NotFound                               NOT_FOUND            404
+    Unauthenticated                        UNAUTHENTICATED      401
+    PermissionDenied                       PERMISSION_DENIED    403
+    Unavailable                            UNAVAILABLE          503
+    any other ApiError                     INTERNAL             500
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.cloud import tasks_v2beta2 as ct
+
+from backends.base import Task
+from backends.errors import (
+    ApiError,
+    Conflict,
+    Duplicate,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from bridge.wire import MAX_PAYLOAD_BYTES, check_tag, project_key
+
+US = 1_000_000
+TaskMessage: Any = ct.Task.pb()
+FULL = int(ct.Task.View.FULL)
+BASIC = int(ct.Task.View.BASIC)
+#: The longest lease LeaseTasks and RenewLease grant (the protos: one week).
+MAX_LEASE_SECONDS = 7 * 24 * 3600
+
+_QUEUE = re.compile(r"projects/([^/]+)/locations/([^/]+)/queues/([^/]+)")
+_TASK = re.compile(r"(projects/[^/]+/locations/[^/]+/queues/[^/]+)/tasks/([^/]+)")
+_QUEUE_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
+_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
+_LOCATION = re.compile(r"projects/([^/]+)/locations/([^/]+)")
+
+
+class FailedPrecondition(ApiError):
+    """The resource is in a state the call cannot act on (a paused queue, a missing one
+    on CreateTask)."""
+
+    status = 400
+    reason = "failedPrecondition"
+
+
+class Unimplemented(ApiError):
+    """A Cloud Tasks feature of push queues, which this front does not serve."""
+
+    status = 501
+    reason = "notImplemented"
+
+
+_CODES: tuple[tuple[type[ApiError], grpc.StatusCode], ...] = (
+    (Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (Duplicate, grpc.StatusCode.ALREADY_EXISTS),
+    (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
+)
+#: Google's HTTP mapping of the canonical codes (google/rpc/code.proto).
+HTTP_STATUS = {
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.INTERNAL: 500,
+}
+
+
+def code_of(exc: ApiError) -> grpc.StatusCode:
+    """The canonical code an API error is reported with."""
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+# -- names -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueName:
+    """A v2beta2 queue name, split: ``text`` is the name as the caller wrote it."""
+
+    text: str
+    project: str
+    location: str
+    queue: str
+
+    @property
+    def key(self) -> str:
+        """The project as the backend stores it (no partition prefix)."""
+        return project_key(self.project)
+
+
+def location_name(text: str, field: str = "parent") -> tuple[str, str]:
+    """(project, location) of ``projects/P/locations/L``; INVALID_ARGUMENT otherwise."""
+    match = _LOCATION.fullmatch(text)
+    if match is None:
+        raise InvalidArgument(f"Invalid {field} {text!r}: expected projects/PROJECT/locations/LOCATION")
+    project_key(match.group(1))
+    return match.group(1), match.group(2)
+
+
+def queue_name(text: str, field: str = "name") -> QueueName:
+    match = _QUEUE.fullmatch(text)
+    if match is None or not _QUEUE_ID.fullmatch(match.group(3)):
+        raise InvalidArgument(
+            f"Invalid {field} {text!r}: expected projects/PROJECT/locations/LOCATION/queues/QUEUE "
+            "(QUEUE: 1-100 letters, digits or '-')"
+        )
+    name = QueueName(text, *match.groups())
+    name.key  # noqa: B018  (refuses a malformed project here)
+    return name
+
+
+def task_name(text: str, field: str = "name") -> tuple[QueueName, str]:
+    match = _TASK.fullmatch(text)
+    if match is None or not _TASK_ID.fullmatch(match.group(2)):
+        raise InvalidArgument(
+            f"Invalid {field} {text!r}: expected projects/PROJECT/locations/LOCATION/queues/QUEUE/tasks/TASK "
+            "(TASK: 1-500 letters, digits, '_' or '-')"
+        )
+    return queue_name(match.group(1), field), match.group(2)
+
+
+# -- messages ------------------------------------------------------------------------
+
+
+def view_of(view: int) -> int:
+    """The view a response is rendered in; BASIC unless FULL was asked for."""
+    if view not in (0, BASIC, FULL):
+        raise InvalidArgument(f"Invalid response_view {view}")
+    return FULL if view == FULL else BASIC
+
+
+def task_message(task: Task, queue: str, view: int) -> Any:
+    """A Task message; the payload only in the FULL view, create_time cut to the second."""
+    message = TaskMessage(name=f"{queue}/tasks/{task.id}", view=view)
+    message.pull_message.SetInParent()
+    message.pull_message.tag = task.tag or ""
+    if view == FULL and task.payload:
+        message.pull_message.payload = task.payload
+    message.schedule_time.FromMicroseconds(task.eta_us)
+    message.create_time.FromSeconds(task.enqueue_us // US)
+    message.status.attempt_dispatch_count = task.retry_count
+    return message
+
+
+def pull_message(task: Any) -> tuple[bytes, str | None]:
+    """The payload and tag of a Task to create; push tasks are not served."""
+    kind = task.WhichOneof("payload_type")
+    if kind == "app_engine_http_request":
+        raise Unimplemented("App Engine HTTP (push) tasks are not served here; this server serves pull queues")
+    if kind != "pull_message":
+        raise InvalidArgument("task.pull_message is required: this server serves pull queues")
+    payload = task.pull_message.payload
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise InvalidArgument(f"task.pull_message.payload is {len(payload)} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+    return payload, check_tag(task.pull_message.tag, "task.pull_message.tag")
+
+
+def us_of(stamp: Any) -> int:
+    return int(stamp.seconds) * US + int(stamp.nanos) // 1000
+
+
+def lease_seconds(request: Any) -> int:
+    """A request's required lease_duration, cut to the second, at most a week."""
+    if not request.HasField("lease_duration"):
+        raise InvalidArgument("lease_duration is required")
+    seconds = int(request.lease_duration.seconds)
+    if not 0 <= seconds <= MAX_LEASE_SECONDS:
+        raise InvalidArgument(f"lease_duration must be between 0 and {MAX_LEASE_SECONDS} seconds (one week)")
+    return seconds
+
+
+def lease_token(request: Any) -> int:
+    """The schedule_time a renew, cancel or acknowledge carries as proof of its lease."""
+    if not request.HasField("schedule_time"):
+        raise InvalidArgument("schedule_time is required: the schedule_time of the task as leased")
+    return us_of(request.schedule_time)
+
+
+_TAG_FILTER = re.compile(r'tag=(?:"((?:[^"\\]|\\.)*)"|([^"]*))')
+
+
+def lease_filter(text: str) -> tuple[bool, str | None]:
+    """(group_by_tag, tag) of a LeaseTasks filter: '' (any task), ``tag="X"`` (that tag),
+    ``tag_function=oldest_tag()`` (the tag of the oldest available task)."""
+    text = text.strip()
+    if not text:
+        return False, None
+    if text.replace(" ", "") == "tag_function=oldest_tag()":
+        return True, None
+    match = _TAG_FILTER.fullmatch(text)
+    if match is None:
+        raise InvalidArgument(f'Invalid filter {text!r}: expected tag="TAG" or tag_function=oldest_tag()')
+    quoted, bare = match.groups()
+    tag = re.sub(r"\\(.)", r"\1", quoted) if quoted is not None else bare
+    return True, check_tag(tag, "filter") or ""

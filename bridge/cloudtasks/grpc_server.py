@@ -1,0 +1,92 @@
+"""The gRPC transport of the Cloud Tasks v2beta2 front: ``google.cloud.tasks.v2beta2.CloudTasks``.
+
+Reached by the official client without credentials::
+
+    CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel("HOST:G")))
+
+Credentials, when the bridge asks for them (``--auth token`` or ``google``), travel as
+``authorization: Bearer <token>`` metadata, checked by the same authenticator as the
+v1 front's Authorization header.
+
+Several gunicorn workers: each worker runs its own gRPC server on the same port, bound
+with SO_REUSEPORT (gRPC's default on Linux), started once the worker has built its app
+(`bridge.serving`). The kernel spreads connections over the workers as it spreads the
+HTTP ones, every worker serves both fronts from its one backend, and nothing is shared
+between processes but the backend (Redis), as on the HTTP side.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from backends.errors import ApiError
+from bridge.cloudtasks.convert import code_of
+from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
+
+log = logging.getLogger("bridge.cloudtasks")
+#: Calls served at once by one process's gRPC server.
+DEFAULT_THREADS = 8
+#: As Google's own transport: a lease response may reach 32 MB, past gRPC's default 4 MB.
+_OPTIONS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.so_reuseport", 1),
+]
+
+
+def _serving(front: Front, method: Method) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def serve(request: Any, context: grpc.ServicerContext) -> Any:
+        authorization = None
+        for key, value in context.invocation_metadata():
+            if key == "authorization":
+                authorization = str(value)
+        try:
+            return invoke(front, method, request, authorization)
+        except ApiError as exc:
+            code = code_of(exc)
+            if code is grpc.StatusCode.INTERNAL or code is grpc.StatusCode.UNAVAILABLE:
+                log.warning("%s: %s: %s", method.name, type(exc).__name__, exc.message, exc_info=exc.__cause__)
+            context.abort(code, exc.message)
+        except Exception:
+            log.exception("unexpected error in %s", method.name)
+            context.abort(grpc.StatusCode.INTERNAL, "Internal error")
+
+    return serve
+
+
+class GrpcFront:
+    """A running gRPC server of the front, with the thread pool it owns."""
+
+    def __init__(self, front: Front, address: str, *, threads: int = DEFAULT_THREADS) -> None:
+        """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one).
+
+        Raises RuntimeError when the port cannot be bound.
+        """
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                _serving(front, method),
+                request_deserializer=method.request.FromString,
+                response_serializer=method.response.SerializeToString,
+            )
+            for name, method in METHODS.items()
+        }
+        self._executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cloudtasks-grpc")
+        self._server = grpc.server(self._executor, options=_OPTIONS)
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        try:
+            self.port: int = self._server.add_insecure_port(address)
+        except RuntimeError as exc:
+            self._executor.shutdown(wait=False)
+            raise RuntimeError(f"cannot serve gRPC on {address}: {exc}") from None
+        self._server.start()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls; calls in flight get ``grace`` seconds."""
+        self._server.stop(grace).wait()
+        # gRPC leaves its thread pool to whoever made it.
+        self._executor.shutdown(wait=True)
