@@ -169,3 +169,35 @@ def queue_file(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+V2_TARGETS = [
+    pytest.param(("fake", "grpc"), marks=pytest.mark.cloudtasks, id="fake"),
+    pytest.param(("memory", "grpc"), marks=pytest.mark.memory, id="grpc-memory"),
+    pytest.param(("memory", "rest"), marks=pytest.mark.memory, id="rest-memory"),
+    pytest.param(("redis", "grpc"), marks=pytest.mark.redis, id="grpc-redis"),
+    pytest.param(("redis-cluster", "rest"), marks=pytest.mark.cluster, id="rest-redis-cluster"),
+]
+
+
+@pytest.fixture(params=V2_TARGETS)
+def v2(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A Cloud Tasks v2beta2 server under the official client: the strict fake, or the
+    bridge's front over gRPC or HTTP/JSON on a backend (tests.support.v2beta2)."""
+    request.getfixturevalue("grpc_available")
+    from tests.support import v2beta2
+
+    backend, transport = request.param
+    if backend == "fake":
+        target = v2beta2.fake_target()
+    else:
+        if backend == "memory":
+            harness = memory_harness()
+        else:
+            fixture = "redis_server" if backend == "redis" else "redis_cluster"
+            harness = redis_harness(request.getfixturevalue(fixture).url)
+        app = create_app(Settings(backend=harness.url), backend=harness.backend)
+        target = v2beta2.front_target(f"{transport}-{backend}", app, transport, harness.advance_us)
+        target.closers.insert(0, harness.close)
+    yield target
+    target.close()

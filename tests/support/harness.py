@@ -40,7 +40,9 @@ class Harness:
 
     def advance(self, seconds: float) -> None:
         """Move the backend's clock on, as if ``seconds`` had passed."""
-        us = int(seconds * 1_000_000)
+        self.advance_us(int(seconds * 1_000_000))
+
+    def advance_us(self, us: int) -> None:
         if self.move_clock is not None:
             self.move_clock(us)
             return
