@@ -67,6 +67,7 @@ def start_grpc(address: str, worker: Any) -> None:
     from bridge.cloudtasks.grpc_server import GrpcFront
 
     worker.cloudtasks_grpc = GrpcFront(worker.wsgi.extensions["cloudtasks"], address)
+    log.info("Cloud Tasks v2beta2 gRPC front listening on %s (worker %s)", address, os.getpid())
 
 
 def stop_grpc(server: Any, worker: Any) -> None:
