@@ -47,7 +47,16 @@ from backends.base import (
     QueueStats,
     Task,
 )
-from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, InvalidArgument, NotFound, Unavailable
+from backends.errors import (
+    LEASE_CONFLICT,
+    ApiError,
+    Conflict,
+    Deleted,
+    Duplicate,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 
 DEFAULT_PREFIX = "tq"
 #: Seconds to wait for a TCP connection before answering 503.
@@ -182,7 +191,7 @@ class RedisBackend(Backend):
         if status == b"conflict":
             raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
-            raise NotFound(f"Task {task_id} was deleted", location="task")
+            raise Deleted(f"Task {task_id} was deleted", location="task")
         if status == b"missing":
             raise NotFound(f"Task not found: {task_id}", location="task")
 
@@ -213,7 +222,7 @@ class RedisBackend(Backend):
         if status == b"conflict":
             raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
-            raise NotFound(f"Task {task_id} was deleted", location="task")
+            raise Deleted(f"Task {task_id} was deleted", location="task")
         raise NotFound(f"Task not found: {task_id}", location="task")
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:

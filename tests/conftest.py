@@ -17,7 +17,14 @@ import pytest
 from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
-from tests.support.harness import Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
+from tests.support.harness import (
+    Harness,
+    Variant,
+    cloudtasks_bridge_harness,
+    cloudtasks_harness,
+    memory_harness,
+    redis_harness,
+)
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
@@ -76,6 +83,8 @@ VARIANTS = [
     pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
     pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
     pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+    # The Cloud Tasks backend once more, on the bridge's own v2beta2 front instead of the fake.
+    pytest.param(Variant("cloudtasks-bridge"), marks=pytest.mark.cloudtasks, id="cloudtasks-bridge"),
     # The HTTP suite once more with token auth on. Credentials are checked before the
     # backend is reached, so the cheapest backend is enough.
     pytest.param(Variant("memory", "token"), marks=[pytest.mark.memory, pytest.mark.auth], id="memory-token"),
@@ -108,6 +117,9 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
         elif variant.backend == "cloudtasks":
             request.getfixturevalue("grpc_available")
             harness = cloudtasks_harness(**options)
+        elif variant.backend == "cloudtasks-bridge":
+            request.getfixturevalue("grpc_available")
+            harness = cloudtasks_bridge_harness(**options)
         else:
             harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)

@@ -26,17 +26,20 @@ the gRPC transport sends as the status and the REST transport as HTTP status plu
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from google.cloud import tasks_v2beta2 as ct
 
-from backends.base import Task
+from backends.base import QueueInfo, Task
 from backends.errors import (
     ApiError,
     Conflict,
+    Deleted,
     Duplicate,
     InvalidArgument,
     NotFound,
@@ -48,6 +51,8 @@ from bridge.wire import MAX_PAYLOAD_BYTES, check_tag, project_key
 
 US = 1_000_000
 TaskMessage: Any = ct.Task.pb()
+QueueMessage: Any = ct.Queue.pb()
+_QUEUE_FIELDS = frozenset(field.name for field in QueueMessage.DESCRIPTOR.fields)
 FULL = int(ct.Task.View.FULL)
 BASIC = int(ct.Task.View.BASIC)
 #: The longest lease LeaseTasks and RenewLease grant (the protos: one week).
@@ -106,6 +111,26 @@ def code_of(exc: ApiError) -> grpc.StatusCode:
         if isinstance(exc, cls):
             return code
     return grpc.StatusCode.INTERNAL
+
+
+#: Cloud Tasks' words for a task it does not have, and for one deleted recently (the
+#: project's Cloud Tasks backend passes on anything else it is told).
+NOT_FOUND = "Requested entity was not found."
+TOMBSTONED = (
+    "The task no longer exists, though a task with this name existed recently. "
+    "The task either successfully completed or was deleted."
+)
+
+
+@contextlib.contextmanager
+def task_lookup() -> Iterator[None]:
+    """Report a task the backend does not find in Cloud Tasks' words."""
+    try:
+        yield
+    except Deleted as exc:
+        raise NotFound(TOMBSTONED) from exc
+    except NotFound as exc:
+        raise NotFound(NOT_FOUND) from exc
 
 
 # -- names -------------------------------------------------------------------------
@@ -178,6 +203,53 @@ def task_message(task: Task, queue: str, view: int) -> Any:
     message.create_time.FromSeconds(task.enqueue_us // US)
     message.status.attempt_dispatch_count = task.retry_count
     return message
+
+
+def read_mask(request: Any) -> list[str] | None:
+    """The Queue fields a GetQueue asks for; None: all but ``stats``."""
+    if not request.HasField("read_mask"):
+        return None
+    paths = list(request.read_mask.paths)
+    unknown = sorted(set(paths) - _QUEUE_FIELDS)
+    if unknown:
+        raise InvalidArgument(f"Invalid read_mask paths: {', '.join(unknown)}")
+    return paths
+
+
+def queue_message(name: str, info: QueueInfo, paths: list[str] | None = None) -> Any:
+    """A pull Queue; ``retry_config.max_attempts`` is v1's maxLeases (unset: unlimited).
+
+    ``paths`` keeps only those fields (a read mask); stats come only when it names them.
+    """
+    full = QueueMessage(
+        name=name, state=ct.Queue.State.PAUSED if getattr(info, "paused", False) else ct.Queue.State.RUNNING
+    )
+    full.pull_target.SetInParent()
+    if info.max_leases:
+        full.retry_config.max_attempts = info.max_leases
+    else:
+        full.retry_config.unlimited_attempts = True
+    if info.stats is not None:
+        full.stats.tasks_count = info.stats.total_tasks
+        if info.stats.oldest_eta_us is not None:
+            full.stats.oldest_estimated_arrival_time.FromMicroseconds(info.stats.oldest_eta_us)
+    if paths is None:
+        full.ClearField("stats")
+        return full
+    chosen = QueueMessage()
+    for path in paths:
+        _copy(full, chosen, path)
+    return chosen
+
+
+_MESSAGE_FIELDS = frozenset(field.name for field in QueueMessage.DESCRIPTOR.fields if field.message_type is not None)
+
+
+def _copy(source: Any, target: Any, field: str) -> None:
+    if field not in _MESSAGE_FIELDS:
+        setattr(target, field, getattr(source, field))
+    elif source.HasField(field):  # copying an unset one would set it (and switch a oneof)
+        getattr(target, field).CopyFrom(getattr(source, field))
 
 
 def pull_message(task: Any) -> tuple[bytes, str | None]:

@@ -82,6 +82,16 @@ def invoke(front: Front, method: Method, request: Any, authorization: str | None
     return method.handler(Call(front, identity, method.acl), request)
 
 
+# -- queues -------------------------------------------------------------------------
+
+
+def get_queue(call: Call, request: Any) -> Any:
+    name = convert.queue_name(request.name)
+    paths = convert.read_mask(request)
+    info = call.backend.queue_info(call.queue(name), with_stats=paths is not None and "stats" in paths)
+    return convert.queue_message(name.text, info, paths)
+
+
 # -- tasks -------------------------------------------------------------------------
 
 
@@ -105,13 +115,17 @@ def create_task(call: Call, request: Any) -> Any:
 
 def get_task(call: Call, request: Any) -> Any:
     name, task_id = convert.task_name(request.name)
-    task = call.backend.get(call.queue(name), task_id)
+    queue = call.queue(name)
+    with convert.task_lookup():
+        task = call.backend.get(queue, task_id)
     return convert.task_message(task, name.text, convert.view_of(request.response_view))
 
 
 def delete_task(call: Call, request: Any) -> Any:
     name, task_id = convert.task_name(request.name)
-    call.backend.delete(call.queue(name), task_id)
+    queue = call.queue(name)
+    with convert.task_lookup():
+        call.backend.delete(queue, task_id)
     return empty_pb2.Empty()
 
 
@@ -136,19 +150,25 @@ def lease_tasks(call: Call, request: Any) -> Any:
 def renew_lease(call: Call, request: Any) -> Any:
     name, task_id = convert.task_name(request.name)
     token, seconds = convert.lease_token(request), convert.lease_seconds(request)
-    task = call.backend.modify_lease(call.queue(name), task_id, seconds * US, token)
+    queue = call.queue(name)
+    with convert.task_lookup():
+        task = call.backend.modify_lease(queue, task_id, seconds * US, token)
     return convert.task_message(task, name.text, convert.view_of(request.response_view))
 
 
 def cancel_lease(call: Call, request: Any) -> Any:
     name, task_id = convert.task_name(request.name)
-    task = call.backend.modify_lease(call.queue(name), task_id, 0, convert.lease_token(request))
+    token, queue = convert.lease_token(request), call.queue(name)
+    with convert.task_lookup():
+        task = call.backend.modify_lease(queue, task_id, 0, token)
     return convert.task_message(task, name.text, convert.view_of(request.response_view))
 
 
 def acknowledge_task(call: Call, request: Any) -> Any:
     name, task_id = convert.task_name(request.name)
-    call.backend.delete(call.queue(name), task_id, convert.lease_token(request))
+    token, queue = convert.lease_token(request), call.queue(name)
+    with convert.task_lookup():
+        call.backend.delete(queue, task_id, token)
     return empty_pb2.Empty()
 
 
@@ -171,6 +191,7 @@ _IAM = "IAM policies are not kept here; access comes from queue.yaml ACLs and --
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
+        _method("GetQueue", get_queue, ct.GetQueueRequest, ct.Queue, "taskqueue.taskqueues.get"),
         _method("CreateTask", create_task, ct.CreateTaskRequest, ct.Task, "taskqueue.tasks.insert"),
         _method("GetTask", get_task, ct.GetTaskRequest, ct.Task, "taskqueue.tasks.get"),
         _method("ListTasks", list_tasks, ct.ListTasksRequest, ct.ListTasksResponse, "taskqueue.tasks.list"),

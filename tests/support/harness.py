@@ -83,3 +83,23 @@ def cloudtasks_harness(**options: int) -> Harness:
         fake.clock.offset_us += us
 
     return Harness("cloudtasks", url, backend, move_clock, [fake.stop], fake)
+
+
+def cloudtasks_bridge_harness(**options: int) -> Harness:
+    """The Cloud Tasks backend on the bridge's own v2beta2 front (gRPC), itself on memory:
+    the staging proxy against a real server, the loop of issue 12 closed."""
+    from backends.cloudtasks import CloudTasksBackend
+    from bridge import create_app
+    from bridge.cloudtasks.grpc_server import GrpcFront
+    from bridge.settings import Settings
+
+    inner = MemoryBackend.from_url("memory://", **options)
+    front = GrpcFront(create_app(Settings(), backend=inner).extensions["cloudtasks"], "127.0.0.1:0")
+    url = f"cloudtasks://{CLOUDTASKS_LOCATION}?create_queues=true&projects=*"
+    backend = CloudTasksBackend.from_url(url, endpoint=f"127.0.0.1:{front.port}", **options)
+    backend.backoff = 0.001
+
+    def move_clock(us: int) -> None:
+        inner.clock_shift_us += us
+
+    return Harness("cloudtasks-bridge", url, backend, move_clock, [front.stop, inner.close])
