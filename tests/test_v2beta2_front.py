@@ -335,3 +335,40 @@ def test_rest_without_credentials_is_a_401_unauthenticated(tmp_path: Path) -> No
     finally:
         server.close()
         harness.close()
+
+
+# -- compose's proxy profile, rehearsed ------------------------------------------------------
+
+
+def test_the_compose_proxy_profile_runs_the_staging_proxy_on_the_emulators_front() -> None:
+    import yaml
+
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    emulator, proxy = services["bridge"]["environment"], services["proxy"]["environment"]
+    assert services["proxy"]["profiles"] == ["proxy"]
+    assert proxy["BRIDGE_CLOUDTASKS_ENDPOINT"] == f"bridge:{emulator['BRIDGE_GRPC_PORT']}"
+    assert f"127.0.0.1:{emulator['BRIDGE_GRPC_PORT']}:{emulator['BRIDGE_GRPC_PORT']}" in services["bridge"]["ports"]
+    queues = ROOT / "queue.example.yaml"
+    harness = memory_harness()
+    front_app = create_app(Settings(queues=queues), backend=harness.backend)
+    from bridge.cloudtasks.grpc_server import GrpcFront
+
+    front = GrpcFront(front_app.extensions["cloudtasks"], "127.0.0.1:0")
+    proxy_app = create_app(
+        Settings(backend=proxy["BRIDGE_BACKEND"], queues=queues, cloudtasks_endpoint=f"127.0.0.1:{front.port}")
+    )
+    v1_proxy, v1_emulator = BridgeServer(proxy_app), BridgeServer(front_app)
+    try:
+        api = v1_proxy.api()
+        insert(api, "render", project="s~my-app", id="frame-1", payloadBase64=b64(b"frame 1"))
+        [task] = lease(api, queue="render", project="s~my-app")
+        assert task["payloadBase64"] == b64(b"frame 1") and task["retry_count"] == 1
+        # The emulator's own v1 front sees the lease the proxy took through its Cloud Tasks front.
+        assert lease(v1_emulator.api(), queue="render", project="my-app") == []
+        api.tasks().delete(project="s~my-app", taskqueue="render", task="frame-1").execute()
+    finally:
+        v1_proxy.close()
+        v1_emulator.close()
+        proxy_app.extensions["bridge"].backend.close()
+        front.stop()
+        harness.close()
