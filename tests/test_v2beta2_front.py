@@ -372,3 +372,37 @@ def test_the_compose_proxy_profile_runs_the_staging_proxy_on_the_emulators_front
         proxy_app.extensions["bridge"].backend.close()
         front.stop()
         harness.close()
+
+
+# -- the README's samples ----------------------------------------------------------------------
+
+
+def _readme_samples() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Cloud Tasks clients\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^```python\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+
+
+def test_the_readmes_cloud_tasks_samples_run_over_both_transports(capsys: pytest.CaptureFixture[str]) -> None:
+    grpc_sample, rest_sample = _readme_samples()
+    assert '"127.0.0.1:8123"' in grpc_sample and '"http://127.0.0.1:8080"' in rest_sample
+    harness = memory_harness()
+    app = create_app(Settings(), backend=harness.backend)
+    from bridge.cloudtasks.grpc_server import GrpcFront
+
+    front, http = GrpcFront(app.extensions["cloudtasks"], "127.0.0.1:0"), BridgeServer(app)
+    try:
+        grpc_run: dict[str, Any] = {}
+        exec(grpc_sample.replace("127.0.0.1:8123", f"127.0.0.1:{front.port}"), grpc_run)
+        grpc_run["client"].transport.close()
+        # Created, leased and acknowledged: nothing left, as v1 sees it.
+        assert http.api().tasks().list(project="my-app", taskqueue="render").execute().get("items") is None
+        rest_run: dict[str, Any] = {}
+        exec(rest_sample.replace("http://127.0.0.1:8080", http.url), rest_run)
+        [task] = http.api().tasks().list(project="my-app", taskqueue="render").execute()["items"]
+        assert rest_run["created"].name.endswith("/tasks/" + task["id"])
+        assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", capsys.readouterr().out)
+    finally:
+        front.stop()
+        http.close()
+        harness.close()
