@@ -2,7 +2,7 @@
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] id   ARGV[3] tombstone lifetime in µs
 -- ARGV[4] the ETA of the caller's lease, in µs ('' deletes whatever the lease)
--- Touches tasks, index, heads, dead.
+-- Touches tasks, index, heads, dead, pending, activity.
 -- Returns 'ok' | 'missing' | 'tombstoned' | 'conflict'
 
 local now = now_us()
@@ -23,4 +23,5 @@ if ARGV[4] ~= '' then
 end
 reset_head(remove_task(id, packed))
 bury(id, now, tonumber(ARGV[3]))
+note_activity(now, 'd', 1)
 return 'ok'
