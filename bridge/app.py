@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     metrics.register(app, metered, queues, guard)
     health.register(app, metered)
     # The Cloud Tasks v2beta2 front on the same queues: HTTP/JSON here, gRPC per worker (bridge.serving).
-    front = cloudtasks.Front(metered, queues, authenticator, bridge.policy)
+    front = cloudtasks.Front(metered, queues, authenticator, bridge.policy, settings.queues is not None)
     app.extensions["cloudtasks"] = front
     cloudtasks_rest.register(app, front)
 

@@ -7,13 +7,14 @@ fake demands of the service, the front does, and the other way round.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import grpc
 from google.cloud import tasks_v2beta2 as ct
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
-from tests.support.v2beta2 import Target, refused
+from tests.support.v2beta2 import LOCATION, Target, refused
 
 FULL = ct.Task.View.FULL
 BASIC = ct.Task.View.BASIC
@@ -219,3 +220,70 @@ def test_a_future_task_is_not_leased_before_its_schedule_time(v2: Target) -> Non
     assert [_name(t) for t in _lease(v2, queue)] == ["now"]
     v2.advance(31)
     assert [_name(t) for t in _lease(v2, queue)] == ["soon"]
+
+
+# -- queues -------------------------------------------------------------------------------
+
+
+def _new_queue(v2: Target, max_attempts: int | None = None) -> str:
+    """A queue made with CreateQueue (a pull queue)."""
+    name = f"{LOCATION}/queues/c{uuid.uuid4().hex[:10]}"
+    retry = ct.RetryConfig(max_attempts=max_attempts) if max_attempts else ct.RetryConfig(unlimited_attempts=True)
+    queue = ct.Queue(name=name, pull_target=ct.PullTarget(), retry_config=retry)
+    created = v2.client.create_queue(parent=LOCATION, queue=queue, retry=None)
+    assert created.name == name and created.retry_config.max_attempts == (max_attempts or 0)
+    return name
+
+
+def test_a_created_pull_queue_is_described_listed_and_not_created_twice(v2: Target) -> None:
+    name = _new_queue(v2, max_attempts=3)
+    got = _pb(v2.client.get_queue(name=name, retry=None))
+    assert got.HasField("pull_target") and got.retry_config.max_attempts == 3
+    assert got.state == ct.Queue.State.RUNNING and not got.HasField("stats")
+    assert name in [queue.name for queue in v2.client.list_queues(parent=LOCATION, retry=None)]
+    again = ct.Queue(name=name, pull_target=ct.PullTarget())
+    refused(v2, Code.ALREADY_EXISTS, lambda: v2.client.create_queue(parent=LOCATION, queue=again, retry=None))
+    zero = ct.Queue.pb()(name=f"{name}x")
+    zero.pull_target.SetInParent()
+    zero.retry_config.max_attempts = 0  # set, and zero
+    zero_request = ct.CreateQueueRequest.pb()(parent=LOCATION, queue=zero)
+    refused(v2, Code.INVALID_ARGUMENT, lambda: v2.client.create_queue(request=zero_request, retry=None))
+    bad = ct.Queue(name="projects/other/locations/x/queues/q", pull_target=ct.PullTarget())
+    refused(v2, Code.INVALID_ARGUMENT, lambda: v2.client.create_queue(parent=LOCATION, queue=bad, retry=None))
+
+
+def test_get_queue_reads_stats_only_through_the_read_mask(v2: Target) -> None:
+    name = _new_queue(v2)
+    first = _pb(_create(v2, name, "a"))
+    _create(v2, name, "b")
+    mask = field_mask_pb2.FieldMask(paths=["name", "stats"])
+    got = _pb(v2.client.get_queue(request={"name": name, "read_mask": mask}, retry=None))
+    assert got.stats.tasks_count == 2 and _us(got.stats.oldest_estimated_arrival_time) == _us(first.schedule_time)
+    assert not got.HasField("retry_config")
+    refused(
+        v2,
+        Code.INVALID_ARGUMENT,
+        lambda: v2.client.get_queue(request={"name": name, "read_mask": {"paths": ["colour"]}}, retry=None),
+    )
+
+
+def test_a_task_leased_max_attempts_times_is_not_leased_again(v2: Target) -> None:
+    name = _new_queue(v2, max_attempts=2)
+    _create(v2, name, "t1")
+    assert [t.status.attempt_dispatch_count for t in _lease(v2, name, seconds=10)] == [1]
+    v2.advance(11)
+    assert [t.status.attempt_dispatch_count for t in _lease(v2, name, seconds=10)] == [2]
+    v2.advance(11)
+    assert _lease(v2, name) == []
+    refused(v2, Code.NOT_FOUND, lambda: v2.client.get_task(name=f"{name}/tasks/t1", retry=None))
+
+
+def test_a_paused_queue_takes_tasks_and_refuses_leases_until_resumed(v2: Target) -> None:
+    name = _new_queue(v2)
+    paused = v2.client.pause_queue(name=name, retry=None)
+    assert paused.state == ct.Queue.State.PAUSED
+    assert v2.client.get_queue(name=name, retry=None).state == ct.Queue.State.PAUSED
+    _create(v2, name, "t1")
+    refused(v2, Code.FAILED_PRECONDITION, lambda: _lease(v2, name))
+    assert v2.client.resume_queue(name=name, retry=None).state == ct.Queue.State.RUNNING
+    assert [_name(t) for t in _lease(v2, name)] == ["t1"]

@@ -12,7 +12,8 @@ Errors: a backend or front error becomes the canonical code Google's service use
 the gRPC transport sends as the status and the REST transport as HTTP status plus
 ``error.status``::
 
-    Unimplemented (push-only features)     UNIMPLEMENTED        501
+    Unimplemented (push-only features),    UNIMPLEMENTED        501
+      Unsupported (a backend without the verb)
     FailedPrecondition (paused queue, …)   FAILED_PRECONDITION  400
     Duplicate                              ALREADY_EXISTS       409
     Conflict (lease lost: stale schedule_time)  FAILED_PRECONDITION  400
@@ -26,6 +27,8 @@ the gRPC transport sends as the status and the REST transport as HTTP status plu
 
 from __future__ import annotations
 
+import base64
+import bisect
 import contextlib
 import re
 from collections.abc import Iterator
@@ -46,6 +49,7 @@ from backends.errors import (
     PermissionDenied,
     Unauthenticated,
     Unavailable,
+    Unsupported,
 )
 from bridge.wire import MAX_PAYLOAD_BYTES, check_tag, project_key
 
@@ -82,6 +86,7 @@ class Unimplemented(ApiError):
 
 _CODES: tuple[tuple[type[ApiError], grpc.StatusCode], ...] = (
     (Unimplemented, grpc.StatusCode.UNIMPLEMENTED),
+    (Unsupported, grpc.StatusCode.UNIMPLEMENTED),
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Duplicate, grpc.StatusCode.ALREADY_EXISTS),
     (Conflict, grpc.StatusCode.FAILED_PRECONDITION),
@@ -221,9 +226,7 @@ def queue_message(name: str, info: QueueInfo, paths: list[str] | None = None) ->
 
     ``paths`` keeps only those fields (a read mask); stats come only when it names them.
     """
-    full = QueueMessage(
-        name=name, state=ct.Queue.State.PAUSED if getattr(info, "paused", False) else ct.Queue.State.RUNNING
-    )
+    full = QueueMessage(name=name, state=ct.Queue.State.PAUSED if info.paused else ct.Queue.State.RUNNING)
     full.pull_target.SetInParent()
     if info.max_leases:
         full.retry_config.max_attempts = info.max_leases
@@ -250,6 +253,45 @@ def _copy(source: Any, target: Any, field: str) -> None:
         setattr(target, field, getattr(source, field))
     elif source.HasField(field):  # copying an unset one would set it (and switch a oneof)
         getattr(target, field).CopyFrom(getattr(source, field))
+
+
+def pull_queue(queue: Any) -> int | None:
+    """The max_leases of a pull Queue to create or update (None: unlimited attempts)."""
+    target = queue.WhichOneof("target_type")
+    if target is not None and target != "pull_target":
+        raise Unimplemented(f"{target}: push queues are not served here; give the queue a pull_target")
+    retry = queue.retry_config
+    if retry.WhichOneof("num_attempts") != "max_attempts":
+        return None
+    if retry.max_attempts <= 0:
+        raise InvalidArgument("retry_config.max_attempts must be > 0 (or set unlimited_attempts)")
+    return int(retry.max_attempts)
+
+
+#: What UpdateQueue may change here (a pull queue has no rates, targets or TTLs to tune).
+_UPDATABLE = frozenset({"retry_config", "retry_config.max_attempts", "retry_config.unlimited_attempts", "pull_target"})
+
+
+def updatable(request: Any) -> None:
+    """Refuse an UpdateQueue whose mask names what this server does not keep."""
+    other = sorted(set(request.update_mask.paths) - _UPDATABLE)
+    if other:
+        raise Unimplemented(f"UpdateQueue here changes retry_config (max_attempts) only, not {', '.join(other)}")
+
+
+def page_token(last: str) -> str:
+    return base64.urlsafe_b64encode(last.encode()).decode()
+
+
+def page_start(names: list[str], token: str) -> int:
+    """Where a page starts in sorted ``names``: after the name ``token`` carries."""
+    if not token:
+        return 0
+    try:
+        last = base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("Invalid page_token") from None
+    return bisect.bisect_right(names, last)
 
 
 def pull_message(task: Any) -> tuple[bytes, str | None]:

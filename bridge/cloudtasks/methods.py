@@ -19,14 +19,14 @@ from google.cloud import tasks_v2beta2 as ct
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
-from backends.base import Backend, LeaseRequest, NewTask, Queue
-from backends.errors import InvalidArgument, NotFound
+from backends.base import PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
+from backends.errors import Duplicate, InvalidArgument, NotFound
 from bridge.acl import Policy
 from bridge.auth import Authenticator
 from bridge.cloudtasks import convert
 from bridge.cloudtasks.convert import US, FailedPrecondition, QueueName, Unimplemented
-from bridge.queues import QueueRegistry
-from bridge.wire import new_task_id
+from bridge.queues import QueueConfig, QueueRegistry
+from bridge.wire import new_task_id, project_key
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
 #: The most tasks one LeaseTasks call may ask for (the protos).
@@ -41,6 +41,9 @@ class Front:
     queues: QueueRegistry
     authenticator: Authenticator
     policy: Policy
+    #: Whether queues come from a queue.yaml file: they are then not created, changed or
+    #: deleted through the API (CreateQueue of a declared one is ALREADY_EXISTS).
+    from_file: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,17 @@ class Call:
         self.front.policy.check(self.identity, config, self.acl)
         return Queue(name.key, config.name, config.max_leases)
 
+    def definable(self, name: QueueName) -> Queue:
+        """A queue the API may create, change or delete: only without a queue.yaml."""
+        if self.front.from_file:
+            self.queue(name)  # NotFound for an undeclared one, after the caller's rights
+            raise FailedPrecondition(f"Queue {name.queue} is defined by queue.yaml; change it there")
+        return self.queue(name)
+
+    def admin(self, what: str) -> None:
+        """Calls about no single queue (ListQueues) are for the admins."""
+        self.front.policy.check(self.identity, QueueConfig(what), self.acl)
+
 
 Handler = Callable[[Call, Any], Any]
 
@@ -72,7 +86,8 @@ class Method:
     #: The raw protobuf classes of the request and the response.
     request: Any
     response: Any
-    #: The v1 method id whose queue.yaml ACL applies ("" for admins only).
+    #: The v1 method id whose queue.yaml ACL applies; a name `bridge.acl` does not know
+    #: (``cloudtasks.CreateQueue``) is for admins only.
     acl: str
 
 
@@ -84,12 +99,100 @@ def invoke(front: Front, method: Method, request: Any, authorization: str | None
 
 # -- queues -------------------------------------------------------------------------
 
+#: The most queues one ListQueues page holds (the protos).
+MAX_QUEUE_PAGE = 9800
+
+
+def _queue_reply(call: Call, name: str, queue: Queue, paths: list[str] | None = None) -> Any:
+    info = call.backend.queue_info(queue, with_stats=paths is not None and "stats" in paths)
+    return convert.queue_message(name, info, paths)
+
 
 def get_queue(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.name)
+    return _queue_reply(call, name.text, call.queue(name), convert.read_mask(request))
+
+
+def create_queue(call: Call, request: Any) -> Any:
+    convert.location_name(request.parent)
+    name = convert.queue_name(request.queue.name, "queue.name")
+    if not request.queue.name.startswith(request.parent + "/queues/"):
+        raise InvalidArgument(f"queue.name {request.queue.name!r} is not in {request.parent!r}")
+    max_leases = convert.pull_queue(request.queue)
+    if call.front.from_file:
+        call.queue(name)  # NotFound for an undeclared one
+        raise Duplicate(f"Queue {name.queue} exists: queue.yaml defines it")
+    queue = call.queue(name)
+    call.backend.create_queue(Queue(queue.project, queue.name, max_leases))
+    return convert.queue_message(name.text, QueueInfo(max_leases))
+
+
+def update_queue(call: Call, request: Any) -> Any:
+    name = convert.queue_name(request.queue.name, "queue.name")
+    convert.updatable(request)
+    max_leases = convert.pull_queue(request.queue)
+    queue = call.definable(name)
+    changed = Queue(queue.project, queue.name, max_leases)
+    try:
+        call.backend.update_queue(changed)
+    except NotFound:
+        # UpdateQueue creates the queue it does not find (the protos).
+        call.backend.create_queue(changed)
+    return _queue_reply(call, name.text, queue)
+
+
+def delete_queue(call: Call, request: Any) -> Any:
+    call.backend.delete_queue(call.definable(convert.queue_name(request.name)))
+    return empty_pb2.Empty()
+
+
+def purge_queue(call: Call, request: Any) -> Any:
+    name = convert.queue_name(request.name)
+    queue = call.queue(name)
+    call.backend.purge_queue(queue)
+    return _queue_reply(call, name.text, queue)
+
+
+def pause_queue(call: Call, request: Any) -> Any:
+    name = convert.queue_name(request.name)
+    queue = call.queue(name)
+    call.backend.pause_queue(queue)
+    return _queue_reply(call, name.text, queue)
+
+
+def resume_queue(call: Call, request: Any) -> Any:
+    name = convert.queue_name(request.name)
+    queue = call.queue(name)
+    call.backend.resume_queue(queue)
+    return _queue_reply(call, name.text, queue)
+
+
+def list_queues(call: Call, request: Any) -> Any:
+    project, _ = convert.location_name(request.parent)
+    call.admin(request.parent)
+    if request.filter:
+        raise Unimplemented("ListQueues filter is not supported here; every queue here is a pull queue")
+    if not 0 <= request.page_size <= MAX_QUEUE_PAGE:
+        raise InvalidArgument(f"page_size must be between 0 and {MAX_QUEUE_PAGE}")
     paths = convert.read_mask(request)
-    info = call.backend.queue_info(call.queue(name), with_stats=paths is not None and "stats" in paths)
-    return convert.queue_message(name.text, info, paths)
+    if call.front.from_file:
+        queues = [Queue(project, c.name, c.max_leases) for c in call.front.queues.declared()]
+    else:
+        queues = call.backend.list_queues(project_key(project))
+    names = sorted(queue.name for queue in queues)
+    start = convert.page_start(names, request.page_token)
+    page = names[start : start + (request.page_size or MAX_QUEUE_PAGE)]
+    by_name = {queue.name: queue for queue in queues}
+    response = ct.ListQueuesResponse.pb()()
+    for queue_id in page:
+        queue = by_name[queue_id]
+        reply = _queue_reply(
+            call, f"{request.parent}/queues/{queue_id}", Queue(project_key(project), queue_id, queue.max_leases), paths
+        )
+        response.queues.append(reply)
+    if start + len(page) < len(names):
+        response.next_page_token = convert.page_token(page[-1])
+    return response
 
 
 # -- tasks -------------------------------------------------------------------------
@@ -132,8 +235,17 @@ def delete_task(call: Call, request: Any) -> Any:
 def list_tasks(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.parent, "parent")
     view = convert.view_of(request.response_view)
-    tasks = call.backend.list_tasks(call.queue(name))
-    return ct.ListTasksResponse.pb()(tasks=[convert.task_message(task, name.text, view) for task in tasks])
+    if not 0 <= request.page_size <= PAGE_LIMIT:
+        raise InvalidArgument(f"page_size must be between 0 and {PAGE_LIMIT}")
+    page = call.backend.list_tasks_page(
+        call.queue(name),
+        page_size=request.page_size or PAGE_LIMIT,
+        page_token=request.page_token or None,
+        with_payload=view == convert.FULL,
+    )
+    response = ct.ListTasksResponse.pb()(tasks=[convert.task_message(task, name.text, view) for task in page.tasks])
+    response.next_page_token = page.next_page_token or ""
+    return response
 
 
 def lease_tasks(call: Call, request: Any) -> Any:
@@ -143,7 +255,11 @@ def lease_tasks(call: Call, request: Any) -> Any:
     group_by_tag, tag = convert.lease_filter(request.filter)
     lease = LeaseRequest(request.max_tasks, convert.lease_seconds(request) * US, group_by_tag, tag)
     view = convert.view_of(request.response_view)
-    tasks = call.backend.lease(call.queue(name), lease)
+    queue = call.queue(name)
+    tasks = call.backend.lease(queue, lease)
+    if not tasks and call.backend.queue_info(queue, with_stats=False).paused:
+        # The protos: LeaseTasks on a paused pull queue is FAILED_PRECONDITION.
+        raise FailedPrecondition(f"Queue {name.queue} is paused")
     return ct.LeaseTasksResponse.pb()(tasks=[convert.task_message(task, name.text, view) for task in tasks])
 
 
@@ -179,7 +295,7 @@ def _unimplemented(why: str) -> Handler:
     return refuse
 
 
-def _method(name: str, handler: Handler, request: Any, response: Any, acl: str = "") -> Method:
+def _method(name: str, handler: Handler, request: Any, response: Any, acl: str = "cloudtasks.admin") -> Method:
     pb = getattr(request, "pb", None)
     out = getattr(response, "pb", None)
     return Method(name, handler, pb() if pb else request, out() if out else response, acl)
@@ -191,7 +307,14 @@ _IAM = "IAM policies are not kept here; access comes from queue.yaml ACLs and --
 METHODS: dict[str, Method] = {
     method.name: method
     for method in (
+        _method("ListQueues", list_queues, ct.ListQueuesRequest, ct.ListQueuesResponse, "cloudtasks.ListQueues"),
         _method("GetQueue", get_queue, ct.GetQueueRequest, ct.Queue, "taskqueue.taskqueues.get"),
+        _method("CreateQueue", create_queue, ct.CreateQueueRequest, ct.Queue, "cloudtasks.CreateQueue"),
+        _method("UpdateQueue", update_queue, ct.UpdateQueueRequest, ct.Queue, "cloudtasks.UpdateQueue"),
+        _method("DeleteQueue", delete_queue, ct.DeleteQueueRequest, empty_pb2.Empty, "cloudtasks.DeleteQueue"),
+        _method("PurgeQueue", purge_queue, ct.PurgeQueueRequest, ct.Queue, "cloudtasks.PurgeQueue"),
+        _method("PauseQueue", pause_queue, ct.PauseQueueRequest, ct.Queue, "cloudtasks.PauseQueue"),
+        _method("ResumeQueue", resume_queue, ct.ResumeQueueRequest, ct.Queue, "cloudtasks.ResumeQueue"),
         _method("CreateTask", create_task, ct.CreateTaskRequest, ct.Task, "taskqueue.tasks.insert"),
         _method("GetTask", get_task, ct.GetTaskRequest, ct.Task, "taskqueue.tasks.get"),
         _method("ListTasks", list_tasks, ct.ListTasksRequest, ct.ListTasksResponse, "taskqueue.tasks.list"),
