@@ -406,3 +406,105 @@ def test_the_readmes_cloud_tasks_samples_run_over_both_transports(capsys: pytest
         front.stop()
         http.close()
         harness.close()
+
+
+# -- queue administration ---------------------------------------------------------------------
+
+
+def test_update_queue_sets_max_attempts_which_v1_sees_as_max_leases(both: tuple[Target, Any, Harness]) -> None:
+    v2, v1, _ = both
+    queue = ct.Queue(name=QUEUE, retry_config=ct.RetryConfig(max_attempts=4))
+    mask = {"paths": ["retry_config.max_attempts"]}
+    updated = v2.client.update_queue(queue=queue, update_mask=mask, retry=None)
+    assert updated.retry_config.max_attempts == 4 and updated.name == QUEUE
+    assert v1.taskqueues().get(project="s~demo-app", taskqueue="shared").execute()["maxLeases"] == 4
+    rates = {"paths": ["rate_limits"]}
+    refused(v2, Code.UNIMPLEMENTED, lambda: v2.client.update_queue(queue=queue, update_mask=rates, retry=None))
+    push = ct.Queue(name=QUEUE, app_engine_http_target=ct.AppEngineHttpTarget())
+    refused(v2, Code.UNIMPLEMENTED, lambda: v2.client.update_queue(queue=push, retry=None))
+
+
+def test_purge_empties_and_delete_drops_a_queue(both: tuple[Target, Any, Harness]) -> None:
+    v2, v1, _ = both
+    for i in range(3):
+        insert(v1, "shared", project="demo-app", id=f"t{i}")
+    purged = v2.client.purge_queue(name=QUEUE, retry=None)
+    assert purged.name == QUEUE
+    assert v1.tasks().list(project="demo-app", taskqueue="shared").execute().get("items") is None
+    insert(v1, "shared", project="demo-app", id="t9")
+    v2.client.delete_queue(name=QUEUE, retry=None)
+    assert QUEUE not in [q.name for q in v2.client.list_queues(parent=QUEUE.rsplit("/queues/", 1)[0], retry=None)]
+    refused(v2, Code.NOT_FOUND, lambda: v2.client.delete_queue(name=QUEUE, retry=None))
+    refused(v2, Code.NOT_FOUND, lambda: v2.client.get_task(name=f"{QUEUE}/tasks/t9", retry=None))
+
+
+def test_list_tasks_pages_through_every_task_once_in_eta_order(both: tuple[Target, Any, Harness]) -> None:
+    v2, v1, _ = both
+    for i in range(25):
+        insert(v1, "shared", project="demo-app", id=f"t{i:02d}", payloadBase64=b64(b"%d" % i))
+    pager = v2.client.list_tasks(request={"parent": QUEUE, "page_size": 10, "response_view": FULL}, retry=None)
+    pages = list(pager.pages)
+    assert [len(page.tasks) for page in pages] == [10, 10, 5]
+    tasks = [task for page in pages for task in page.tasks]
+    assert [task.name.rsplit("/", 1)[1] for task in tasks] == [f"t{i:02d}" for i in range(25)]
+    assert tasks[7].pull_message.payload == b"7"
+    basic = v2.client.list_tasks(parent=QUEUE, retry=None)
+    assert {task.pull_message.payload for task in basic} == {b""}
+    bad = {"parent": QUEUE, "page_token": "not-a-token"}
+    refused(v2, Code.INVALID_ARGUMENT, lambda: list(v2.client.list_tasks(request=bad, retry=None)))
+    refused(
+        v2,
+        Code.INVALID_ARGUMENT,
+        lambda: list(v2.client.list_tasks(request={"parent": QUEUE, "page_size": 1001}, retry=None)),
+    )
+
+
+def test_list_queues_pages_through_the_projects_queues(both: tuple[Target, Any, Harness]) -> None:
+    v2, _, _ = both
+    parent = "projects/lister/locations/here"
+    for i in range(5):
+        v2.client.create_queue(
+            parent=parent, queue=ct.Queue(name=f"{parent}/queues/q{i}", pull_target=ct.PullTarget()), retry=None
+        )
+    pages = list(v2.client.list_queues(request={"parent": parent, "page_size": 2}, retry=None).pages)
+    assert [[q.name.rsplit("/", 1)[1] for q in page.queues] for page in pages] == [["q0", "q1"], ["q2", "q3"], ["q4"]]
+    refused(
+        v2,
+        Code.UNIMPLEMENTED,
+        lambda: list(v2.client.list_queues(request={"parent": parent, "filter": "x"}, retry=None)),
+    )
+
+
+def test_queues_of_queue_yaml_are_changed_there_not_through_the_api(
+    transport: str, guarded: Callable[[str | None], ct.CloudTasksClient]
+) -> None:
+    worker = guarded(TOKENS["worker@example.com"])
+    target = _target(transport, worker)
+    create = ct.Queue(name=RENDER, pull_target=ct.PullTarget())
+    parent = RENDER.rsplit("/queues/", 1)[0]
+    # Queue administration is for the admins; this bridge has none, so nobody may.
+    refused(target, Code.PERMISSION_DENIED, lambda: worker.create_queue(parent=parent, queue=create, retry=None))
+    refused(target, Code.PERMISSION_DENIED, lambda: worker.pause_queue(name=RENDER, retry=None))
+    refused(target, Code.PERMISSION_DENIED, lambda: list(worker.list_queues(parent=parent, retry=None)))
+    assert worker.get_queue(name=RENDER, retry=None).name == RENDER  # consumers may describe it
+
+
+def test_with_a_queue_file_create_update_and_delete_queue_are_refused(tmp_path: Path) -> None:
+    queues = tmp_path / "queue.yaml"
+    queues.write_text(QUEUE_YAML)
+    harness = memory_harness()
+    app = create_app(Settings(queues=queues), backend=harness.backend)
+    v2 = front_target("grpc", app, "grpc", harness.advance_us)
+    try:
+        client, parent = v2.client, RENDER.rsplit("/queues/", 1)[0]
+        declared = ct.Queue(name=RENDER, pull_target=ct.PullTarget())
+        refused(v2, Code.ALREADY_EXISTS, lambda: client.create_queue(parent=parent, queue=declared, retry=None))
+        other = ct.Queue(name=f"{parent}/queues/other", pull_target=ct.PullTarget())
+        refused(v2, Code.NOT_FOUND, lambda: client.create_queue(parent=parent, queue=other, retry=None))
+        refused(v2, Code.FAILED_PRECONDITION, lambda: client.update_queue(queue=declared, retry=None))
+        refused(v2, Code.FAILED_PRECONDITION, lambda: client.delete_queue(name=RENDER, retry=None))
+        assert [q.name for q in client.list_queues(parent=parent, retry=None)] == [RENDER]
+        assert client.pause_queue(name=RENDER, retry=None).state == ct.Queue.State.PAUSED
+    finally:
+        v2.close()
+        harness.close()

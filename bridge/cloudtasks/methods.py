@@ -11,6 +11,7 @@ admins (``--admins``) alone, as `bridge.acl` gives methods it does not name.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -146,25 +147,32 @@ def delete_queue(call: Call, request: Any) -> Any:
     return empty_pb2.Empty()
 
 
-def purge_queue(call: Call, request: Any) -> Any:
+def _queue_action(call: Call, request: Any, action: Callable[[Queue], object]) -> Any:
+    """Purge, pause or resume, then describe the queue."""
     name = convert.queue_name(request.name)
     queue = call.queue(name)
-    call.backend.purge_queue(queue)
+    try:
+        action(queue)
+    except NotFound:
+        if not call.front.from_file:
+            raise
+        # queue.yaml declares it, so it exists, though the backend has not met it yet.
+        with contextlib.suppress(Duplicate):
+            call.backend.create_queue(Queue(queue.project, queue.name))
+        action(queue)
     return _queue_reply(call, name.text, queue)
+
+
+def purge_queue(call: Call, request: Any) -> Any:
+    return _queue_action(call, request, call.backend.purge_queue)
 
 
 def pause_queue(call: Call, request: Any) -> Any:
-    name = convert.queue_name(request.name)
-    queue = call.queue(name)
-    call.backend.pause_queue(queue)
-    return _queue_reply(call, name.text, queue)
+    return _queue_action(call, request, call.backend.pause_queue)
 
 
 def resume_queue(call: Call, request: Any) -> Any:
-    name = convert.queue_name(request.name)
-    queue = call.queue(name)
-    call.backend.resume_queue(queue)
-    return _queue_reply(call, name.text, queue)
+    return _queue_action(call, request, call.backend.resume_queue)
 
 
 def list_queues(call: Call, request: Any) -> Any:
