@@ -154,6 +154,8 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
             if "queues" in settings:
                 # The suite's queue files carry ACLs naming other people: be their admin.
                 settings.setdefault("admins", (SUITE_IDENTITY,))
+        if "queues" in settings and harness.use_queues is not None:
+            harness.use_queues(settings["queues"])
         app = create_app(Settings(backend=harness.url, **settings), backend=harness.backend)
         servers.append(BridgeServer(app, token))
         return servers[-1]
