@@ -19,11 +19,14 @@ import pytest
 from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2
 
+from backends.base import LeaseRequest, LeaseResult, Queue
+from backends.memory import MemoryBackend
+from backends.redis_backend import RedisBackend
 from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
 from tests.support.api import b64, insert, lease
-from tests.support.harness import Harness, memory_harness
+from tests.support.harness import Harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
 from tests.support.process import serving_process
 from tests.support.redis_server import RedisServer, free_port
@@ -53,10 +56,23 @@ def transport(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def both(transport: str) -> Iterator[tuple[Target, Any, Harness]]:
-    """The front over one transport and the v1 API of the same bridge, on memory."""
-    harness = memory_harness()
+BOTH = [
+    pytest.param(("memory", "grpc"), marks=pytest.mark.memory, id="grpc-memory"),
+    pytest.param(("memory", "rest"), marks=pytest.mark.memory, id="rest-memory"),
+    pytest.param(("redis", "rest"), marks=pytest.mark.redis, id="rest-redis"),
+    pytest.param(("redis-cluster", "grpc"), marks=pytest.mark.cluster, id="grpc-redis-cluster"),
+]
+
+
+@pytest.fixture(params=BOTH)
+def both(request: pytest.FixtureRequest) -> Iterator[tuple[Target, Any, Harness]]:
+    """The front over one transport and the v1 API of the same bridge, on one backend."""
+    backend, transport = request.param
+    if backend == "memory":
+        harness = memory_harness()
+    else:
+        fixture = "redis_server" if backend == "redis" else "redis_cluster"
+        harness = redis_harness(request.getfixturevalue(fixture).url)
     app = create_app(Settings(), backend=harness.backend)
     target = front_target(transport, app, transport, harness.advance_us)
     v1 = BridgeServer(app)
@@ -64,9 +80,6 @@ def both(transport: str) -> Iterator[tuple[Target, Any, Harness]]:
     v1.close()
     target.close()
     harness.close()
-
-
-pytestmark = pytest.mark.memory
 
 
 def test_a_task_inserted_through_v1_is_seen_and_leased_through_v2beta2(both: tuple[Target, Any, Harness]) -> None:
@@ -186,6 +199,7 @@ def _target(transport: str, client: ct.CloudTasksClient) -> Target:
     return Target(transport, transport, client, lambda _: None, lambda _: None)
 
 
+@pytest.mark.memory
 def test_queue_yaml_acls_and_tokens_apply_to_both_transports(
     transport: str, guarded: Callable[[str | None], ct.CloudTasksClient]
 ) -> None:
@@ -218,6 +232,7 @@ def test_queue_yaml_acls_and_tokens_apply_to_both_transports(
     assert leased.pull_message.payload == b"x"
 
 
+@pytest.mark.memory
 def test_undeclared_and_push_queues_of_queue_yaml_are_refused(
     transport: str, guarded: Callable[[str | None], ct.CloudTasksClient]
 ) -> None:
@@ -250,6 +265,7 @@ def http_front() -> Iterator[BridgeServer]:
     harness.close()
 
 
+@pytest.mark.memory
 def test_rest_errors_are_googles_json_error_with_status_names(http_front: BridgeServer) -> None:
     base = "/v2beta2/projects/p/locations/l/queues/q"
     for method, path, body, status, name in (
@@ -273,6 +289,7 @@ def test_rest_errors_are_googles_json_error_with_status_names(http_front: Bridge
         assert (error["code"], error["status"]) == (status, name) and error["message"], reply.body
 
 
+@pytest.mark.memory
 def test_rest_answers_enums_as_numbers_and_bytes_as_base64(http_front: BridgeServer) -> None:
     path = "/v2beta2/projects/p/locations/l/queues/q/tasks?%24alt=json%3Benum-encoding%3Dint"
     body = {
@@ -322,6 +339,7 @@ def _grpc_pids(log: Path) -> set[int]:
     return {json.loads(line)["pid"] for line in lines if "gRPC front listening" in line}
 
 
+@pytest.mark.memory
 def test_rest_without_credentials_is_a_401_unauthenticated(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.txt"
     tokens.write_text(f"{hash_token(TOKENS['worker@example.com'])} worker@example.com\n")
@@ -340,6 +358,7 @@ def test_rest_without_credentials_is_a_401_unauthenticated(tmp_path: Path) -> No
 # -- compose's proxy profile, rehearsed ------------------------------------------------------
 
 
+@pytest.mark.memory
 def test_the_compose_proxy_profile_runs_the_staging_proxy_on_the_emulators_front() -> None:
     import yaml
 
@@ -383,6 +402,7 @@ def _readme_samples() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
 
 
+@pytest.mark.memory
 def test_the_readmes_cloud_tasks_samples_run_over_both_transports(capsys: pytest.CaptureFixture[str]) -> None:
     grpc_sample, rest_sample = _readme_samples()
     assert '"127.0.0.1:8123"' in grpc_sample and '"http://127.0.0.1:8080"' in rest_sample
@@ -475,6 +495,7 @@ def test_list_queues_pages_through_the_projects_queues(both: tuple[Target, Any, 
     )
 
 
+@pytest.mark.memory
 def test_queues_of_queue_yaml_are_changed_there_not_through_the_api(
     transport: str, guarded: Callable[[str | None], ct.CloudTasksClient]
 ) -> None:
@@ -489,6 +510,7 @@ def test_queues_of_queue_yaml_are_changed_there_not_through_the_api(
     assert worker.get_queue(name=RENDER, retry=None).name == RENDER  # consumers may describe it
 
 
+@pytest.mark.memory
 def test_with_a_queue_file_create_update_and_delete_queue_are_refused(tmp_path: Path) -> None:
     queues = tmp_path / "queue.yaml"
     queues.write_text(QUEUE_YAML)
@@ -508,3 +530,31 @@ def test_with_a_queue_file_create_update_and_delete_queue_are_refused(tmp_path: 
     finally:
         v2.close()
         harness.close()
+
+
+class _Exploding(MemoryBackend):
+    """A backend with a bug: its lease raises what no backend should."""
+
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
+        raise RuntimeError("secret internals")
+
+
+@pytest.mark.memory
+def test_a_backend_outage_is_unavailable_and_a_bug_internal_without_detail(transport: str) -> None:
+    down = RedisBackend.from_url("redis://127.0.0.1:1/0")
+    v2 = front_target(transport, create_app(Settings(), backend=down), transport, lambda _: None)
+    try:
+        error = refused(v2, Code.UNAVAILABLE, lambda: _lease(v2.client))
+        assert "Redis" in error.message
+    finally:
+        v2.close()
+        down.close()
+    broken = _Exploding.from_url("memory://")
+    v2 = front_target(transport, create_app(Settings(), backend=broken), transport, lambda _: None)
+    try:
+        error = refused(v2, Code.INTERNAL, lambda: _lease(v2.client))
+        assert "secret" not in str(error.message)
+        assert v2.client.create_task(parent=QUEUE, task=ct.Task(pull_message=ct.PullMessage()), retry=None).name
+    finally:
+        v2.close()
+        broken.close()

@@ -150,6 +150,9 @@ def _view(front: Front) -> Any:
         except HTTPException as exc:  # the body limit
             status = exc.code or 400
             return error_response(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL", exc.name)
+        except Exception:
+            log.exception("unexpected error")
+            return error_response(500, "INTERNAL", "Internal error")
         text = json_format.MessageToJson(response, use_integers_for_enums=True, indent=None)
         return Response(text, mimetype="application/json")
 
