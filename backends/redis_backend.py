@@ -22,12 +22,9 @@ hand back a different answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import functools
 import importlib.resources
-import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -67,6 +64,7 @@ from backends.errors import (
     NotFound,
     Unavailable,
 )
+from backends.paging import position_of, token_after
 
 DEFAULT_PREFIX = "tq"
 #: Seconds to wait for a TCP connection before answering 503.
@@ -90,8 +88,6 @@ _SCRIPTS = (
     "activity",
 )
 _KEY_NAMES = ("tasks", "index", "heads", "dead", "leased", "meta", "pending", "dropped", "letters", "activity")
-#: What a page token holds once decoded: the last listed task's ETA (16 digits) and id.
-_POSITION = re.compile(r"[0-9]{16}[A-Za-z0-9_-]{1,500}")
 
 
 def _load_scripts() -> dict[str, str]:
@@ -136,21 +132,6 @@ def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
     """Decode a dead letter record: "DROPPED:LEASES:SIZE:TAGLEN:" + tag."""
     dropped, leases, size, _, tag = record.split(b":", 4)
     return DeadLetter(task_id.decode(), tag.decode() or None, int(size), int(leases), int(dropped))
-
-
-def _token(task: Task) -> str:
-    return base64.urlsafe_b64encode(b"%016d%s" % (task.eta_us, task.id.encode())).decode()
-
-
-def _position(token: str) -> str:
-    """The place in the index a page token names; InvalidArgument when it names none."""
-    try:
-        position = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
-    except (UnicodeError, binascii.Error, ValueError):
-        position = ""
-    if not _POSITION.fullmatch(position):
-        raise InvalidArgument("page_token is not one this bridge gave out", location="pageToken")
-    return position
 
 
 @functools.lru_cache(maxsize=4096)
@@ -382,7 +363,7 @@ class RedisBackend(Backend):
         state: TaskState | None = None,
         with_payload: bool = False,
     ) -> TaskPage:
-        after = "" if page_token is None else _position(page_token)
+        after = "" if page_token is None else position_of(page_token)
         more, *flat = self._run(
             "list_page",
             queue,
@@ -394,7 +375,7 @@ class RedisBackend(Backend):
             "1" if with_payload else "",
         )
         tasks = [_task(flat[i], flat[i + 1], with_payload=with_payload) for i in range(0, len(flat), 2)]
-        return TaskPage(tasks, _token(tasks[-1]) if more and tasks else None)
+        return TaskPage(tasks, token_after(tasks[-1]) if more and tasks else None)
 
     def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
         flat = self._run("dead_letters", queue, limit, "")
