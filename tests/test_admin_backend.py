@@ -29,6 +29,7 @@ VARIANTS = [
     pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
     pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
     pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+    pytest.param(Variant("cloudtasks-bridge"), marks=pytest.mark.cloudtasks, id="cloudtasks-bridge"),
 ]
 
 SECOND = 1_000_000
