@@ -39,6 +39,7 @@ import grpc
 from google.cloud import tasks_v2beta2 as ct
 
 from backends.base import QueueInfo, Task
+from backends.cloudtasks_errors import NOT_FOUND
 from backends.errors import (
     ApiError,
     Conflict,
@@ -118,9 +119,8 @@ def code_of(exc: ApiError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
-#: Cloud Tasks' words for a task it does not have, and for one deleted recently (the
-#: project's Cloud Tasks backend passes on anything else it is told).
-NOT_FOUND = "Requested entity was not found."
+#: Cloud Tasks' words for a task deleted recently; NOT_FOUND, for one it does not have, is
+#: what the project's Cloud Tasks backend reads as "no more to say".
 TOMBSTONED = (
     "The task no longer exists, though a task with this name existed recently. "
     "The task either successfully completed or was deleted."
