@@ -52,12 +52,13 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "child_exit": child_exit,
     }
     if settings.grpc_port is not None:
-        options["post_worker_init"] = functools.partial(start_grpc, f"{settings.host}:{settings.grpc_port}")
+        address = f"{settings.host}:{settings.grpc_port}"
+        options["post_worker_init"] = functools.partial(start_grpc, address, settings.max_body_bytes)
         options["worker_exit"] = stop_grpc
     return options
 
 
-def start_grpc(address: str, worker: Any) -> None:
+def start_grpc(address: str, max_request_bytes: int, worker: Any) -> None:
     """In each worker, once its app is built: serve the Cloud Tasks front over gRPC too.
 
     Every worker binds the same port with SO_REUSEPORT, so the kernel spreads gRPC
@@ -66,7 +67,8 @@ def start_grpc(address: str, worker: Any) -> None:
     """
     from bridge.cloudtasks.grpc_server import GrpcFront
 
-    worker.cloudtasks_grpc = GrpcFront(worker.wsgi.extensions["cloudtasks"], address)
+    front = worker.wsgi.extensions["cloudtasks"]
+    worker.cloudtasks_grpc = GrpcFront(front, address, max_request_bytes=max_request_bytes)
     log.info("Cloud Tasks v2beta2 gRPC front listening on %s (worker %s)", address, os.getpid())
 
 

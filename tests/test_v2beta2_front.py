@@ -558,3 +558,34 @@ def test_a_backend_outage_is_unavailable_and_a_bug_internal_without_detail(trans
     finally:
         v2.close()
         broken.close()
+
+
+@pytest.mark.memory
+def test_grpc_refuses_a_request_larger_than_the_body_limit() -> None:
+    harness = memory_harness()
+    from bridge.cloudtasks.grpc_server import GrpcFront
+
+    front = GrpcFront(create_app(Settings(), backend=harness.backend).extensions["cloudtasks"], "127.0.0.1:0")
+    client = grpc_client(f"127.0.0.1:{front.port}")
+    target = _target("grpc", client)
+    try:
+        huge = ct.Task(pull_message=ct.PullMessage(payload=b"x" * 2_000_000))
+        refused(target, Code.RESOURCE_EXHAUSTED, lambda: client.create_task(parent=QUEUE, task=huge, retry=None))
+        assert list(client.list_tasks(parent=QUEUE, retry=None)) == []
+    finally:
+        client.transport.close()
+        front.stop()
+        harness.close()
+
+
+@pytest.mark.memory
+def test_the_grpc_port_is_a_setting_and_starts_a_server_per_worker() -> None:
+    from bridge.serving import gunicorn_options
+    from bridge.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="grpc"):
+        Settings(port=8080, grpc_port=8080)
+    assert Settings.from_env({"BRIDGE_GRPC_PORT": "8123"}).grpc_port == 8123
+    assert "post_worker_init" not in gunicorn_options(Settings())
+    options = gunicorn_options(Settings(grpc_port=8123))
+    assert options["post_worker_init"].args[0] == "127.0.0.1:8123" and "worker_exit" in options

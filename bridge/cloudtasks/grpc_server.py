@@ -27,16 +27,13 @@ import grpc
 from backends.errors import ApiError
 from bridge.cloudtasks.convert import code_of
 from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
+from bridge.settings import DEFAULT_MAX_BODY_BYTES
 
 log = logging.getLogger("bridge.cloudtasks")
 #: Calls served at once by one process's gRPC server.
 DEFAULT_THREADS = 8
-#: As Google's own transport: a lease response may reach 32 MB, past gRPC's default 4 MB.
-_OPTIONS = [
-    ("grpc.max_send_message_length", -1),
-    ("grpc.max_receive_message_length", -1),
-    ("grpc.so_reuseport", 1),
-]
+#: The largest request taken, as the HTTP side's body limit (a 1 MiB payload and the rest).
+DEFAULT_MAX_REQUEST_BYTES = DEFAULT_MAX_BODY_BYTES
 
 
 def _serving(front: Front, method: Method) -> Callable[[Any, grpc.ServicerContext], Any]:
@@ -62,11 +59,25 @@ def _serving(front: Front, method: Method) -> Callable[[Any, grpc.ServicerContex
 class GrpcFront:
     """A running gRPC server of the front, with the thread pool it owns."""
 
-    def __init__(self, front: Front, address: str, *, threads: int = DEFAULT_THREADS) -> None:
-        """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one).
+    def __init__(
+        self,
+        front: Front,
+        address: str,
+        *,
+        threads: int = DEFAULT_THREADS,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+    ) -> None:
+        """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one); larger
+        requests are refused by gRPC (RESOURCE_EXHAUSTED) before they reach a handler.
 
         Raises RuntimeError when the port cannot be bound.
         """
+        options = [
+            # A lease response may reach 32 MB, past gRPC's default 4 MB (as Google's transport).
+            ("grpc.max_send_message_length", -1),
+            ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.so_reuseport", 1),
+        ]
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
                 _serving(front, method),
@@ -76,7 +87,7 @@ class GrpcFront:
             for name, method in METHODS.items()
         }
         self._executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cloudtasks-grpc")
-        self._server = grpc.server(self._executor, options=_OPTIONS)
+        self._server = grpc.server(self._executor, options=options)
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
         try:
             self.port: int = self._server.add_insecure_port(address)
