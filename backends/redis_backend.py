@@ -27,7 +27,7 @@ import functools
 import importlib.resources
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.cluster
@@ -35,11 +35,10 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from backends import url_options
 from backends.base import (
     ACTIVITY_MINUTES,
     DEFAULT_TOMBSTONE_SECONDS,
-    LIST_LIMIT,
-    MAX_ETA_AHEAD_US,
     MINUTE_US,
     Backend,
     DeadLetter,
@@ -64,6 +63,7 @@ from backends.errors import (
     NotFound,
     Unavailable,
 )
+from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 from backends.paging import position_of, token_after
 
 DEFAULT_PREFIX = "tq"
@@ -142,8 +142,7 @@ def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
 
 def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster, str]:
     parts = urlsplit(url)
-    options = parse_qs(parts.query)
-    prefix = options.pop("prefix", [DEFAULT_PREFIX])[-1]
+    prefix = url_options(url, ("prefix",)).get("prefix", DEFAULT_PREFIX)
     if not prefix or "{" in prefix or "}" in prefix:
         raise ValueError(f"invalid prefix {prefix!r} in {url!r}: it must be non-empty, without braces")
     settings: dict[str, Any] = {
@@ -179,7 +178,7 @@ class RedisBackend(Backend):
     ) -> None:
         self.client = client
         self.prefix = prefix
-        self.tombstone_us = tombstone_seconds * 1_000_000
+        self.tombstone_us = tombstone_seconds * US
         #: µs added to the server's clock by every script; tests move time with it.
         self.clock_shift_us = 0
         self._scripts: dict[str, Script] = {name: client.register_script(src) for name, src in SOURCES.items()}

@@ -374,7 +374,11 @@ def test_the_compose_proxy_profile_runs_the_staging_proxy_on_the_emulators_front
 
     front = GrpcFront(front_app.extensions["cloudtasks"], "127.0.0.1:0")
     proxy_app = create_app(
-        Settings(backend=proxy["BRIDGE_BACKEND"], queues=queues, cloudtasks_endpoint=f"127.0.0.1:{front.port}")
+        Settings(
+            backend=proxy["BRIDGE_BACKEND"],
+            queues=queues,
+            backend_settings={"cloudtasks_endpoint": f"127.0.0.1:{front.port}"},
+        )
     )
     v1_proxy, v1_emulator = BridgeServer(proxy_app), BridgeServer(front_app)
     try:

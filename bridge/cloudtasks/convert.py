@@ -52,21 +52,17 @@ from backends.errors import (
     Unavailable,
     Unsupported,
 )
-from bridge.wire import MAX_PAYLOAD_BYTES, check_tag, project_key
+from backends.limits import LEASE_SECONDS, MAX_PAYLOAD_BYTES, QUEUE_NAME, TASK_ID, US
+from bridge.wire import check_tag, project_key
 
-US = 1_000_000
 TaskMessage: Any = ct.Task.pb()
 QueueMessage: Any = ct.Queue.pb()
 _QUEUE_FIELDS = frozenset(field.name for field in QueueMessage.DESCRIPTOR.fields)
 FULL = int(ct.Task.View.FULL)
 BASIC = int(ct.Task.View.BASIC)
-#: The longest lease LeaseTasks and RenewLease grant (the protos: one week).
-MAX_LEASE_SECONDS = 7 * 24 * 3600
 
 _QUEUE = re.compile(r"projects/([^/]+)/locations/([^/]+)/queues/([^/]+)")
 _TASK = re.compile(r"(projects/[^/]+/locations/[^/]+/queues/[^/]+)/tasks/([^/]+)")
-_QUEUE_ID = re.compile(r"[A-Za-z0-9-]{1,100}")
-_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,500}")
 _LOCATION = re.compile(r"projects/([^/]+)/locations/([^/]+)")
 
 
@@ -167,10 +163,10 @@ def location_name(text: str, field: str = "parent") -> tuple[str, str]:
 
 def queue_name(text: str, field: str = "name") -> QueueName:
     match = _QUEUE.fullmatch(text)
-    if match is None or not _QUEUE_ID.fullmatch(match.group(3)):
+    if match is None or not QUEUE_NAME.matches(match.group(3)):
         raise InvalidArgument(
             f"Invalid {field} {text!r}: expected projects/PROJECT/locations/LOCATION/queues/QUEUE "
-            "(QUEUE: 1-100 letters, digits or '-')"
+            f"(QUEUE: {QUEUE_NAME.described})"
         )
     name = QueueName(text, *match.groups())
     name.key  # noqa: B018  (refuses a malformed project here)
@@ -179,10 +175,10 @@ def queue_name(text: str, field: str = "name") -> QueueName:
 
 def task_name(text: str, field: str = "name") -> tuple[QueueName, str]:
     match = _TASK.fullmatch(text)
-    if match is None or not _TASK_ID.fullmatch(match.group(2)):
+    if match is None or not TASK_ID.matches(match.group(2)):
         raise InvalidArgument(
             f"Invalid {field} {text!r}: expected projects/PROJECT/locations/LOCATION/queues/QUEUE/tasks/TASK "
-            "(TASK: 1-500 letters, digits, '_' or '-')"
+            f"(TASK: {TASK_ID.described})"
         )
     return queue_name(match.group(1), field), match.group(2)
 
@@ -316,8 +312,8 @@ def lease_seconds(request: Any) -> int:
     if not request.HasField("lease_duration"):
         raise InvalidArgument("lease_duration is required")
     seconds = int(request.lease_duration.seconds)
-    if not 0 <= seconds <= MAX_LEASE_SECONDS:
-        raise InvalidArgument(f"lease_duration must be between 0 and {MAX_LEASE_SECONDS} seconds (one week)")
+    if seconds not in LEASE_SECONDS:
+        raise InvalidArgument(f"lease_duration must be between 0 and {LEASE_SECONDS.high} seconds (one week)")
     return seconds
 
 

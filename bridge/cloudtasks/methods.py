@@ -22,16 +22,15 @@ from google.protobuf import empty_pb2
 
 from backends.base import PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
 from backends.errors import Duplicate, InvalidArgument, NotFound
+from backends.limits import NUM_TASKS, US
 from bridge.acl import Policy
 from bridge.auth import Authenticator
 from bridge.cloudtasks import convert
-from bridge.cloudtasks.convert import US, FailedPrecondition, QueueName, Unimplemented
+from bridge.cloudtasks.convert import FailedPrecondition, QueueName, Unimplemented
 from bridge.queues import QueueConfig, QueueRegistry
 from bridge.wire import new_task_id, project_key
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
-#: The most tasks one LeaseTasks call may ask for (the protos).
-MAX_LEASE_TASKS = 1000
 
 
 @dataclass(frozen=True)
@@ -258,8 +257,8 @@ def list_tasks(call: Call, request: Any) -> Any:
 
 def lease_tasks(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.parent, "parent")
-    if not 1 <= request.max_tasks <= MAX_LEASE_TASKS:
-        raise InvalidArgument(f"max_tasks must be between 1 and {MAX_LEASE_TASKS}")
+    if request.max_tasks not in NUM_TASKS:
+        raise InvalidArgument(f"max_tasks must be between {NUM_TASKS.low} and {NUM_TASKS.high}")
     group_by_tag, tag = convert.lease_filter(request.filter)
     lease = LeaseRequest(request.max_tasks, convert.lease_seconds(request) * US, group_by_tag, tag)
     view = convert.view_of(request.response_view)

@@ -19,9 +19,10 @@ from googleapiclient.errors import HttpError
 
 from backends.cloudtasks import CloudTasksBackend
 from bridge import create_app
-from bridge.cli import compat, main, serve
+from bridge.cli import main, serve
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
+from bridge_tools.compat.command import compat
 from tests.support import known_differences
 from tests.support.cloudtasks_fake import FakeCloudTasks
 from tests.support.http import serving
