@@ -39,7 +39,7 @@ from backends.redis_backend import RedisBackend  # noqa: E402
 from bench.fill import fill, numbered, queue  # noqa: E402
 from bench.plan import GUNICORN_THREADS, GUNICORN_WORKERS  # noqa: E402
 from bench.services import Service, _answers_http, _wait, free_port, redis_url, start_redis  # noqa: E402
-from bridge.client import connect  # noqa: E402
+from bridge_tools.client import connect  # noqa: E402
 
 BATCH = 100
 LEASE_SECONDS = 3600
@@ -127,7 +127,7 @@ def measure(port: int, grpc_port: int, calls: int, repetitions: int) -> int:
     grpc_median, http_median = statistics.median(grpc_rates), statistics.median(http_rates)
     print(f"median: gRPC LeaseTasks {grpc_median:.0f} tasks/s, HTTP v1 lease {http_median:.0f} tasks/s")
     print(f"ratio gRPC / HTTP (medians of {repetitions}): {grpc_median / http_median:.3f}")
-    v2.transport.close()
+    v2.transport.close()  # type: ignore[no-untyped-call]  # google-api-core leaves it unannotated
     return 0
 
 

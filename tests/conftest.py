@@ -18,6 +18,7 @@ from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
 from tests.support.harness import (
+    BACKENDS,
     Harness,
     Variant,
     cloudtasks_bridge_harness,
@@ -79,14 +80,10 @@ def grpc_available() -> None:
 
 
 VARIANTS = [
-    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
-    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
-    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
-    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
-    # The Cloud Tasks backend once more, on the bridge's own v2beta2 front instead of the fake.
-    pytest.param(Variant("cloudtasks-bridge"), marks=pytest.mark.cloudtasks, id="cloudtasks-bridge"),
+    *BACKENDS,
     # The HTTP suite once more with token auth on. Credentials are checked before the
-    # backend is reached, so the cheapest backend is enough.
+    # backend is reached, so the cheapest backend is enough (and the backend-level
+    # contract suite, which has no credentials, runs on BACKENDS alone).
     pytest.param(Variant("memory", "token"), marks=[pytest.mark.memory, pytest.mark.auth], id="memory-token"),
 ]
 

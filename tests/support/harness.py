@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from backends.base import Backend
 from backends.memory import MemoryBackend
@@ -26,6 +28,19 @@ class Variant:
 
     backend: str
     auth: str = "none"
+
+
+#: Every backend, each with its pytest mark and id (``pytest -m redis``, ``-k cloudtasks``).
+#: Both contract suites run on each: the backend-level one (tests/contract/) and, with
+#: the token variant added, the HTTP one.
+BACKENDS = [
+    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
+    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
+    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
+    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+    # The Cloud Tasks backend once more, on the bridge's own v2beta2 front instead of the fake.
+    pytest.param(Variant("cloudtasks-bridge"), marks=pytest.mark.cloudtasks, id="cloudtasks-bridge"),
+]
 
 
 @dataclass
@@ -70,7 +85,7 @@ def redis_harness(server_url: str, **options: int) -> Harness:
     return Harness("redis", url, RedisBackend.from_url(url, **options))
 
 
-def cloudtasks_harness(**options: int) -> Harness:
+def cloudtasks_harness(**options: Any) -> Harness:
     """The Cloud Tasks backend on its own fake service, creating queues on first use
     as the bridge does on Redis, every v1 project in its namesake Cloud Tasks project."""
     from backends.cloudtasks import CloudTasksBackend
@@ -90,7 +105,7 @@ def cloudtasks_harness(**options: int) -> Harness:
     return Harness("cloudtasks", url, backend, move_clock, [fake.stop], fake)
 
 
-def cloudtasks_bridge_harness(**options: int) -> Harness:
+def cloudtasks_bridge_harness(**options: Any) -> Harness:
     """The Cloud Tasks backend on the bridge's own v2beta2 front (gRPC), itself on memory:
     the staging proxy against a real server, the loop of issue 12 closed."""
     from backends.cloudtasks import CloudTasksBackend
