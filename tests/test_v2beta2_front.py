@@ -332,6 +332,9 @@ def test_two_gunicorn_workers_each_serve_grpc_on_the_one_port(redis_server: Redi
         assert {t.pull_message.payload for t in leased} == {b"%d" % i for i in range(20)}
         rest.transport.close()
     assert len(_grpc_pids(log)) == 2, log.read_text()[-2000:]
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    calls = [line for line in lines if line.get("transport") == "grpc"]
+    assert len([c for c in calls if c["method"].endswith("/CreateTask") and c["status"] == "OK"]) == 20
 
 
 def _grpc_pids(log: Path) -> set[int]:

@@ -18,6 +18,8 @@ between processes but the backend (Redis), as on the HTTP side.
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from collections.abc import Callable
 from concurrent import futures
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 import grpc
 
 from backends.errors import ApiError
+from bridge import logs
 from bridge.cloudtasks.convert import code_of
 from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
 from bridge.settings import DEFAULT_MAX_BODY_BYTES
@@ -38,6 +41,7 @@ DEFAULT_MAX_REQUEST_BYTES = DEFAULT_MAX_BODY_BYTES
 
 def _serving(front: Front, method: Method) -> Callable[[Any, grpc.ServicerContext], Any]:
     def serve(request: Any, context: grpc.ServicerContext) -> Any:
+        started, code = time.perf_counter(), grpc.StatusCode.OK
         authorization = None
         for key, value in context.invocation_metadata():
             if key == "authorization":
@@ -50,10 +54,27 @@ def _serving(front: Front, method: Method) -> Callable[[Any, grpc.ServicerContex
                 log.warning("%s: %s: %s", method.name, type(exc).__name__, exc.message, exc_info=exc.__cause__)
             context.abort(code, exc.message)
         except Exception:
+            code = grpc.StatusCode.INTERNAL
             log.exception("unexpected error in %s", method.name)
-            context.abort(grpc.StatusCode.INTERNAL, "Internal error")
+            context.abort(code, "Internal error")
+        finally:
+            _log_call(method.name, code, started)
 
     return serve
+
+
+def _log_call(name: str, code: grpc.StatusCode, started: float) -> None:
+    """One line per call, as the HTTP side logs one per request (`bridge.logs`)."""
+    if logs.log.isEnabledFor(logging.INFO):
+        fields = {
+            "request_id": secrets.token_hex(16),
+            "method": f"{SERVICE}/{name}",
+            "status": code.name,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "transport": "grpc",
+        }
+        extra = {logs.FIELDS: fields}
+        logs.log.handle(logs.log.makeRecord(logs.log.name, logging.INFO, __name__, 0, "request", (), None, extra=extra))
 
 
 class GrpcFront:
