@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -22,7 +24,11 @@ from backends.base import (
 )
 from backends.errors import Duplicate, InvalidArgument, NotFound, Unsupported
 from bridge.metrics import MeteredBackend
+from tests.support.api import PROJECT, ids, insert
+from tests.support.api import lease as lease_v1
 from tests.support.harness import Harness, Variant
+from tests.support.http import BridgeServer, error_of
+from tests.test_observability import scrape, value
 
 VARIANTS = [
     pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
@@ -51,12 +57,12 @@ def needs(backend: Backend, verb: str) -> None:
     says it cannot, with Unsupported, and ends the test there."""
     if verb in backend.supports:
         return
-    calls = {
-        "list_queues": lambda: backend.list_queues(),
-        "list_tasks_page": lambda: backend.list_tasks_page(Q, page_size=1),
-    }
+    method: Callable[..., object] = getattr(backend, verb)
+    arguments: dict[str, object] = {"list_queues": {}, "list_tasks_page": {"queue": Q, "page_size": 1}}.get(
+        verb, {"queue": Q}
+    )
     with pytest.raises(Unsupported):
-        calls.get(verb, lambda: getattr(backend, verb)(Q))()
+        method(**arguments)
     pytest.skip(f"{type(backend).__name__} declares it cannot {verb}")
 
 
@@ -334,6 +340,25 @@ def test_a_metered_backend_counts_and_logs_each_dropped_task(
     ]
 
 
+def test_the_v1_api_counts_a_dropped_task_and_its_get_says_why(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path], harness: Harness
+) -> None:
+    path = queue_file("queue:\n- name: limited\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 1\n")
+    server = make_bridge(queues=path)
+    api = server.api()
+    insert(api, queue="limited", id="t1")
+    assert ids(lease_v1(api, queue="limited", secs=1)) == ["t1"]
+    harness.advance(2)
+    before = scrape(server)
+    assert lease_v1(api, queue="limited") == []
+    assert (
+        value(scrape(server), "bridge_tasks_dead_lettered_total")
+        == value(before, "bridge_tasks_dead_lettered_total") + 1
+    )
+    envelope = error_of(api.tasks().get(project=PROJECT, taskqueue="limited", task="t1"), 404, "notFound")
+    assert envelope["error"]["message"] == "Task t1 was dropped after 1 leases (maxLeases)"
+
+
 # -- tombstones, counts, activity ---------------------------------------------------
 
 
@@ -391,3 +416,18 @@ def test_activity_counts_each_minute_of_the_last_hour(backend: Backend, harness:
     assert minutes[-2].depth is None and minutes[-2].inserted == 0
     harness.advance(3600)
     assert all(m.inserted == m.leased == m.deleted == 0 and m.depth is None for m in backend.activity(Q))
+
+
+def test_activity_depth_follows_drops_and_purges(backend: Backend, harness: Harness) -> None:
+    needs(backend, "activity")
+    limited = Queue("app", "work", max_leases=1)
+    for name in ("t1", "t2", "t3"):
+        backend.insert(limited, NewTask(name, b""))
+    backend.lease(limited, LeaseRequest(1, SECOND))
+    harness.advance(60)
+    # t2 and t3 are leased, t1 (leased once already) is dropped.
+    assert [letter.id for letter in backend.lease(limited, LeaseRequest(10, SECOND)).dropped] == ["t1"]
+    harness.advance(60)
+    assert backend.purge_queue(limited) == 2
+    minutes = backend.activity(limited)
+    assert [(m.inserted, m.deleted, m.depth) for m in minutes[-3:]] == [(3, 0, 3), (0, 0, 2), (0, 2, 0)]

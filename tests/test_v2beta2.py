@@ -287,3 +287,9 @@ def test_a_paused_queue_takes_tasks_and_refuses_leases_until_resumed(v2: Target)
     refused(v2, Code.FAILED_PRECONDITION, lambda: _lease(v2, name))
     assert v2.client.resume_queue(name=name, retry=None).state == ct.Queue.State.RUNNING
     assert [_name(t) for t in _lease(v2, name)] == ["t1"]
+
+
+def test_a_queue_nobody_created_or_used_is_not_found(v2: Target) -> None:
+    name = f"{LOCATION}/queues/never{uuid.uuid4().hex[:8]}"
+    refused(v2, Code.NOT_FOUND, lambda: v2.client.get_queue(name=name, retry=None))
+    assert name not in [queue.name for queue in v2.client.list_queues(parent=LOCATION, retry=None)]

@@ -39,7 +39,7 @@ DEFAULT_THREADS = 8
 DEFAULT_MAX_REQUEST_BYTES = DEFAULT_MAX_BODY_BYTES
 
 
-def _serving(front: Front, method: Method) -> Callable[[Any, grpc.ServicerContext], Any]:
+def _serving(front: Front, method: Method, log_calls: bool) -> Callable[[Any, grpc.ServicerContext], Any]:
     def serve(request: Any, context: grpc.ServicerContext) -> Any:
         started, code = time.perf_counter(), grpc.StatusCode.OK
         authorization = None
@@ -58,7 +58,8 @@ def _serving(front: Front, method: Method) -> Callable[[Any, grpc.ServicerContex
             log.exception("unexpected error in %s", method.name)
             context.abort(code, "Internal error")
         finally:
-            _log_call(method.name, code, started)
+            if log_calls:
+                _log_call(method.name, code, started)
 
     return serve
 
@@ -87,9 +88,11 @@ class GrpcFront:
         *,
         threads: int = DEFAULT_THREADS,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        log_calls: bool = True,
     ) -> None:
         """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one); larger
         requests are refused by gRPC (RESOURCE_EXHAUSTED) before they reach a handler.
+        ``log_calls``: one JSON log line per call (`bridge.logs`).
 
         Raises RuntimeError when the port cannot be bound.
         """
@@ -101,7 +104,7 @@ class GrpcFront:
         ]
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
-                _serving(front, method),
+                _serving(front, method, log_calls),
                 request_deserializer=method.request.FromString,
                 response_serializer=method.response.SerializeToString,
             )

@@ -21,6 +21,7 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
 from backends.base import PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
+from backends.cloudtasks_errors import NOT_FOUND
 from backends.errors import Duplicate, InvalidArgument, NotFound
 from backends.limits import NUM_TASKS, US
 from bridge.acl import Policy
@@ -110,7 +111,13 @@ def _queue_reply(call: Call, name: str, queue: Queue, paths: list[str] | None = 
 
 def get_queue(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.name)
-    return _queue_reply(call, name.text, call.queue(name), convert.read_mask(request))
+    queue = call.queue(name)
+    # A queue exists once declared, created, or used through either front; asking about
+    # another is NOT_FOUND, as on Cloud Tasks (the project's Cloud Tasks backend then
+    # creates it, with its max_attempts, where it may).
+    if not call.front.from_file and queue.name not in {known.name for known in call.backend.list_queues(queue.project)}:
+        raise NotFound(NOT_FOUND)
+    return _queue_reply(call, name.text, queue, convert.read_mask(request))
 
 
 def create_queue(call: Call, request: Any) -> Any:

@@ -188,13 +188,13 @@ def test_a_stale_or_expired_token_on_renew_or_cancel_is_the_lease_conflict(
         ct.modify_lease(WORK, "t1", 0, task.eta_us)
 
 
-def test_a_lease_on_a_paused_queue_is_refused_with_the_services_words(
-    fake: FakeCloudTasks, ct: CloudTasksBackend
-) -> None:
+def test_a_lease_on_a_queue_paused_in_cloud_tasks_leases_nothing(fake: FakeCloudTasks, ct: CloudTasksBackend) -> None:
     ct.insert(WORK, NewTask("t1", b"x"))
     ct.client.pause_queue(name="projects/demo-app/locations/us-central1/queues/work", retry=None)
-    with pytest.raises(errors.InvalidArgument, match="paused"):
-        ct.lease(WORK, LEASE)
+    # LeaseTasks answers FAILED_PRECONDITION; a paused v1 queue leases nothing, as on Redis.
+    assert ct.lease(WORK, LEASE) == []
+    assert "LeaseTasks" in fake.calls
+    assert ct.queue_info(WORK, with_stats=False).paused
 
 
 def test_a_schedule_time_too_far_ahead_is_blamed_on_lease_timestamp(ct: CloudTasksBackend) -> None:

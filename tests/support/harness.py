@@ -116,8 +116,9 @@ def cloudtasks_bridge_harness(**options: Any) -> Harness:
 
     inner = MemoryBackend.from_url("memory://", **options)
     queues = _SharedQueues()
-    # The front alone, not a whole app: the metrics tests count the proxy's calls only.
-    front = GrpcFront(Front(inner, queues, Anonymous(), Policy()), "127.0.0.1:0")
+    # The front alone, not a whole app, and silent: the metrics and log tests count the
+    # proxy's calls only.
+    front = GrpcFront(Front(inner, queues, Anonymous(), Policy()), "127.0.0.1:0", log_calls=False)
     url = f"cloudtasks://{CLOUDTASKS_LOCATION}?create_queues=true&projects=*"
     backend = CloudTasksBackend.from_url(url, endpoint=f"127.0.0.1:{front.port}", **options)
     backend.backoff = 0.001
