@@ -154,6 +154,8 @@ def _container_env(image: Dockerfile, redis: RedisServer, port: int, metrics: Pa
     env["BRIDGE_QUEUES"] = str(ROOT / queue_file)
     env["BRIDGE_BACKEND"] = env["BRIDGE_BACKEND"].replace("redis://redis:6379", f"redis://127.0.0.1:{redis.port}")
     env["BRIDGE_PORT"] = str(port)
+    if "BRIDGE_GRPC_PORT" in env:  # a free port here, not compose's fixed one
+        env["BRIDGE_GRPC_PORT"] = str(free_port())
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     return env
 
