@@ -199,6 +199,8 @@ class RedisBackend(Backend):
             request.tag or "",
             queue.max_leases or 0,
             self.tombstone_us,
+            request.max_bytes,
+            request.task_bytes,
         )
         return [_task(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 

@@ -107,7 +107,7 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
         bridge.policy.check(identity, config, method.id)
         queue = Queue(project_key(project), config.name, config.max_leases)
         body = _read_body(req, bridge.settings.max_body_bytes) if method.takes_body else None
-        call = Call(project, queue, config, params, body, bridge.settings.admins)
+        call = Call(project, queue, config, params, body, bridge.settings.admins, bridge.settings.max_response_bytes)
         status, resource = handler(bridge.backend, call)
         if resource is None:
             return Response(status=status)

@@ -29,6 +29,8 @@ DEFAULT_LOG_LEVEL = "info"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
+#: Largest lease or list response, in bytes of JSON: App Engine's response limit.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 #: Seconds a connection may take to send its request head before it is closed.
 DEFAULT_HEAD_TIMEOUT = 10
 _ENDPOINT = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}$")
@@ -37,7 +39,7 @@ AUTH_MODES = ("none", "token", "google")
 #: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
 ACL_DEFAULTS = ("open", "closed")
 
-_INTEGERS = ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes", "head_timeout")
+_INTEGERS = ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes", "head_timeout", "max_response_bytes")
 _PATHS = ("queues", "tokens_file", "cloudtasks_credentials")
 _LISTS = ("admins",)
 _FLAGS = ("metrics_auth",)
@@ -73,6 +75,8 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     #: Seconds a connection may take to send a whole request head (gthread workers).
     head_timeout: int = DEFAULT_HEAD_TIMEOUT
+    #: Largest lease or list response (JSON bytes); tasks past it are not leased.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     #: none (everyone is anonymous and allowed), token (a token file) or google (ID tokens).
     auth: str = "none"
     #: token mode: lines of ``sha256:<hex> <email>``, made by ``python -m bridge hash-token``.
@@ -99,7 +103,7 @@ class Settings:
             raise SettingsError(f"{_named('backend')}: {exc}") from None
         if not 0 < self.port < 65536:
             raise SettingsError(f"{_named('port')}: {self.port} is not a TCP port (1-65535)")
-        for name in ("workers", "threads", "tombstone_seconds", "max_body_bytes", "head_timeout"):
+        for name in ("workers", "threads", "tombstone_seconds", "max_body_bytes", "head_timeout", "max_response_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{_named(name)}: must be at least 1, got {getattr(self, name)}")
         single = getattr(backend, "SINGLE_PROCESS", None)

@@ -4,6 +4,8 @@
 -- ARGV[4] 'any' | 'tag' (only ARGV[5]'s group) | 'oldest' (only the oldest task's group)
 -- ARGV[5] tag ('' for untagged)   ARGV[6] max leases per task (0: unlimited)
 -- ARGV[7] tombstone lifetime in µs, for tasks dropped after max leases
+-- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
+--         its id, tag and payload (see `size_of`)
 -- Touches tasks, index, heads, dead, leased.
 -- Returns {id, packed task, id, packed task, ...} as stored after the lease.
 --
@@ -16,8 +18,14 @@ local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
 local max_leases = tonumber(ARGV[6])
 local ttl_us = tonumber(ARGV[7])
+local budget = tonumber(ARGV[8])
+local overhead = tonumber(ARGV[9])
 local out = {}
 local count = 0
+local used = 0
+-- Set once a task did not fit the budget: nothing after it is leased either, so the
+-- call still returns the oldest tasks, and the one that did not fit stays available.
+local full = false
 -- A lease of 0 s puts a task back in range; never hand it out twice in one call.
 local taken = {}
 
@@ -26,11 +34,21 @@ local function available(group)
   return '(' .. group .. eta16(now + 1)
 end
 
--- Leases from one group, in index order, up to the exclusive bound `stop`.
+-- An upper bound of what the task costs in the response: its payload in base64
+-- (4 bytes per 3, rounded up), its id, and its tag as if every byte were escaped
+-- (\u00XX, 6 bytes), plus the fields every task has.
+local function size_of(id, packed, body, taglen)
+  local payload = #packed - (body + taglen) + 1
+  return overhead + #id + 6 * taglen + 4 * math.ceil(payload / 3)
+end
+
+-- Leases from one group, in index order, up to the exclusive bound `stop`. Returns
+-- how many tasks it took out of the range, leased or dropped: a group whose available
+-- tasks were all dropped (max leases) took some, and the next group must be tried.
 local function lease_from(group, stop)
   local start = '[' .. group
-  local before = count
-  while count < limit do
+  local consumed = 0
+  while count < limit and not full do
     local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', 0, limit - count)
     if #batch == 0 then
       break
@@ -41,7 +59,17 @@ local function lease_from(group, stop)
       if not taken[id] then
         local packed = redis.call('HGET', tasks_key, id)
         local enq, _, retries, taglen, body = unpack_task(packed)
+        local size = size_of(id, packed, body, taglen)
+        if max_leases == 0 or retries < max_leases then
+          -- The first task is always leased, however big: a call never starves.
+          if budget > 0 and count > 0 and used + size > budget then
+            full = true
+            break
+          end
+          used = used + size
+        end
         redis.call('ZREM', index_key, m)
+        consumed = consumed + 1
         if max_leases > 0 and retries >= max_leases then
           redis.call('HDEL', tasks_key, id)
           bury(id, now, ttl_us)
@@ -59,7 +87,7 @@ local function lease_from(group, stop)
     end
   end
   reset_head(group)
-  return count - before
+  return consumed
 end
 
 -- The group whose first task is the oldest available one (ties: the smaller name),
@@ -100,7 +128,7 @@ elseif mode == 'oldest' then
     lease_from(group, available(group))
   end
 else
-  while count < limit do
+  while count < limit and not full do
     local group, stop = oldest_group()
     if not group or lease_from(group, stop) == 0 then
       break
