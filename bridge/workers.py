@@ -184,7 +184,7 @@ class JsonErrorSyncWorker(JsonErrors, SyncWorker):  # type: ignore[misc]
     """gunicorn's sync worker, with its error pages in Google's envelope."""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def worker_class(kind: str, head_timeout: float = DEFAULT_HEAD_TIMEOUT) -> type:
     """The worker class gunicorn runs for ``kind`` (gthread or sync)."""
     if kind == "sync":
