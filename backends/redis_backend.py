@@ -52,8 +52,12 @@ from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, Inval
 DEFAULT_PREFIX = "tq"
 #: Seconds to wait for a TCP connection before answering 503.
 CONNECT_TIMEOUT = 2.0
-#: Seconds to wait for a reply; the slowest script (a 1,000-task lease) takes milliseconds.
-SOCKET_TIMEOUT = 10.0
+#: Seconds to wait for a reply. The slowest script (a lease of 32 MiB) takes
+#: milliseconds, so a Redis silent this long is stalled (DEBUG SLEEP, a fork on a full
+#: machine, a network partition): the call answers 503 instead of holding a thread.
+SOCKET_TIMEOUT = 3.0
+#: Tries of a script that the server keeps forgetting (SCRIPT FLUSH while serving).
+SCRIPT_ATTEMPTS = 3
 _SCRIPTS = ("insert", "lease", "modify_lease", "delete", "list", "stats")
 _KEY_NAMES = ("tasks", "index", "heads", "dead", "leased")
 
@@ -67,17 +71,28 @@ def _load_scripts() -> dict[str, str]:
 SOURCES = _load_scripts()
 
 
+#: Driver errors that mean the store cannot serve now, whatever their message says:
+#: unreachable or stalled, loading, out of memory (maxmemory with noeviction), a
+#: read-only replica after a failover, a cluster that is down, resharding or has an
+#: uncovered slot, or redirected too many times (ClusterError).
+_OUTAGES: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+)
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
-    """Turn driver errors into API errors where they enter."""
+    """Turn driver errors into API errors where they enter, by class (never by text)."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable("The task store (Redis) cannot be reached; try again shortly.") from exc
-    except redis.ResponseError as exc:
-        if str(exc).startswith(("OOM", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
-            raise Unavailable("The task store (Redis) cannot take the request now; try again shortly.") from exc
-        raise ApiError("The task store (Redis) failed.") from exc
+    except _OUTAGES as exc:
+        raise Unavailable("The task store (Redis) cannot take the request now; try again shortly.") from exc
     except redis.RedisError as exc:
         raise ApiError("The task store (Redis) failed.") from exc
 
@@ -145,14 +160,17 @@ class RedisBackend(Backend):
 
     def _run(self, script: str, queue: Queue, *args: str | int | bytes) -> Any:
         # EVALSHA straight from the client: redis-py's Script wrapper costs a few % of a
-        # request. A server that lost its scripts (a restart) gets them again once.
+        # request. A server that lost its scripts (a restart, SCRIPT FLUSH) gets them
+        # again, a few times at most, then the call is a 503 rather than a loop.
         sha = self._scripts[script].sha
+        keys = self.keys(queue)
         with _translated():
-            try:
-                return self.client.evalsha(sha, len(_KEY_NAMES), *self.keys(queue), self.clock_shift_us, *args)
-            except redis.exceptions.NoScriptError:
-                self.client.script_load(SOURCES[script])
-                return self.client.evalsha(sha, len(_KEY_NAMES), *self.keys(queue), self.clock_shift_us, *args)
+            for _ in range(SCRIPT_ATTEMPTS):
+                try:
+                    return self.client.evalsha(sha, len(_KEY_NAMES), *keys, self.clock_shift_us, *args)
+                except redis.exceptions.NoScriptError:
+                    self.client.script_load(SOURCES[script])
+        raise Unavailable("The task store (Redis) keeps losing its scripts; try again shortly.")
 
     def insert(self, queue: Queue, task: NewTask) -> Task:
         status, *rest = self._run("insert", queue, task.id, task.payload, task.tag or "", task.eta_us, MAX_ETA_AHEAD_US)

@@ -5,17 +5,19 @@ Under plain gunicorn, ``gunicorn 'bridge:create_app()'`` reads the BRIDGE_* vari
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Flask, Request, Response, request
+from gunicorn.http.errors import ParseException
 
 from backends import open_backend
 from backends.base import Backend, Queue
-from backends.errors import NotFound
+from backends.errors import ApiError, InvalidArgument, NotFound
 from bridge import errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
-    app.wsgi_app = _MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = _MethodOverride(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
     return app
 
 
@@ -145,11 +147,34 @@ def _body_bytes(req: Request, limit: int) -> bytes:
     the limit and hand back its start as if it were all, so it is read here instead.
     """
     if req.content_length is not None or not req.environ.get("wsgi.input_terminated"):
-        return req.get_data(cache=False)
-    stream, chunks, size = req.environ["wsgi.input"], [], 0
-    while size <= limit and (chunk := stream.read(min(65536, limit + 1 - size))):
-        chunks.append(chunk)
-        size += len(chunk)
+        with _body_errors():
+            return req.get_data(cache=False)
+    return _read_limited(req.environ["wsgi.input"], limit)
+
+
+#: What a WSGI server's input stream raises for a body it cannot decode (a chunk size
+#: that is not hex, a missing chunk terminator, a body cut short): gunicorn's parse
+#: errors, and OSError or ValueError from werkzeug's server and gunicorn alike.
+_BODY_ERRORS = (OSError, ValueError, ParseException)
+
+
+@contextlib.contextmanager
+def _body_errors() -> Iterator[None]:
+    try:
+        yield
+    except _BODY_ERRORS:
+        raise InvalidArgument(
+            "The request body is malformed (bad chunked encoding or cut short)", location="body"
+        ) from None
+
+
+def _read_limited(stream: Any, limit: int) -> bytes:
+    """All of ``stream``; past ``limit`` bytes a 413, with at most one byte more read."""
+    chunks, size = [], 0
+    with _body_errors():
+        while size <= limit and (chunk := stream.read(min(65536, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
     if size > limit:
         raise BodyTooLarge("Request body too large")
     return b"".join(chunks)
@@ -172,11 +197,13 @@ class _MethodOverride:
     """Honours X-HTTP-Method-Override on POST, as Google's front end did.
 
     Google's Python client tunnels long GETs through POST, with the query string moved
-    into a form-encoded body; that body becomes the query string again here.
+    into a form-encoded body; that body becomes the query string again here, whole,
+    and under the same size limit as any other body.
     """
 
-    def __init__(self, app: WSGIApplication) -> None:
+    def __init__(self, app: WSGIApplication, limit: int) -> None:
         self.app = app
+        self.limit = limit
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper()
@@ -184,8 +211,28 @@ class _MethodOverride:
             environ["REQUEST_METHOD"] = override
             form = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
             if override == "GET" and form:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                extra = environ["wsgi.input"].read(min(length, 65536)).decode("latin-1")
+                try:
+                    extra = self._form(environ)
+                except ApiError as exc:
+                    response = errors.error_response(exc.status, exc.reason, exc.message, exc.location)
+                    return response(environ, start_response)
                 environ["QUERY_STRING"] = "&".join(part for part in (environ.get("QUERY_STRING", ""), extra) if part)
                 environ["CONTENT_LENGTH"] = "0"
         return self.app(environ, start_response)
+
+    def _form(self, environ: WSGIEnvironment) -> str:
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            try:
+                size = int(length)
+            except ValueError:
+                raise InvalidArgument("Content-Length is not a number", location="Content-Length") from None
+            if size > self.limit:
+                raise BodyTooLarge("Request body too large")
+            with _body_errors():
+                data = environ["wsgi.input"].read(size)
+        elif environ.get("wsgi.input_terminated"):
+            data = _read_limited(environ["wsgi.input"], self.limit)
+        else:
+            data = b""
+        return bytes(data).decode("latin-1")

@@ -44,6 +44,8 @@ BAD_REQUESTS = [
     ("POST", "/tasks", b'{"tag": ["a"]}', 400, "invalid", "tag"),
     ("POST", "/tasks", b'{"id": "a b"}', 400, "invalid", "id"),
     ("POST", "/tasks", b'{"leaseTimestamp": true}', 400, "invalid", "leaseTimestamp"),
+    ("GET", "/tasks?fields=" + "a/" * 1000 + "b", None, 400, "invalid", "fields"),
+    ("GET", "/tasks?fields=" + "a(" * 1000 + "b" + ")" * 1000, None, 400, "invalid", "fields"),
     ("GET", "/tasks/" + "x" * 501, None, 400, "invalid", "task"),
     ("GET", "/tasks/bad.name", None, 400, "invalid", "task"),
     ("GET", "/tasks/nope", None, 404, "notFound", "task"),
@@ -93,6 +95,13 @@ def test_a_bad_request_gets_its_envelope_and_changes_nothing(
     if location:
         assert detail["locationType"] == "parameter"
     assert _snapshot(api) == before
+
+
+def test_a_deep_fields_selector_tunnelled_in_a_form_body_is_400(bridge: BridgeServer) -> None:
+    headers = {"X-HTTP-Method-Override": "GET", "Content-Type": "application/x-www-form-urlencoded"}
+    reply = bridge.request("POST", BASE + "/tasks", "fields=" + "a/" * 1000 + "b", headers)
+    assert reply.status == 400, reply.body
+    assert reply.json["error"]["errors"][0]["location"] == "fields"
 
 
 def test_the_google_client_sees_the_envelope_as_an_http_error(api: Any) -> None:
