@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.resources
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
@@ -208,19 +208,25 @@ class RedisBackend(Backend):
             mode = "oldest"
         else:
             mode = "tag"
-        flat: Sequence[bytes] = self._run(
-            "lease",
-            queue,
-            request.num_tasks,
-            request.lease_us,
-            mode,
-            request.tag or "",
-            queue.max_leases or 0,
-            self.tombstone_us,
-            request.max_bytes,
-            request.task_bytes,
+        flat: list[bytes] = list(
+            self._run(
+                "lease",
+                queue,
+                request.num_tasks,
+                request.lease_us,
+                mode,
+                request.tag or "",
+                queue.max_leases or 0,
+                self.tombstone_us,
+                request.max_bytes,
+                request.task_bytes,
+            )
         )
-        return [_task(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        tasks = []
+        for i in range(0, len(flat), 2):
+            tasks.append(_task(flat[i], flat[i + 1]))
+            flat[i + 1] = b""  # a lease can be 32 MiB: hold each payload once, not twice
+        return tasks
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         token = "" if token_us is None else str(token_us)

@@ -115,13 +115,34 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
             return Response(status=status)
         if selection is not None:
             resource = fields.apply(resource, selection)
-        # orjson: the standard library's indenting encoder is pure Python, and pretty
-        # printing is Google's default, so it would run on nearly every response.
-        text = orjson.dumps(resource, option=orjson.OPT_INDENT_2 if options["prettyPrint"] else 0)
-        return Response(text, status=status, mimetype="application/json")
+        return Response(_encoded(resource, options["prettyPrint"]), status=status, mimetype="application/json")
 
     view.__name__ = method.id
     return view
+
+
+def _encoded(resource: dict[str, Any], pretty: bool) -> list[bytes]:
+    """The resource as JSON, in parts that werkzeug sends one after the other.
+
+    A lease response can be 32 MiB. Encoding its items one at a time, each dropped
+    from the resource once encoded, keeps the peak near one response in memory, where
+    one ``dumps`` of the whole held the resource, the output and orjson's growing
+    buffer at once (measured: over 3x the response). orjson: the standard library's
+    indenting encoder is pure Python, and pretty printing is Google's default.
+    """
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    items = resource.get("items")
+    if not isinstance(items, list) or len(items) < 2:
+        return [orjson.dumps(resource, option=option)]
+    frame = orjson.dumps({**resource, "items": []}, option=option)
+    before, after = frame.split(b'"items": []' if pretty else b'"items":[]', 1)
+    parts = [before + (b'"items": [' if pretty else b'"items":[')]
+    for index, item in enumerate(items):
+        text = orjson.dumps(item, option=option)
+        items[index] = None  # its payload can go now
+        parts.append((b"," if index else b"") + (b"\n    " + text.replace(b"\n", b"\n    ") if pretty else text))
+    parts.append((b"\n  ]" if pretty else b"]") + after)
+    return parts
 
 
 @functools.lru_cache(maxsize=256)

@@ -13,6 +13,9 @@ Two changes to gunicorn's own classes, both measured in gunicorn.conf.py:
   request line, 414, 431, 501 unknown Transfer-Encoding, a malformed chunked body)
   with an HTML page. The status stays gunicorn's choice; the body becomes the JSON
   envelope every other error of the bridge has.
+- **Liveness apart** (gthread). ``GET /healthz`` runs on a thread of its own, so a
+  stalled Redis that holds every API thread (up to the backend's socket timeout each)
+  cannot delay the liveness probe: it answers while the process's event loop does.
 
 gunicorn takes a worker class object as well as a name; `worker_class` builds one per
 (kind, head timeout) and caches it, so the same settings always give the same class.
@@ -22,9 +25,11 @@ from __future__ import annotations
 
 import errno
 import functools
+import re
 import selectors
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 
@@ -40,6 +45,9 @@ DEFAULT_HEAD_TIMEOUT = 10
 #: gunicorn's own ceilings when a limit_request_* setting is 0 (unlimited).
 _MAX_REQUEST_LINE = 8190
 _MAX_HEAD = 1024 * 1024
+#: Threads kept for liveness probes; /healthz touches nothing, so one is plenty.
+PROBE_THREADS = 1
+_PROBE = re.compile(rb"(?:GET|HEAD) /healthz[ ?]")
 _REASONS = {400: "invalid", 403: "forbidden", 414: "invalid", 417: "invalid", 431: "invalid", 501: "notImplemented"}
 
 
@@ -96,7 +104,14 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.line_limit = line if 0 < line <= _MAX_REQUEST_LINE else _MAX_REQUEST_LINE
         fields = self.cfg.limit_request_fields * self.cfg.limit_request_field_size
         self.head_limit = min(self.line_limit + fields, _MAX_HEAD) if fields > 0 else _MAX_HEAD
+        self.probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
         super().init_process()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.probe_pool.shutdown(wait=False)
 
     def accept(self, listener: Any) -> None:
         if self.cfg.is_ssl:
@@ -121,10 +136,21 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.keepalived_conns.remove(conn)
         self._await_head(conn)
 
-    def _await_head(self, conn: TConn) -> None:
-        conn.sock.setblocking(False)
-        conn.head = bytearray()
+    def enqueue_req(self, conn: TConn) -> None:
+        if self.cfg.is_ssl or conn.parser is None:
+            super().enqueue_req(conn)
+            return
+        # gunicorn calls this for a kept-alive connection whose client already sent
+        # (part of) its next request: that part may be an incomplete head too.
+        self._await_head(conn, conn.parser.unreader.take_buffered())
+
+    def _await_head(self, conn: TConn, start: bytes = b"") -> None:
+        conn.head = bytearray(start)
         conn.head_deadline = time.monotonic() + self.head_timeout
+        if self._head_ready(conn.head):
+            self._dispatch(conn)
+            return
+        conn.sock.setblocking(False)
         self.heads.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, functools.partial(self._on_head_bytes, conn))
 
@@ -140,15 +166,20 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
             conn.close()
             return
         conn.head += data
-        if not self._head_ready(conn.head):
-            return
-        self.poller.unregister(conn.sock)
-        self.heads.remove(conn)
+        if self._head_ready(conn.head):
+            self.poller.unregister(conn.sock)
+            self.heads.remove(conn)
+            self._dispatch(conn)
+
+    def _dispatch(self, conn: TConn) -> None:
+        """Hand a connection whose head is buffered to a thread, as gunicorn would."""
         conn.init()  # builds the HTTP/1 parser of a new connection; nothing is read
         conn.parser.unreader.unread(bytes(conn.head))
         conn.data_ready = True
+        pool = self.probe_pool if _PROBE.match(conn.head) else self.tpool
         del conn.head
-        self.enqueue_req(conn)
+        future = pool.submit(self.handle, conn)
+        future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
     def _head_ready(self, head: bytearray) -> bool:
         """Whether the buffered bytes are a whole head, or enough for gunicorn to refuse."""
