@@ -1,6 +1,6 @@
 -- delete.lua: remove a task, leased or not, and tombstone its name.
 -- KEYS and ARGV[1]: see common.lua.
--- ARGV[2] id   ARGV[3] tombstone lifetime in µs
+-- ARGV[2] id   ARGV[3] tombstone lifetime in µs   ARGV[4] most tombstones kept (0: no bound)
 -- Touches tasks, index, heads, dead.
 -- Returns 'ok' | 'missing' | 'tombstoned'
 
@@ -15,5 +15,5 @@ if not packed then
   return 'missing'
 end
 reset_head(remove_task(id, packed))
-bury(id, now, tonumber(ARGV[3]))
+bury(id, now, tonumber(ARGV[3]), tonumber(ARGV[4]))
 return 'ok'

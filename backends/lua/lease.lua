@@ -6,6 +6,7 @@
 -- ARGV[7] tombstone lifetime in µs, for tasks dropped after max leases
 -- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
 --         its id, tag and payload (see `size_of`)
+-- ARGV[10] most tombstones kept (0: no bound), for tasks dropped after max leases
 -- Touches tasks, index, heads, dead, leased.
 -- Returns {id, packed task, id, packed task, ...} as stored after the lease.
 --
@@ -20,6 +21,7 @@ local max_leases = tonumber(ARGV[6])
 local ttl_us = tonumber(ARGV[7])
 local budget = tonumber(ARGV[8])
 local overhead = tonumber(ARGV[9])
+local most_tombstones = tonumber(ARGV[10])
 local out = {}
 local count = 0
 local used = 0
@@ -72,7 +74,7 @@ local function lease_from(group, stop)
         consumed = consumed + 1
         if max_leases > 0 and retries >= max_leases then
           redis.call('HDEL', tasks_key, id)
-          bury(id, now, ttl_us)
+          bury(id, now, ttl_us, most_tombstones)
         else
           local tag = string.sub(packed, body, body + taglen - 1)
           local value = pack_task(enq, new_eta, retries + 1, tag) .. string.sub(packed, body + taglen)
