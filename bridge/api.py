@@ -92,6 +92,10 @@ def get_task(backend: Backend, call: Call) -> Result:
 def modify_lease(backend: Backend, call: Call) -> Result:
     task_id = call.params["task"]
     token = wire.read_lease_token(call.body, call.project, call.queue.name, task_id)
+    if token is None and call.config.strict_leases:
+        # Without the token, a worker whose lease expired could renew or release the
+        # lease another worker now holds.
+        raise Required("leaseTimestamp (the lease's token) is required on this queue", location="leaseTimestamp")
     task = backend.modify_lease(call.queue, task_id, call.params["newLeaseSeconds"] * US, token)
     return 200, wire.task_json(task, call.queue_name)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _OVERRIDABLE = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+#: A Host header: a name or IPv4 address, or an IPv6 address in brackets, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,11 @@ class Bridge:
 def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
     """Build the app; ``backend`` replaces the one ``settings.backend`` names (tests)."""
     settings = settings or Settings.from_env()
-    queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
+    projects, strict = settings.projects, settings.strict_leases
+    if settings.queues:
+        queues = QueueRegistry.from_file(settings.queues, projects=projects, strict_leases=strict)
+    else:
+        queues = QueueRegistry(projects=projects, strict_leases=strict)
     discovery = Discovery.load()
     authenticator = open_authenticator(settings)
     backend = backend or open_backend(settings.backend, **settings.backend_options())
@@ -62,6 +69,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     bridge = Bridge(settings, metered, queues, discovery, authenticator, Policy.from_settings(settings))
     app.extensions["bridge"] = bridge
     errors.register(app)
+    app.before_request(_check_host)
     logs.register(app)
     # /metrics shows queue names and traffic; a staging proxy may want it behind the API's credentials.
     guard = (lambda: authenticator.identify(request.headers.get("Authorization"))) if settings.metrics_auth else None
@@ -85,6 +93,14 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     return app
 
 
+def _check_host() -> None:
+    """A Host that is no host[:port] is a 400: the Discovery document's rootUrl is made
+    from it. (A well-formed but foreign Host is the proxy's to refuse; see --public-url.)"""
+    host = request.environ.get("HTTP_HOST")
+    if host is not None and _HOST.fullmatch(host) is None:
+        raise InvalidArgument("The Host header is not a valid host[:port]", location="Host")
+
+
 def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[..., Response]:
     global_params = bridge.discovery.global_params
     global_names = {p.name for p in global_params}
@@ -104,10 +120,12 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
         selection = _selection(options["fields"]) if options["fields"] else None
         params = {p.name: p.parse(path[p.name] if p.location == "path" else args.get(p.name)) for p in method.params}
         project = params["project"]
+        key = project_key(project)
+        bridge.queues.check_project(key, project)
         config = bridge.queues.resolve(params["taskqueue"])
         # Before the body is read and before the backend is asked anything.
         bridge.policy.check(identity, config, method.id)
-        queue = Queue(project_key(project), config.name, config.max_leases)
+        queue = Queue(key, config.name, config.max_leases)
         body = _read_body(req, bridge.settings.max_body_bytes) if method.takes_body else None
         call = Call(project, queue, config, params, body, bridge.settings.admins, bridge.settings.max_response_bytes)
         status, resource = handler(bridge.backend, call)

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from backends import UnknownBackend, backend_class
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
+from backends.errors import InvalidArgument
+from bridge.wire import project_key
 
 DEFAULT_BACKEND = "memory://"
 DEFAULT_HOST = "127.0.0.1"
@@ -41,8 +43,8 @@ ACL_DEFAULTS = ("open", "closed")
 
 _INTEGERS = ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes", "head_timeout", "max_response_bytes")
 _PATHS = ("queues", "tokens_file", "cloudtasks_credentials")
-_LISTS = ("admins",)
-_FLAGS = ("metrics_auth",)
+_LISTS = ("admins", "projects")
+_FLAGS = ("metrics_auth", "strict_leases")
 _LOWERCASE = ("worker_class", "log_level")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -77,6 +79,10 @@ class Settings:
     head_timeout: int = DEFAULT_HEAD_TIMEOUT
     #: Largest lease or list response (JSON bytes); tasks past it are not leased.
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: The only projects served (application ids, any partition prefix); empty: all.
+    projects: tuple[str, ...] = ()
+    #: Whether renewing or releasing a lease needs its leaseTimestamp (queue.yaml may override).
+    strict_leases: bool = False
     #: none (everyone is anonymous and allowed), token (a token file) or google (ID tokens).
     auth: str = "none"
     #: token mode: lines of ``sha256:<hex> <email>``, made by ``python -m bridge hash-token``.
@@ -119,6 +125,11 @@ class Settings:
             raise SettingsError(f"{_named('queues')}: {self.queues} is not a file")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in ("http", "https"):
             raise SettingsError(f"{_named('public_url')}: {self.public_url!r} must start with http:// or https://")
+        for project in self.projects:
+            try:
+                project_key(project)
+            except InvalidArgument:
+                raise SettingsError(f"{_named('projects')}: {project!r} is not an App Engine application id") from None
         self._check_auth()
         self._check_cloudtasks()
 

@@ -152,3 +152,17 @@ def test_an_unexpected_failure_is_a_500_envelope_that_leaks_nothing(harness: Har
     error = reply.json["error"]
     assert error["errors"][0]["reason"] == "backendError"
     assert b"hunter2" not in reply.body and b"Traceback" not in reply.body and b"secret" not in reply.body
+
+
+@pytest.mark.parametrize("host", ["a b", "evil.example/../x", "x:port", '"><script>', "[zz]:1"])
+def test_a_host_header_that_is_not_host_and_port_is_400(bridge: BridgeServer, host: str) -> None:
+    reply = bridge.request("GET", "/discovery/v1/apis/taskqueue/v1beta2/rest", headers={"Host": host})
+    assert reply.status == 400, reply.body
+    assert reply.json["error"]["errors"][0]["location"] == "Host"
+
+
+@pytest.mark.parametrize("host", ["bridge:8080", "127.0.0.1:9", "[::1]:8080", "tq.example.com"])
+def test_a_well_formed_host_header_names_the_discovery_root(bridge: BridgeServer, host: str) -> None:
+    reply = bridge.request("GET", "/discovery/v1/apis/taskqueue/v1beta2/rest", headers={"Host": host})
+    assert reply.status == 200
+    assert reply.json["rootUrl"] == f"http://{host}/"

@@ -297,3 +297,44 @@ def test_tasks_dropped_after_max_leases_do_not_end_a_lease_early(
     assert ids(lease(api, queue="limited", num=3, secs=0)) == ["old0", "old1", "old2"]
     insert(api, queue="limited", id="fresh", tag="x")
     assert ids(lease(api, queue="limited", num=1)) == ["fresh"]
+
+
+def test_with_strict_leases_a_stale_worker_without_the_token_cannot_release_the_new_holder(
+    make_bridge: Callable[..., BridgeServer], harness: Harness
+) -> None:
+    bridge = make_bridge(strict_leases=True)
+    api = bridge.api()
+    insert(api, id="t1")
+    lease(api, secs=60)  # worker A
+    harness.advance(61)
+    [second] = lease(api, secs=60)  # worker B
+    path = f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}/tasks/t1?newLeaseSeconds=0"
+    reply = bridge.request("PATCH", path)  # A, body-less
+    assert reply.status == 400, reply.body
+    assert reply.json["error"]["errors"][0]["location"] == "leaseTimestamp"
+    assert lease(api) == [], "B still holds its lease"
+    assert _renew(api, "t1", 0, {"leaseTimestamp": second["leaseTimestamp"]}, "patch").execute()["id"] == "t1"
+
+
+def test_strict_leases_per_queue_in_queue_yaml_override_the_setting(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path]
+) -> None:
+    path = queue_file(
+        "queue:\n- name: strict\n  mode: pull\n  strict_leases: true\n"
+        "- name: loose\n  mode: pull\n- name: relaxed\n  mode: pull\n  strict_leases: false\n"
+    )
+    api = make_bridge(queues=path).api()
+    for queue in ("strict", "loose", "relaxed"):
+        insert(api, queue=queue, id="t1")
+        lease(api, queue=queue, secs=60)
+    renew = api.tasks().update
+    error_of(renew(project=PROJECT, taskqueue="strict", task="t1", newLeaseSeconds=30, body={}), 400, "required")
+    assert renew(project=PROJECT, taskqueue="loose", task="t1", newLeaseSeconds=30, body={}).execute()["id"] == "t1"
+    strict_everywhere = make_bridge(queues=path, strict_leases=True).api()
+    error_of(
+        strict_everywhere.tasks().update(project=PROJECT, taskqueue="loose", task="t1", newLeaseSeconds=30, body={}),
+        400,
+        "required",
+    )
+    relaxed = strict_everywhere.tasks().update(project=PROJECT, taskqueue="relaxed", task="t1", newLeaseSeconds=9)
+    assert relaxed.execute()["id"] == "t1"
