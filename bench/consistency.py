@@ -30,11 +30,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.services import Service, _wait, free_port, redis_url, require, start_bridge, start_redis  # noqa: E402
+from bench.services import Service, free_port, redis_url, start_bridge, start_redis  # noqa: E402
 
 BASE = "/taskqueue/v1beta2/projects/s~consistency/taskqueues/q"
 US = 1_000_000
@@ -157,21 +155,7 @@ def check_leases(port: int, seconds: float, leasers: int) -> dict[str, int]:
 
 
 def start_durable_redis(folder: Path, port: int) -> Service:
-    binary = require("redis-server", "install it (apt-get install redis-server)")
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(folder)]
-    command += ["--appendonly", "yes", "--appendfsync", "always"]
-    service = Service(f"redis-server :{port}", command, port, folder / f"redis-{port}-{time.time_ns()}.log")
-
-    def ready() -> bool:
-        client = redis.Redis(port=port, socket_connect_timeout=0.2)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
-
-    return _wait(service, ready)
+    return start_redis(folder, "--appendonly", "yes", "--appendfsync", "always", port=port)
 
 
 def check_durability(folder: Path, kills: int) -> dict[str, int]:
