@@ -64,9 +64,12 @@ The head-first worker reads each request head in its event loop, without blockin
 and gives a thread only a connection whose head is complete; a head not complete
 BRIDGE_HEAD_TIMEOUT (10) seconds after its first byte is closed. A worker holds up to
 1,000 connections (gunicorn's worker_connections); past that, new ones wait in the
-listen backlog until the deadline frees places. A request *body* still reads in its
-thread: a client that trickles a body holds one thread until it stops sending. The
-sync worker has none of this and belongs behind a buffering proxy. The same worker
+listen backlog until the deadline frees places. A request *body* reads in its thread,
+each read waiting at most the same number of seconds for its next byte: a body that
+stops arriving is a 400 and frees the thread (like nginx's client_body_timeout), while
+one trickled faster than that holds its thread until it ends (at most
+BRIDGE_MAX_BODY_BYTES). The sync worker has none of this and belongs behind a
+buffering proxy. The same worker
 answers GET /healthz on a thread of its own, so a stalled Redis that holds every API
 thread does not delay liveness, and it renders gunicorn's own error pages (400, 414,
 431, 501) in Google's JSON envelope.

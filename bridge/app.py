@@ -201,6 +201,8 @@ _BODY_ERRORS = (OSError, ValueError, ParseException)
 def _body_errors() -> Iterator[None]:
     try:
         yield
+    except TimeoutError:
+        raise InvalidArgument("The request body stopped arriving", location="body") from None
     except _BODY_ERRORS:
         raise InvalidArgument(
             "The request body is malformed (bad chunked encoding or cut short)", location="body"

@@ -8,7 +8,9 @@ Two changes to gunicorn's own classes, both measured in gunicorn.conf.py:
   for as long as they stayed open. Here the worker's event loop reads the head itself,
   without blocking, and a thread only gets a connection whose head (up to the blank
   line) is already buffered. A connection that has not completed its head
-  ``head_timeout`` seconds after its first byte (or after it was accepted) is closed.
+  ``head_timeout`` seconds after its first byte (or after it was accepted) is closed,
+  and a body read that waits that long for its next byte fails, so a request whose
+  body stops arriving frees its thread too.
 - **Errors in Google's envelope** (both). gunicorn answers what it cannot parse (bad
   request line, 414, 431, 501 unknown Transfer-Encoding, a malformed chunked body)
   with an HTML page. The status stays gunicorn's choice; the body becomes the JSON
@@ -63,6 +65,26 @@ class _Captured:
 
     def sendall(self, data: bytes) -> None:
         self.data += data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Patient:
+    """The client socket as the request parser reads it: a read waits ``seconds`` at
+    most, then raises TimeoutError (an OSError, which the app answers as a bad body)."""
+
+    def __init__(self, sock: Any, seconds: float) -> None:
+        self._sock = sock
+        self._seconds = seconds
+
+    def recv(self, size: int) -> bytes:
+        prior = self._sock.gettimeout()
+        self._sock.settimeout(self._seconds if prior is None else min(prior, self._seconds))
+        try:
+            return self._sock.recv(size)  # type: ignore[no-any-return]
+        finally:
+            self._sock.settimeout(prior)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -174,7 +196,10 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
     def _dispatch(self, conn: TConn) -> None:
         """Hand a connection whose head is buffered to a thread, as gunicorn would."""
         conn.init()  # builds the HTTP/1 parser of a new connection; nothing is read
-        conn.parser.unreader.unread(bytes(conn.head))
+        unreader = conn.parser.unreader
+        if not isinstance(unreader.sock, _Patient):
+            unreader.sock = _Patient(conn.sock, self.head_timeout)
+        unreader.unread(bytes(conn.head))
         conn.data_ready = True
         pool = self.probe_pool if _PROBE.match(conn.head) else self.tpool
         del conn.head

@@ -119,6 +119,23 @@ def test_idle_and_trickling_connections_delay_neither_healthz_nor_the_api(gunico
             sock.close()
 
 
+def test_requests_whose_body_stops_arriving_free_their_threads(gunicorn: int) -> None:
+    head = f"POST {BASE}/tasks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+    stalled = [socket.create_connection(("127.0.0.1", gunicorn), timeout=30) for _ in range(16)]
+    try:
+        for sock in stalled:
+            sock.sendall(head.encode() + b'{"id": "st')  # then nothing: twice the threads there are
+        time.sleep(HEAD_TIMEOUT + 2)
+        status, body, seconds = call(gunicorn, "GET", BASE, timeout=15)
+        assert status == 200 and seconds < PROBE_BOUND, (status, body, seconds)
+        for sock in stalled:
+            answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 400") or answer == b"", answer[:200]
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
 RAW_ERRORS = [
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
