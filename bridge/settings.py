@@ -75,7 +75,8 @@ class Settings:
     public_url: str | None = None
     tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    #: Seconds a connection may take to send a whole request head (gthread workers).
+    #: Seconds a connection may take to send a whole request head, and a body may go
+    #: without sending a byte (gthread workers).
     head_timeout: int = DEFAULT_HEAD_TIMEOUT
     #: Largest lease or list response (JSON bytes); tasks past it are not leased.
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES

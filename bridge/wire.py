@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 from typing import Any
@@ -191,6 +192,7 @@ def queue_json(
     return resource
 
 
+@functools.lru_cache(maxsize=1024)
 def task_bytes(queue_name: str) -> int:
     """What a task costs in a Tasks response besides its id, tag and payload, at most.
 
