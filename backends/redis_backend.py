@@ -15,6 +15,13 @@ Layout: all keys of a queue share the cluster hash tag ``{project/queue}``, so e
 script touches one slot of a Redis Cluster; `lua/common.lua` describes the keys. Time
 comes from the server's ``TIME`` inside the scripts, so bridge processes with skewed
 clocks agree on every lease. A lease costs O(k log N) for k tasks, however many wait.
+One key stands apart, ``<prefix>:queues``, the set of known queues ("project/queue")
+that list_queues reads: a queue's scripts cannot reach it (another slot), so a script
+reports a queue it sees for the first time (its ``meta`` key was missing) and the
+backend adds it then; an ordinary insert costs no second round trip. Admin verbs:
+list_tasks_page costs O(G k log N) for G tag groups and a page of k; activity and
+dead letters are kept by the scripts themselves (see common.lua), so every process
+sees the same.
 
 Limits: values are kept whole in memory (a 1 MiB payload is 1 MiB of Redis). Calls are
 not retried: when Redis cannot be reached the call fails with Unavailable (503) at once
@@ -29,7 +36,7 @@ import functools
 import importlib.resources
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.cluster
@@ -37,19 +44,27 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from backends import url_options
 from backends.base import (
+    ACTIVITY_MINUTES,
     DEFAULT_TOMBSTONE_SECONDS,
-    LIST_LIMIT,
-    MAX_ETA_AHEAD_US,
+    MINUTE_US,
     Backend,
+    DeadLetter,
     LeaseRequest,
+    LeaseResult,
+    MinuteActivity,
     NewTask,
     Queue,
     QueueInfo,
     QueueStats,
     Task,
+    TaskPage,
+    TaskState,
 )
 from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, InvalidArgument, NotFound, Unavailable
+from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
+from backends.paging import position_of, token_after
 
 DEFAULT_PREFIX = "tq"
 #: Tombstones kept per queue: 11 MiB of Redis at the bound with generated names, 57 MiB
@@ -64,8 +79,23 @@ CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 3.0
 #: Tries of a script that the server keeps forgetting (SCRIPT FLUSH while serving).
 SCRIPT_ATTEMPTS = 3
-_SCRIPTS = ("insert", "lease", "modify_lease", "delete", "list", "stats")
-_KEY_NAMES = ("tasks", "index", "heads", "dead", "leased")
+_SCRIPTS = (
+    "insert",
+    "lease",
+    "modify_lease",
+    "delete",
+    "list",
+    "stats",
+    "create_queue",
+    "set_queue",
+    "delete_queue",
+    "purge",
+    "list_page",
+    "dead_letters",
+    "clear_tombstones",
+    "activity",
+)
+_KEY_NAMES = ("tasks", "index", "heads", "dead", "leased", "meta", "pending", "dropped", "letters", "activity")
 
 
 def _load_scripts() -> dict[str, str]:
@@ -117,6 +147,12 @@ def _task(task_id: bytes | str, packed: bytes, *, with_payload: bool = True) -> 
     )
 
 
+def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
+    """Decode a dead letter record: "DROPPED:LEASES:SIZE:TAGLEN:" + tag."""
+    dropped, leases, size, _, tag = record.split(b":", 4)
+    return DeadLetter(task_id.decode(), tag.decode() or None, int(size), int(leases), int(dropped))
+
+
 @functools.lru_cache(maxsize=4096)
 def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
     base = f"{prefix}:{{{project}/{queue}}}:"
@@ -126,11 +162,11 @@ def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
 def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster, dict[str, Any]]:
     """The client, and the backend's own options from the query string."""
     parts = urlsplit(url)
-    options = parse_qs(parts.query)
-    prefix = options.pop("prefix", [DEFAULT_PREFIX])[-1]
+    options = url_options(url, ("prefix", "max_tombstones"))
+    prefix = options.get("prefix", DEFAULT_PREFIX)
     if not prefix or "{" in prefix or "}" in prefix:
         raise ValueError(f"invalid prefix {prefix!r} in {url!r}: it must be non-empty, without braces")
-    most = options.pop("max_tombstones", [str(DEFAULT_MAX_TOMBSTONES)])[-1]
+    most = options.get("max_tombstones", str(DEFAULT_MAX_TOMBSTONES))
     if not most.isdigit():
         raise ValueError(f"invalid max_tombstones {most!r} in {url!r}: it must be a whole number (0: no bound)")
     backend_options = {"prefix": prefix, "max_tombstones": int(most)}
@@ -146,6 +182,17 @@ def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster
     return redis.Redis.from_url(plain, **settings), backend_options
 
 
+def _max_leases(queue: Queue, stored: bytes | str | None) -> int | None:
+    """queue.yaml's value when there is one, else the queue's stored one (0: unlimited)."""
+    if queue.max_leases is not None:
+        return queue.max_leases
+    return int(stored) or None if stored else None
+
+
+def _missing_queue(queue: Queue) -> NotFound:
+    return NotFound(f"Queue not found: {queue.name}", location="taskqueue")
+
+
 class RedisBackend(Backend):
     def __init__(
         self,
@@ -157,7 +204,7 @@ class RedisBackend(Backend):
     ) -> None:
         self.client = client
         self.prefix = prefix
-        self.tombstone_us = tombstone_seconds * 1_000_000
+        self.tombstone_us = tombstone_seconds * US
         self.max_tombstones = max_tombstones
         #: µs added to the server's clock by every script; tests move time with it.
         self.clock_shift_us = 0
@@ -170,6 +217,17 @@ class RedisBackend(Backend):
 
     def keys(self, queue: Queue) -> tuple[str, ...]:
         return _keys(self.prefix, queue.project, queue.name)
+
+    @property
+    def registry_key(self) -> str:
+        """The set of every known queue, "project/name". Its own key (its own slot in a
+        cluster): a script, bound to a queue's slot, reports a new queue and the caller
+        adds it here, so only a queue's first insert or lease pays a second round trip."""
+        return f"{self.prefix}:queues"
+
+    def _register(self, queue: Queue) -> None:
+        with _translated():
+            self.client.sadd(self.registry_key, f"{queue.project}/{queue.name}")
 
     def _run(self, script: str, queue: Queue, *args: str | int | bytes) -> Any:
         # EVALSHA straight from the client: redis-py's Script wrapper costs a few % of a
@@ -193,13 +251,19 @@ class RedisBackend(Backend):
             raise Duplicate(f"A task named {task.id} already exists", location="id")
         if status == b"too_late":
             raise InvalidArgument("leaseTimestamp may be at most 30 days ahead of now", location="leaseTimestamp")
-        enqueue, eta = rest
+        enqueue, eta, unknown = rest
+        if unknown:
+            self._register(queue)
         return Task(task.id, task.payload, task.tag, int(enqueue), int(eta), 0)
 
     def get(self, queue: Queue, task_id: str) -> Task:
         with _translated():
             packed = self.client.hget(self.keys(queue)[0], task_id)
         if packed is None:
+            found = self._run("dead_letters", queue, 1, task_id)
+            if found:
+                leases = _dead_letter(*found).leases
+                raise NotFound(f"Task {task_id} was dropped after {leases} leases (maxLeases)", location="task")
             raise NotFound(f"Task not found: {task_id}", location="task")
         return _task(task_id, packed)  # type: ignore[arg-type]
 
@@ -214,7 +278,7 @@ class RedisBackend(Backend):
         if status == b"missing":
             raise NotFound(f"Task not found: {task_id}", location="task")
 
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         if not request.group_by_tag:
             mode = "any"
         elif request.tag is None:
@@ -229,18 +293,21 @@ class RedisBackend(Backend):
                 request.lease_us,
                 mode,
                 request.tag or "",
-                queue.max_leases or 0,
+                "" if queue.max_leases is None else queue.max_leases,
                 self.tombstone_us,
                 request.max_bytes,
                 request.task_bytes,
                 self.max_tombstones,
             )
         )
+        unknown, dropped = flat[0], 2 + 2 * int(flat[1])
+        if unknown:
+            self._register(queue)
         tasks = []
-        for i in range(0, len(flat), 2):
+        for i in range(dropped, len(flat), 2):
             tasks.append(_task(flat[i], flat[i + 1]))
             flat[i + 1] = b""  # a lease can be 32 MiB: hold each payload once, not twice
-        return tasks
+        return LeaseResult(tasks, (_dead_letter(flat[i], flat[i + 1]) for i in range(2, dropped, 2)))
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         token = "" if token_us is None else str(token_us)
@@ -255,12 +322,120 @@ class RedisBackend(Backend):
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         if not with_stats:
-            # Nothing to read, but a queue is only described while its store answers.
-            self.ping()
-            return QueueInfo(queue.max_leases)
-        total, oldest, minute, hour = self._run("stats", queue)
-        stats = QueueStats(int(total), int(oldest) if oldest else None, int(minute), int(hour))
-        return QueueInfo(queue.max_leases, stats)
+            with _translated():
+                paused, stored = self.client.hmget(self.keys(queue)[5], "paused", "max_leases")
+            return QueueInfo(_max_leases(queue, stored), paused=paused == b"1")
+        total, oldest, minute, hour, available, delayed, dead, paused, stored = self._run("stats", queue)
+        stats = QueueStats(
+            int(total),
+            int(oldest) if oldest else None,
+            int(minute),
+            int(hour),
+            available=int(available),
+            leased=int(total) - int(available) - int(delayed),
+            delayed=int(delayed),
+            dead_letters=int(dead),
+        )
+        return QueueInfo(_max_leases(queue, stored), stats, paused == b"1")
+
+    # -- admin verbs ------------------------------------------------------------------
+
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        with _translated():
+            found: set[bytes] = self.client.smembers(self.registry_key)  # type: ignore[assignment]
+            members = sorted(tuple(m.decode().rsplit("/", 1)) for m in found)
+            names = [Queue(p, n) for p, n in members if project is None or p == project]
+            # One read per queue, each on its queue's node (redis-py's cluster pipeline
+            # leaves a connection open behind it).
+            stored = [self.client.hget(self.keys(queue)[5], "max_leases") for queue in names]
+        return [Queue(q.project, q.name, _max_leases(q, value)) for q, value in zip(names, stored, strict=True)]
+
+    def create_queue(self, queue: Queue) -> None:
+        if self._run("create_queue", queue, queue.max_leases or 0) == b"exists":
+            raise Duplicate(f"Queue {queue.name} already exists", location="taskqueue")
+        self._register(queue)
+
+    def _set(self, queue: Queue, setting: str, value: int) -> None:
+        status, *rest = self._run("set_queue", queue, setting, value)
+        if status == b"missing":
+            raise _missing_queue(queue)
+        if rest[0]:
+            self._register(queue)
+
+    def update_queue(self, queue: Queue) -> None:
+        self._set(queue, "max_leases", queue.max_leases or 0)
+
+    def pause_queue(self, queue: Queue) -> None:
+        self._set(queue, "paused", 1)
+
+    def resume_queue(self, queue: Queue) -> None:
+        self._set(queue, "paused", 0)
+
+    def delete_queue(self, queue: Queue) -> None:
+        # Unlisted first: an insert racing with this either lands before the delete and
+        # goes with the queue, or after it and lists the queue again.
+        with _translated():
+            self.client.srem(self.registry_key, f"{queue.project}/{queue.name}")
+        if self._run("delete_queue", queue) == b"missing":
+            raise _missing_queue(queue)
+
+    def purge_queue(self, queue: Queue) -> int:
+        count = int(self._run("purge", queue))
+        if count < 0:
+            raise _missing_queue(queue)
+        return count
+
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        after = "" if page_token is None else position_of(page_token)
+        more, *flat = self._run(
+            "list_page",
+            queue,
+            page_size,
+            "" if tag is None else "1",
+            tag or "",
+            after,
+            "" if state is None else str(state),
+            "1" if with_payload else "",
+        )
+        tasks = [_task(flat[i], flat[i + 1], with_payload=with_payload) for i in range(0, len(flat), 2)]
+        return TaskPage(tasks, token_after(tasks[-1]) if more and tasks else None)
+
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        flat = self._run("dead_letters", queue, limit, "")
+        return [_dead_letter(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    def clear_tombstones(self, queue: Queue) -> int:
+        return int(self._run("clear_tombstones", queue))
+
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        now, depth, n, *flat = self._run("activity", queue)
+        counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, int(n), 2)}
+        # Lease counts per minute are the lease script's own ("m<minute>" in leased).
+        leases = {flat[i][1:].decode(): int(flat[i + 1]) for i in range(int(n), len(flat), 2) if flat[i][:1] == b"m"}
+        last = int(now) // MINUTE_US
+        minutes: list[MinuteActivity] = []
+        # From now backwards: the depth at the end of a minute, less what it changed,
+        # is the depth at the end of the minute before.
+        depth = int(depth)
+        for minute in range(last, last - ACTIVITY_MINUTES, -1):
+            inserted, deleted, dropped = (counts.get(f"{kind}{minute}", 0) for kind in "idx")
+            changed = (f"i{minute}" in counts) or (f"d{minute}" in counts) or (f"x{minute}" in counts)
+            minutes.append(
+                MinuteActivity(
+                    minute * MINUTE_US, inserted, leases.get(str(minute), 0), deleted, depth if changed else None
+                )
+            )
+            depth -= inserted - deleted - dropped
+        return minutes[::-1]
 
     def ping(self) -> None:
         # SCRIPT EXISTS answers like PING and also tells whether a restarted server lost
@@ -273,4 +448,8 @@ class RedisBackend(Backend):
                     self.client.script_load(script.script)
 
     def close(self) -> None:
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            # RedisCluster.close() leaves the pools of the nodes it reached open (redis-py
+            # 8.1); the queue registry is on another node than most queues.
+            self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
         self.client.close()

@@ -19,10 +19,10 @@ from gunicorn.http.errors import ParseException
 from backends import open_backend
 from backends.base import Backend, Queue
 from backends.errors import ApiError, InvalidArgument, NotFound
-from bridge import errors, fields, health, logs, metrics
+from bridge import batch, errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
-from bridge.auth import Authenticator, open_authenticator
+from bridge.auth import Anonymous, Authenticator, TokenFile
 from bridge.discovery import Discovery, Method
 from bridge.errors import BodyTooLarge, ParseError
 from bridge.queues import QueueRegistry
@@ -89,8 +89,23 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
+    batch.register(app, lambda: _body_bytes(request, settings.max_body_bytes))
     app.wsgi_app = _MethodOverride(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
     return app
+
+
+def open_authenticator(settings: Settings) -> Authenticator:
+    """The authenticator ``settings.auth`` names (settings were checked when built)."""
+    if settings.auth == "token":
+        assert settings.tokens_file is not None
+        return TokenFile.load(settings.tokens_file)
+    if settings.auth == "google":
+        # Imported in this mode only: the rest of the time google-auth's JWT code is not needed.
+        from bridge.idtoken import GoogleIdTokens
+
+        assert settings.auth_audience is not None
+        return GoogleIdTokens(settings.auth_audience, settings.auth_certs_url)
+    return Anonymous()
 
 
 def _check_host() -> None:

@@ -23,7 +23,6 @@ A queue's ``strict_leases`` overrides ``--strict-leases``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,8 @@ from typing import Any
 import yaml
 
 from backends.errors import InvalidArgument, NotFound
+from backends.limits import QUEUE_NAME
 from bridge.wire import project_key
-
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 
 
 class QueueFileError(ValueError):
@@ -128,8 +126,8 @@ def _parse_entry(entry: Any, where: str, strict_default: bool) -> QueueConfig:
     if not isinstance(entry, dict):
         raise QueueFileError(f"{where}: expected a mapping with a name")
     name = entry.get("name")
-    if not isinstance(name, str) or not QUEUE_NAME.match(name):
-        raise QueueFileError(f"{where}: name {name!r} must be 1-100 letters, digits or '-'")
+    if not QUEUE_NAME.matches(name):
+        raise QueueFileError(f"{where}: name {name!r} must be {QUEUE_NAME.described}")
     mode = entry.get("mode", "push")
     if mode not in ("push", "pull"):
         raise QueueFileError(f"{where} ({name}): mode must be push or pull, not {mode!r}")

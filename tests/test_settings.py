@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from backends import all_settings, open_backend
 from bridge.cli import main
 from bridge.queues import QueueFileError, QueueRegistry
 from bridge.settings import Settings, SettingsError
@@ -66,6 +67,32 @@ def test_bad_settings_fail_with_a_message_naming_the_setting(environ: dict[str, 
 
 def test_several_workers_are_allowed_on_redis() -> None:
     assert Settings.from_env({"BRIDGE_BACKEND": "redis://localhost", "BRIDGE_WORKERS": "3"}).workers == 3
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:1/0?prefx=tq", "redis+cluster://localhost:1?db=2"])
+def test_a_redis_url_option_the_backend_does_not_know_is_refused(url: str) -> None:
+    # Before, the query string was dropped whatever it held, so a typo went unnoticed.
+    with pytest.raises(ValueError, match="unknown option.*(prefx|db).*options: prefix"):
+        open_backend(url)
+
+
+def test_backend_settings_are_passed_to_the_chosen_backend_by_their_argument_names(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    settings = Settings.from_env(
+        {"BRIDGE_BACKEND": "cloudtasks://projects/p/locations/l", "BRIDGE_CLOUDTASKS_CREDENTIALS": str(key)}
+    )
+    assert settings.backend_settings == {"cloudtasks_credentials": str(key)}
+    assert settings.backend_options() == {"tombstone_seconds": settings.tombstone_seconds, "credentials": str(key)}
+
+
+def test_every_backend_setting_is_an_option_of_the_commands_that_open_a_backend() -> None:
+    for command in ("serve", "smoke"):
+        context = main.make_context("bridge", [command, "--help"], resilient_parsing=True)
+        found = main.get_command(context, command)
+        assert found is not None
+        flags = {opt for param in found.params for opt in param.opts}
+        assert {"--" + name.replace("_", "-") for name in all_settings()} <= flags, command
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,13 @@
+"""Tools that are clients, not the server: they call a bridge or a backend's service.
+
+    compat   ``python -m bridge compat URL [URL]``: a battery of scenarios run through
+             Google's Python client against one endpoint, or two side by side
+    smoke    ``python -m bridge smoke --backend cloudtasks://…``: does a real project
+             serve Cloud Tasks v2beta2 pull queues as the bridge needs?
+    client   the Google API client with a bearer token, for callers of a bridge that
+             asks for credentials
+
+`bridge.cli` reaches each command by name and imports it only when it is called:
+starting the server (`bridge.create_app`, ``python -m bridge serve``) imports nothing
+from here. Tools may use `bridge` and `backends`; neither uses them.
+"""
