@@ -79,12 +79,20 @@ class Task:
 @dataclass(frozen=True, slots=True)
 class LeaseRequest:
     """A lease call. ``group_by_tag`` without ``tag`` leases the tag of the oldest
-    available task (untagged tasks form a group of their own)."""
+    available task (untagged tasks form a group of their own).
+
+    ``max_bytes`` (0: no limit) bounds the response: a task counts as ``task_bytes``
+    plus its id, six bytes per byte of its tag and its payload in base64 (four bytes
+    per three), an upper bound of what it costs in JSON. Tasks past the budget are not
+    leased and stay available; the first available task is leased whatever its size.
+    """
 
     num_tasks: int
     lease_us: int
     group_by_tag: bool = False
     tag: str | None = None
+    max_bytes: int = 0
+    task_bytes: int = 0
 
 
 class TaskState(enum.StrEnum):

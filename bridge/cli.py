@@ -120,6 +120,16 @@ def main() -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help=f"Lowest level logged (default {DEFAULT_LOG_LEVEL}).",
 )
+@click.option(
+    "--head-timeout", envvar="BRIDGE_HEAD_TIMEOUT", type=int, help="Seconds to send a request head (default 10)."
+)
+@click.option(
+    "--max-response-bytes", envvar="BRIDGE_MAX_RESPONSE_BYTES", type=int, help="Lease/list response cap (32 MiB)."
+)
+@click.option("--projects", envvar="BRIDGE_PROJECTS", help="Comma-separated projects served (default: any).")
+@click.option(
+    "--strict-leases", envvar="BRIDGE_STRICT_LEASES", type=bool, help="Renew/release only with leaseTimestamp."
+)
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
 @click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
 @click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")

@@ -10,13 +10,20 @@ The bridge reads the parts that matter to pull queues::
       - writer_email: frontend@example.com # a producer: insert
       retry_parameters:
         task_retry_limit: 5                # maxLeases
+      strict_leases: true                  # renew/release only with the leaseTimestamp token
+
+and, at the top, the bridge's own optional ``application: my-app`` (a queue.yaml
+belongs to one App Engine application), which limits the queues to that project, as
+``--projects`` does.
 
 With a file, an unknown queue is a 404 and a push queue a 400. Without one, every
 well-formed queue name exists (created on first use), as the local emulator did.
+A queue's ``strict_leases`` overrides ``--strict-leases``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +32,7 @@ import yaml
 
 from backends.errors import InvalidArgument, NotFound
 from backends.limits import QUEUE_NAME
+from bridge.wire import project_key
 
 
 class QueueFileError(ValueError):
@@ -38,16 +46,36 @@ class QueueConfig:
     max_leases: int | None = None
     consumers: tuple[str, ...] = ()
     producers: tuple[str, ...] = ()
+    #: Whether renewing or releasing a lease needs its leaseTimestamp token.
+    strict_leases: bool = False
 
 
 class QueueRegistry:
-    """Resolves queue names; ``QueueRegistry()`` accepts every name."""
+    """Resolves projects and queue names; ``QueueRegistry()`` accepts every name.
 
-    def __init__(self, queues: dict[str, QueueConfig] | None = None) -> None:
+    ``projects`` (application ids without partition prefix) limits the projects served;
+    empty serves every project. ``strict_leases`` is the default of queues that do not
+    choose.
+    """
+
+    def __init__(
+        self,
+        queues: dict[str, QueueConfig] | None = None,
+        *,
+        projects: Iterable[str] = (),
+        strict_leases: bool = False,
+    ) -> None:
         self._queues = queues
+        self.projects = frozenset(project_key(project) for project in projects)
+        self.strict_leases = strict_leases
+
+    def check_project(self, key: str, project: str) -> None:
+        """NotFound unless the project (``key``: without its partition prefix) is served."""
+        if self.projects and key not in self.projects:
+            raise NotFound(f"Project not found: {project}", location="project")
 
     @classmethod
-    def from_file(cls, path: Path) -> QueueRegistry:
+    def from_file(cls, path: Path, *, projects: Iterable[str] = (), strict_leases: bool = False) -> QueueRegistry:
         try:
             document = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as exc:
@@ -57,11 +85,19 @@ class QueueRegistry:
             raise QueueFileError(f"{path}: expected a top-level 'queue:' list")
         queues: dict[str, QueueConfig] = {}
         for number, entry in enumerate(entries, 1):
-            config = _parse_entry(entry, f"{path}: queue entry {number}")
+            config = _parse_entry(entry, f"{path}: queue entry {number}", strict_leases)
             if config.name in queues:
                 raise QueueFileError(f"{path}: queue {config.name!r} is defined twice")
             queues[config.name] = config
-        return cls(queues)
+        application = document.get("application")
+        if application is not None:
+            key = _application_key(application) if isinstance(application, str) else None
+            if key is None:
+                raise QueueFileError(f"{path}: application {application!r} is not an App Engine application id")
+            if projects and {project_key(project) for project in projects} != {key}:
+                raise QueueFileError(f"{path}: application {application!r} contradicts --projects; keep one of them")
+            projects = (key,)
+        return cls(queues, projects=projects, strict_leases=strict_leases)
 
     def declared(self) -> tuple[QueueConfig, ...]:
         """The pull queues the file declares; none without a file."""
@@ -70,7 +106,7 @@ class QueueRegistry:
     def resolve(self, name: str) -> QueueConfig:
         """The queue's definition; NotFound when undeclared, InvalidArgument for a push queue."""
         if self._queues is None:
-            return QueueConfig(name)
+            return QueueConfig(name, strict_leases=self.strict_leases)
         config = self._queues.get(name)
         if config is None:
             raise NotFound(f"Queue not found: {name}", location="taskqueue")
@@ -79,7 +115,14 @@ class QueueRegistry:
         return config
 
 
-def _parse_entry(entry: Any, where: str) -> QueueConfig:
+def _application_key(application: str) -> str | None:
+    try:
+        return project_key(application)
+    except InvalidArgument:
+        return None
+
+
+def _parse_entry(entry: Any, where: str, strict_default: bool) -> QueueConfig:
     if not isinstance(entry, dict):
         raise QueueFileError(f"{where}: expected a mapping with a name")
     name = entry.get("name")
@@ -103,4 +146,7 @@ def _parse_entry(entry: Any, where: str) -> QueueConfig:
             producers.append(str(email))
         else:
             raise QueueFileError(f"{where} ({name}): unknown acl entry {kind!r}")
-    return QueueConfig(name, mode == "pull", limit, tuple(consumers), tuple(producers))
+    strict = entry.get("strict_leases", strict_default)
+    if not isinstance(strict, bool):
+        raise QueueFileError(f"{where} ({name}): strict_leases must be true or false")
+    return QueueConfig(name, mode == "pull", limit, tuple(consumers), tuple(producers), strict)

@@ -20,6 +20,7 @@ from prometheus_client import multiprocess
 from bridge.logs import logging_config
 from bridge.metrics import MULTIPROC_ENV
 from bridge.settings import Settings
+from bridge.workers import worker_class
 
 #: Seconds a stopping worker gives in-flight requests (SIGTERM) before it is killed;
 #: under the 30 s that Kubernetes and docker-compose.yml wait before SIGKILL.
@@ -29,6 +30,9 @@ GRACEFUL_TIMEOUT = 25
 TIMEOUT = 60
 #: Seconds an idle keep-alive connection stays open; workers keep theirs between polls.
 KEEPALIVE = 5
+#: Connections one worker holds at once (gunicorn's default); past it, new ones wait
+#: in the listen backlog until the head deadline frees places.
+WORKER_CONNECTIONS = 1000
 
 log = logging.getLogger("bridge.serving")
 
@@ -38,9 +42,12 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
-        "worker_class": settings.worker_class,
+        # The name stays gthread or sync; the class is the bridge's hardened subclass.
+        "worker_class": worker_class(settings.worker_class, settings.head_timeout),
         # gunicorn turns sync into gthread when threads > 1, so sync gets exactly one.
         "threads": settings.threads if settings.worker_class == "gthread" else 1,
+        # Whole heads reach the threads, so idle connections cost no thread: keep many.
+        "worker_connections": WORKER_CONNECTIONS,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "timeout": TIMEOUT,
         "keepalive": KEEPALIVE,

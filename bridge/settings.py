@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from backends import Setting, UnknownBackend, all_settings, backend_kind
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
+from backends.errors import InvalidArgument
+from bridge.wire import project_key
 
 DEFAULT_BACKEND = "memory://"
 DEFAULT_HOST = "127.0.0.1"
@@ -31,6 +33,10 @@ DEFAULT_LOG_LEVEL = "info"
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
+#: Largest lease or list response, in bytes of JSON: App Engine's response limit.
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Seconds a connection may take to send its request head before it is closed.
+DEFAULT_HEAD_TIMEOUT = 10
 #: A backend setting of kind "address".
 _ADDRESS = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
 #: How callers prove who they are (see bridge.auth).
@@ -38,10 +44,19 @@ AUTH_MODES = ("none", "token", "google")
 #: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
 ACL_DEFAULTS = ("open", "closed")
 
-_INTEGERS = ("port", "grpc_port", "workers", "threads", "tombstone_seconds", "max_body_bytes")
+_INTEGERS = (
+    "port",
+    "grpc_port",
+    "workers",
+    "threads",
+    "tombstone_seconds",
+    "max_body_bytes",
+    "head_timeout",
+    "max_response_bytes",
+)
 _PATHS = ("queues", "tokens_file")
-_LISTS = ("admins",)
-_FLAGS = ("metrics_auth",)
+_LISTS = ("admins", "projects")
+_FLAGS = ("metrics_auth", "strict_leases")
 _LOWERCASE = ("worker_class", "log_level")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -74,6 +89,15 @@ class Settings:
     public_url: str | None = None
     tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    #: Seconds a connection may take to send a whole request head, and a body may go
+    #: without sending a byte (gthread workers).
+    head_timeout: int = DEFAULT_HEAD_TIMEOUT
+    #: Largest lease or list response (JSON bytes); tasks past it are not leased.
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    #: The only projects served (application ids, any partition prefix); empty: all.
+    projects: tuple[str, ...] = ()
+    #: Whether renewing or releasing a lease needs its leaseTimestamp (queue.yaml may override).
+    strict_leases: bool = False
     #: none (everyone is anonymous and allowed), token (a token file) or google (ID tokens).
     auth: str = "none"
     #: token mode: lines of ``sha256:<hex> <email>``, made by ``python -m bridge hash-token``.
@@ -101,7 +125,7 @@ class Settings:
             raise SettingsError(f"{_named('port')}: {self.port} is not a TCP port (1-65535)")
         if self.grpc_port is not None and not (0 < self.grpc_port < 65536 and self.grpc_port != self.port):
             raise SettingsError(f"{_named('grpc_port')}: {self.grpc_port} must be a TCP port other than --port")
-        for name in ("workers", "threads", "tombstone_seconds", "max_body_bytes"):
+        for name in ("workers", "threads", "tombstone_seconds", "max_body_bytes", "head_timeout", "max_response_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{_named(name)}: must be at least 1, got {getattr(self, name)}")
         if kind.single_process and self.workers > 1:
@@ -116,6 +140,11 @@ class Settings:
             raise SettingsError(f"{_named('queues')}: {self.queues} is not a file")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in ("http", "https"):
             raise SettingsError(f"{_named('public_url')}: {self.public_url!r} must start with http:// or https://")
+        for project in self.projects:
+            try:
+                project_key(project)
+            except InvalidArgument:
+                raise SettingsError(f"{_named('projects')}: {project!r} is not an App Engine application id") from None
         self._check_auth()
         self._check_backend_settings(kind.settings)
 

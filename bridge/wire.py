@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 from typing import Any
+
+import orjson
 
 from backends.base import NewTask, QueueInfo, Task
 from backends.errors import InvalidArgument
@@ -19,6 +22,8 @@ from backends.limits import INT64, MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, PROJECT, TA
 
 _LONG_QUEUE = re.compile(r"projects/([^/]+)/taskqueues/([^/]+)")
 _URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+#: What a Tasks resource costs besides its items, at most: kind, items, brackets.
+TASKS_FRAME_BYTES = 100
 
 
 def project_key(project: str) -> str:
@@ -180,3 +185,32 @@ def queue_json(
             stats["leasedLastHour"] = str(info.stats.leased_last_hour)
         resource["stats"] = stats
     return resource
+
+
+@functools.lru_cache(maxsize=1024)
+def task_bytes(queue_name: str) -> int:
+    """What a task costs in a Tasks response besides its id, tag and payload, at most.
+
+    Measured on a pretty-printed task with the longest numbers, plus the indentation
+    and separators of an item of ``items``.
+    """
+    widest = Task("", b"", "", 10**19 - 1, 10**19 - 1, 2**31 - 1)
+    return len(orjson.dumps(task_json(widest, queue_name), option=orjson.OPT_INDENT_2)) + 64
+
+
+def task_size(task: Task, overhead: int) -> int:
+    """An upper bound of ``task``'s size in JSON, counted as the lease script counts it:
+    ``overhead`` (see `task_bytes`), the id, 6 bytes per tag byte (escaped) and the
+    payload in base64."""
+    payload = 0 if task.payload is None else 4 * -(-len(task.payload) // 3)
+    return overhead + len(task.id) + 6 * len((task.tag or "").encode()) + payload
+
+
+def within(tasks: list[Task], budget: int, overhead: int) -> list[Task]:
+    """The first tasks whose sizes fit ``budget``; at least one."""
+    used = 0
+    for count, task in enumerate(tasks):
+        used += task_size(task, overhead)
+        if count and used > budget:
+            return tasks[:count]
+    return tasks

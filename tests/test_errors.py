@@ -46,6 +46,8 @@ BAD_REQUESTS = [
     ("POST", "/tasks", b'{"tag": ["a"]}', 400, "invalid", "tag"),
     ("POST", "/tasks", b'{"id": "a b"}', 400, "invalid", "id"),
     ("POST", "/tasks", b'{"leaseTimestamp": true}', 400, "invalid", "leaseTimestamp"),
+    ("GET", "/tasks?fields=" + "a/" * 1000 + "b", None, 400, "invalid", "fields"),
+    ("GET", "/tasks?fields=" + "a(" * 1000 + "b" + ")" * 1000, None, 400, "invalid", "fields"),
     ("GET", "/tasks/" + "x" * 501, None, 400, "invalid", "task"),
     ("GET", "/tasks/bad.name", None, 400, "invalid", "task"),
     # Every rule matches the whole value: Python's "$" would also accept a final newline.
@@ -104,6 +106,13 @@ def test_a_bad_request_gets_its_envelope_and_changes_nothing(
     if location:
         assert detail["locationType"] == "parameter"
     assert _snapshot(api) == before
+
+
+def test_a_deep_fields_selector_tunnelled_in_a_form_body_is_400(bridge: BridgeServer) -> None:
+    headers = {"X-HTTP-Method-Override": "GET", "Content-Type": "application/x-www-form-urlencoded"}
+    reply = bridge.request("POST", BASE + "/tasks", "fields=" + "a/" * 1000 + "b", headers)
+    assert reply.status == 400, reply.body
+    assert reply.json["error"]["errors"][0]["location"] == "fields"
 
 
 def test_the_google_client_sees_the_envelope_as_an_http_error(api: Any) -> None:
@@ -187,3 +196,17 @@ def test_flasks_own_errors_become_the_api_classes_with_their_headers() -> None:
     nowhere = client.get("/nothing/here")
     assert nowhere.json is not None
     assert (nowhere.status_code, nowhere.json["error"]["errors"][0]["reason"]) == (404, "notFound")
+
+
+@pytest.mark.parametrize("host", ["a b", "evil.example/../x", "x:port", '"><script>', "[zz]:1"])
+def test_a_host_header_that_is_not_host_and_port_is_400(bridge: BridgeServer, host: str) -> None:
+    reply = bridge.request("GET", "/discovery/v1/apis/taskqueue/v1beta2/rest", headers={"Host": host})
+    assert reply.status == 400, reply.body
+    assert reply.json["error"]["errors"][0]["location"] == "Host"
+
+
+@pytest.mark.parametrize("host", ["bridge:8080", "127.0.0.1:9", "[::1]:8080", "tq.example.com"])
+def test_a_well_formed_host_header_names_the_discovery_root(bridge: BridgeServer, host: str) -> None:
+    reply = bridge.request("GET", "/discovery/v1/apis/taskqueue/v1beta2/rest", headers={"Host": host})
+    assert reply.status == 200
+    assert reply.json["rootUrl"] == f"http://{host}/"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bridge.queues import QueueFileError, QueueRegistry
 from tests.support.api import PROJECT, QUEUE, ids, insert, lease, listed, stats
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer, error_of
@@ -139,3 +140,32 @@ def test_the_server_not_the_client_refuses_a_malformed_queue_or_task_name(api: A
     # the call (it would raise TypeError before sending if there were one).
     envelope = error_of(api.tasks().get(project=PROJECT, taskqueue=queue, task=task), 400, "invalid")
     assert envelope["error"]["errors"][0]["location"] == ("task" if queue == QUEUE else "taskqueue")
+
+
+def test_with_a_project_allow_list_other_projects_are_404_and_get_no_queue(
+    make_bridge: Callable[..., BridgeServer],
+) -> None:
+    bridge = make_bridge(projects=("demo-app",))
+    api = bridge.api()
+    insert(api, id="t1")  # s~demo-app: the partition prefix does not matter
+    envelope = error_of(api.tasks().insert(project="s~other-app", taskqueue=QUEUE, body={"id": "t1"}), 404, "notFound")
+    assert envelope["error"]["errors"][0]["location"] == "project"
+    error_of(api.taskqueues().get(project="other-app", taskqueue=QUEUE), 404, "notFound")
+    assert ids(lease(api)) == ["t1"]
+
+
+def test_queue_yaml_application_limits_the_projects_served(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path]
+) -> None:
+    path = queue_file("application: s~demo-app\nqueue:\n- name: work\n  mode: pull\n")
+    api = make_bridge(queues=path).api()
+    insert(api, id="t1")
+    error_of(api.tasks().insert(project="intruder", taskqueue=QUEUE, body={"id": "t2"}), 404, "notFound")
+
+
+def test_queue_yaml_application_and_projects_setting_must_agree(tmp_path: Path) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_text("application: demo-app\nqueue:\n- name: work\n  mode: pull\n")
+    assert QueueRegistry.from_file(path, projects=("s~demo-app",)).projects == {"demo-app"}
+    with pytest.raises(QueueFileError, match="contradicts --projects"):
+        QueueRegistry.from_file(path, projects=("other-app",))

@@ -143,3 +143,24 @@ def test_serve_refuses_a_bad_queue_file(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--queues", str(path)])
     assert result.exit_code == 1
     assert "bad_name" in result.output
+
+
+def test_new_serving_settings_come_from_the_environment_and_name_their_flag_when_bad() -> None:
+    settings = Settings.from_env(
+        {
+            "BRIDGE_HEAD_TIMEOUT": "4",
+            "BRIDGE_MAX_RESPONSE_BYTES": "1000",
+            "BRIDGE_PROJECTS": "s~demo-app, other",
+            "BRIDGE_STRICT_LEASES": "true",
+        }
+    )
+    assert (settings.head_timeout, settings.max_response_bytes) == (4, 1000)
+    assert (settings.projects, settings.strict_leases) == (("s~demo-app", "other"), True)
+    for environ, flag in [
+        ({"BRIDGE_HEAD_TIMEOUT": "0"}, "--head-timeout"),
+        ({"BRIDGE_MAX_RESPONSE_BYTES": "0"}, "--max-response-bytes"),
+        ({"BRIDGE_PROJECTS": "not a project"}, "--projects"),
+        ({"BRIDGE_STRICT_LEASES": "sometimes"}, "--strict-leases"),
+    ]:
+        with pytest.raises(SettingsError, match=flag):
+            Settings.from_env(environ)

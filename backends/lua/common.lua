@@ -134,9 +134,17 @@ local function purge_tombstones(now)
 end
 
 -- The set lives as long as its newest tombstone, so an idle queue leaves nothing behind.
-local function bury(id, now, ttl_us)
+-- At most `most` tombstones stay (0: no bound): past it, those that end first go, so
+-- a queue's tombstones take bounded memory and the oldest names become usable again.
+local function bury(id, now, ttl_us, most)
   redis.call('ZADD', dead_key, int(now + ttl_us), id)
   redis.call('PEXPIRE', dead_key, int(math.floor(ttl_us / 1000)))
+  if most > 0 then
+    local excess = redis.call('ZCARD', dead_key) - most
+    if excess > 0 then
+      redis.call('ZREMRANGEBYRANK', dead_key, 0, excess - 1)
+    end
+  end
 end
 
 local function is_tombstoned(id, now)

@@ -2,6 +2,7 @@
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] id   ARGV[3] tombstone lifetime in µs
 -- ARGV[4] the ETA of the caller's lease, in µs ('' deletes whatever the lease)
+-- ARGV[5] most tombstones kept (0: no bound)
 -- Touches tasks, index, heads, dead, pending, activity.
 -- Returns 'ok' | 'missing' | 'tombstoned' | 'conflict'
 
@@ -22,6 +23,6 @@ if ARGV[4] ~= '' then
   end
 end
 reset_head(remove_task(id, packed))
-bury(id, now, tonumber(ARGV[3]))
+bury(id, now, tonumber(ARGV[3]), tonumber(ARGV[5]))
 note_activity(now, 'd', 1)
 return 'ok'

@@ -9,7 +9,6 @@
 
 local now = now_us()
 local id = ARGV[2]
-purge_tombstones(now)
 if redis.call('HEXISTS', tasks_key, id) == 1 then
   return {'duplicate', 'live'}
 end
@@ -26,7 +25,11 @@ if eta < now then
 end
 local tag = ARGV[4]
 local group = group_of(tag)
+-- HSET is the script's first write on purpose: a Redis at maxmemory (noeviction)
+-- refuses a script's first write that may grow memory (OOM), but lets every write
+-- after any first one through, so a purge before it would let a full Redis grow.
 redis.call('HSET', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3])
+purge_tombstones(now)
 redis.call('ZADD', index_key, 0, member_of(group, eta, id))
 local head = redis.call('ZSCORE', heads_key, group)
 if not head or tonumber(head) > eta then

@@ -5,6 +5,9 @@
 -- ARGV[5] tag ('' for untagged)
 -- ARGV[6] max leases per task (0: unlimited; '': the value stored in meta)
 -- ARGV[7] tombstone lifetime in µs, for tasks dropped after max leases
+-- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
+--         its id, tag and payload (see `size_of`)
+-- ARGV[10] most tombstones kept (0: no bound), for tasks dropped after max leases
 -- Touches tasks, index, heads, dead, leased, meta, pending, dropped, letters, activity.
 -- Returns {1 if the queue was unknown until now else 0, d,
 --          d dropped tasks as id, dead letter record (see common.lua), ...,
@@ -19,6 +22,9 @@ local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
 local ttl_us = tonumber(ARGV[7])
+local budget = tonumber(ARGV[8])
+local overhead = tonumber(ARGV[9])
+local most_tombstones = tonumber(ARGV[10])
 local settings = redis.call('HMGET', meta_key, 'created', 'paused', 'max_leases')
 local unknown = 0
 if not settings[1] then
@@ -31,6 +37,10 @@ local max_leases = tonumber(ARGV[6]) or tonumber(settings[3]) or 0
 local out = {}
 local count = 0
 local dropped = {}
+local used = 0
+-- Set once a task did not fit the budget: nothing after it is leased either, so the
+-- call still returns the oldest tasks, and the one that did not fit stays available.
+local full = false
 -- A lease of 0 s puts a task back in range; never hand it out twice in one call.
 local taken = {}
 
@@ -39,12 +49,20 @@ local function available(group)
   return '(' .. group .. eta16(now + 1)
 end
 
+-- An upper bound of what the task costs in the response: its payload in base64
+-- (4 bytes per 3, rounded up), its id, and its tag as if every byte were escaped
+-- (\u00XX, 6 bytes), plus the fields every task has.
+local function size_of(id, packed, body, taglen)
+  local payload = #packed - (body + taglen) + 1
+  return overhead + #id + 6 * taglen + 4 * math.ceil(payload / 3)
+end
+
 -- Leases from one group, in index order, up to the exclusive bound `stop`; returns how
 -- many tasks it leased or dropped (a call that only dropped tasks still made progress).
 local function lease_from(group, stop)
   local start = '[' .. group
   local before = count + #dropped / 2
-  while count < limit do
+  while count < limit and not full do
     local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', 0, limit - count)
     if #batch == 0 then
       break
@@ -55,10 +73,19 @@ local function lease_from(group, stop)
       if not taken[id] then
         local packed = redis.call('HGET', tasks_key, id)
         local enq, eta, retries, taglen, body = unpack_task(packed)
+        if max_leases == 0 or retries < max_leases then
+          -- The first task is always leased, however big: a call never starves.
+          local size = size_of(id, packed, body, taglen)
+          if budget > 0 and count > 0 and used + size > budget then
+            full = true
+            break
+          end
+          used = used + size
+        end
         redis.call('ZREM', index_key, m)
         if max_leases > 0 and retries >= max_leases then
           redis.call('HDEL', tasks_key, id)
-          bury(id, now, ttl_us)
+          bury(id, now, ttl_us, most_tombstones)
           local letter = int(now) .. ':' .. int(retries) .. ':' .. int(#packed - body - taglen + 1) .. ':'
             .. int(taglen) .. ':' .. string.sub(packed, body, body + taglen - 1)
           redis.call('ZADD', dropped_key, int(now + ttl_us), id)
@@ -123,7 +150,7 @@ elseif mode == 'oldest' then
     lease_from(group, available(group))
   end
 else
-  while count < limit do
+  while count < limit and not full do
     local group, stop = oldest_group()
     if not group or lease_from(group, stop) == 0 then
       break
