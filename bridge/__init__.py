@@ -2,4 +2,7 @@
 
 from bridge.app import create_app
 
-__all__ = ["create_app"]
+#: The release: pyproject.toml reads it from here, the Dockerfile's VERSION follows it.
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "create_app"]

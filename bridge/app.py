@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _OVERRIDABLE = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+#: Methods whose request line says how many tasks they handed out.
+_COUNTED = frozenset({"taskqueue.tasks.lease", "taskqueue.tasks.list"})
 
 
 @dataclass(frozen=True)
@@ -109,6 +111,8 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
         body = _read_body(req, bridge.settings.max_body_bytes) if method.takes_body else None
         call = Call(project, queue, config, params, body, bridge.settings.admins)
         status, resource = handler(bridge.backend, call)
+        if method.id in _COUNTED:
+            req.environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
         if resource is None:
             return Response(status=status)
         if selection is not None:

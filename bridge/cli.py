@@ -17,6 +17,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from backends import open_backend
+from bridge import __version__
 from bridge.app import create_app
 from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.compat.options import (
@@ -27,7 +28,7 @@ from bridge.compat.options import (
     Options,
 )
 from bridge.queues import QueueFileError
-from bridge.serving import gunicorn_options
+from bridge.serving import backend_answer, gunicorn_options, port_problem, startup_line
 from bridge.settings import (
     ACL_DEFAULTS,
     AUTH_MODES,
@@ -92,6 +93,7 @@ def _settings(**options: Any) -> Settings:
 
 
 @click.group()
+@click.version_option(__version__, prog_name="Task Queue Bridge", message="%(prog)s %(version)s")
 def main() -> None:
     """Task Queue Bridge: the App Engine Task Queue v1beta2 API over Redis or Cloud Tasks."""
 
@@ -117,6 +119,12 @@ def main() -> None:
 )
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
 @click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
+@click.option(
+    "--tombstone-seconds",
+    envvar="BRIDGE_TOMBSTONE_SECONDS",
+    type=int,
+    help="How long a deleted task's name stays reserved (default 604800, a week).",
+)
 @click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")
 @click.option("--tokens-file", envvar="BRIDGE_TOKENS_FILE", type=click.Path(path_type=Path), help="Token hashes.")
 @click.option("--auth-audience", envvar="BRIDGE_AUTH_AUDIENCE", help="--auth google: the aud ID tokens must carry.")
@@ -131,9 +139,17 @@ def serve(**options: Any) -> None:
     try:
         # Build one app before forking, so that a bad queue file or backend URL stops
         # here with its message instead of in every worker.
-        create_app(settings).extensions["bridge"].backend.close()
+        backend = create_app(settings).extensions["bridge"].backend
     except (QueueFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        answer = backend_answer(backend)
+    finally:
+        backend.close()
+    problem = port_problem(settings.host, settings.port)
+    if problem:
+        raise click.ClickException(problem)
+    click.echo(startup_line(settings, answer), err=True)
     _Gunicorn(settings).run()
 
 

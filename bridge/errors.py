@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, json
+from flask import Flask, Response, has_request_context, json, request
 from werkzeug.exceptions import HTTPException
 
 from backends.errors import ApiError, InvalidArgument, Unauthenticated
+from bridge import logs
 
 log = logging.getLogger("bridge")
 
@@ -100,6 +101,8 @@ def error_response(
     status: int, reason: str, message: str, location: str | None = None, location_type: str = "parameter"
 ) -> Response:
     body = json.dumps(envelope(status, reason, message, location, location_type), indent=1)
+    if has_request_context():
+        request.environ[logs.REASON] = reason
     return Response(body + "\n", status=status, mimetype="application/json")
 
 
