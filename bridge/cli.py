@@ -6,6 +6,7 @@ Every option has an environment twin of the same name (``--backend`` and
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -92,7 +93,25 @@ def _settings(**options: Any) -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+class _Tools(click.Group):
+    """A group whose client tools (`bridge_tools`) are imported only when one is invoked,
+    so that serving imports none of them."""
+
+    #: command name -> "module:attribute" of its click command
+    TOOLS = {name: f"bridge_tools.queue_cli:{name}" for name in ("queues", "tasks", "peek", "purge", "insert")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.TOOLS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.TOOLS:
+            module_name, _, attribute = self.TOOLS[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module_name), attribute)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Tools)
 @click.version_option(__version__, prog_name="Task Queue Bridge", message="%(prog)s %(version)s")
 def main() -> None:
     """Task Queue Bridge: the App Engine Task Queue v1beta2 API over Redis or Cloud Tasks."""
