@@ -37,6 +37,7 @@ WORKDIR /app
 COPY api_data/ api_data/
 COPY backends/ backends/
 COPY bridge/ bridge/
+COPY bridge_tools/ bridge_tools/
 COPY gunicorn.conf.py ./
 
 # Numeric, so that a cluster can verify "not root" without reading /etc/passwd.

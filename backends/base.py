@@ -3,7 +3,8 @@
 Times are integers in microseconds since the epoch. A backend never sees JSON or HTTP:
 the front validates every argument against the wire contract before it calls here, so
 a backend only reports what depends on stored state (unknown task, duplicate name, lost
-lease) and outages, with the errors of `backends.errors`.
+lease) and outages, with the errors of `backends.errors`. The rules and limits of names and values are in
+`backends.limits`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ from dataclasses import dataclass
 
 #: How long a deleted task's name stays reserved, unless configured otherwise.
 DEFAULT_TOMBSTONE_SECONDS = 7 * 24 * 3600
-#: How far ahead of now an insert may schedule a task's first availability.
-MAX_ETA_AHEAD_US = 30 * 24 * 3600 * 1_000_000
-#: The most tasks one list call returns.
-LIST_LIMIT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +81,21 @@ class QueueInfo:
 
 
 class Backend(abc.ABC):
-    """Where tasks live. One instance serves every thread of a process."""
+    """Where tasks live. One instance serves every thread of a process.
 
-    @classmethod
-    @abc.abstractmethod
-    def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> Backend:
-        """Build the backend a URL names (see `backends` for the schemes).
-
-        tombstone_seconds: how long a deleted name stays reserved, where the backend
-        decides it (Cloud Tasks keeps its own window).
-        """
+    Building one is not part of the contract: each implementation has a classmethod
+    ``from_url(url, *, tombstone_seconds, **settings)`` (`backends.Opener`), where
+    tombstone_seconds is how long a deleted name stays reserved when the backend
+    decides it (Cloud Tasks keeps its own window), and settings are those its entry in
+    `backends.BACKENDS` declares.
+    """
 
     @abc.abstractmethod
     def insert(self, queue: Queue, task: NewTask) -> Task:
         """Store a new task with retry_count 0 and ETA max(task.eta_us, now).
 
         Raises Duplicate when the name is live or tombstoned, InvalidArgument when the
-        ETA is more than MAX_ETA_AHEAD_US after now (by the backend's clock).
+        ETA is more than limits.MAX_ETA_AHEAD_US after now (by the backend's clock).
         """
 
     @abc.abstractmethod
@@ -109,7 +104,7 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def list_tasks(self, queue: Queue) -> list[Task]:
-        """Return up to LIST_LIMIT live tasks without payloads, by ETA then name."""
+        """Return up to limits.LIST_LIMIT live tasks without payloads, by ETA then name."""
 
     @abc.abstractmethod
     def delete(self, queue: Queue, task_id: str) -> None:

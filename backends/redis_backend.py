@@ -27,7 +27,7 @@ import functools
 import importlib.resources
 from collections.abc import Iterator, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.cluster
@@ -35,10 +35,9 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
-    LIST_LIMIT,
-    MAX_ETA_AHEAD_US,
     Backend,
     LeaseRequest,
     NewTask,
@@ -48,6 +47,7 @@ from backends.base import (
     Task,
 )
 from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, InvalidArgument, NotFound, Unavailable
+from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 
 DEFAULT_PREFIX = "tq"
 #: Seconds to wait for a TCP connection before answering 503.
@@ -104,8 +104,7 @@ def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
 
 def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster, str]:
     parts = urlsplit(url)
-    options = parse_qs(parts.query)
-    prefix = options.pop("prefix", [DEFAULT_PREFIX])[-1]
+    prefix = url_options(url, ("prefix",)).get("prefix", DEFAULT_PREFIX)
     if not prefix or "{" in prefix or "}" in prefix:
         raise ValueError(f"invalid prefix {prefix!r} in {url!r}: it must be non-empty, without braces")
     settings: dict[str, Any] = {
@@ -130,7 +129,7 @@ class RedisBackend(Backend):
     ) -> None:
         self.client = client
         self.prefix = prefix
-        self.tombstone_us = tombstone_seconds * 1_000_000
+        self.tombstone_us = tombstone_seconds * US
         #: µs added to the server's clock by every script; tests move time with it.
         self.clock_shift_us = 0
         self._scripts: dict[str, Script] = {name: client.register_script(src) for name, src in SOURCES.items()}

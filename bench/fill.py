@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from backends.base import MAX_ETA_AHEAD_US, LeaseRequest, NewTask, Queue
+from backends.base import LeaseRequest, NewTask, Queue
+from backends.limits import MAX_ETA_AHEAD_US
 from backends.redis_backend import SOURCES, RedisBackend
 from bench.plan import FILL_BATCH
 

@@ -1,4 +1,15 @@
-"""Task Queue Bridge: the App Engine Task Queue REST API v1beta2 over Redis or Cloud Tasks."""
+"""Task Queue Bridge, the server: the App Engine Task Queue REST API v1beta2 (pull
+queues) over the storage of `backends`.
+
+`create_app` is the only way to build it (tests, ``python -m bridge serve`` and
+``gunicorn 'bridge:create_app()'`` all call it). The v1beta2 front translates the wire
+format to backend calls and back: routes and parameter checks come from the Discovery
+document (`discovery`), bodies and resources from `wire`, the handlers are in `api`,
+errors are rendered by `errors`. Around it: `settings`, `cli`, `serving` (gunicorn),
+`auth`/`idtoken`/`acl` (who may do what), `metrics`, `health`, `logs`, `fields`
+(partial responses) and `queues` (queue.yaml). Tools that call a bridge live in
+`bridge_tools`, outside the server.
+"""
 
 from bridge.app import create_app
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from backends.base import Backend, LeaseRequest, Queue
 from backends.errors import InvalidArgument
+from backends.limits import US
 from bridge import wire
 from bridge.errors import Required
 from bridge.queues import QueueConfig
@@ -39,8 +40,6 @@ class Call:
 
 Result = tuple[int, dict[str, Any] | None]
 Handler = Callable[[Backend, Call], Result]
-
-US = 1_000_000
 
 
 def get_queue(backend: Backend, call: Call) -> Result:

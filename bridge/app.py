@@ -19,7 +19,7 @@ from backends.errors import NotFound
 from bridge import errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
-from bridge.auth import Authenticator, open_authenticator
+from bridge.auth import Anonymous, Authenticator, TokenFile
 from bridge.discovery import Discovery, Method
 from bridge.errors import BodyTooLarge, ParseError
 from bridge.queues import QueueRegistry
@@ -83,6 +83,20 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
     app.wsgi_app = _MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def open_authenticator(settings: Settings) -> Authenticator:
+    """The authenticator ``settings.auth`` names (settings were checked when built)."""
+    if settings.auth == "token":
+        assert settings.tokens_file is not None
+        return TokenFile.load(settings.tokens_file)
+    if settings.auth == "google":
+        # Imported in this mode only: the rest of the time google-auth's JWT code is not needed.
+        from bridge.idtoken import GoogleIdTokens
+
+        assert settings.auth_audience is not None
+        return GoogleIdTokens(settings.auth_audience, settings.auth_certs_url)
+    return Anonymous()
 
 
 def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[..., Response]:

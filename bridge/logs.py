@@ -29,7 +29,7 @@ from flask import Flask, Response, request
 REQUEST_ID_HEADER = "X-Request-Id"
 #: A caller's request id is kept when it looks like an id; anything else is replaced,
 #: so that a header cannot smuggle text or megabytes into the logs.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 #: Endpoints that probes and scrapers call every few seconds.
 QUIET_ENDPOINTS = frozenset({"healthz", "readyz", "metrics"})
 
@@ -99,7 +99,7 @@ def request_id() -> str:
     environ = request.environ
     if _ID not in environ:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
-        environ[_ID] = offered if _REQUEST_ID.match(offered) else secrets.token_hex(16)
+        environ[_ID] = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
     return str(environ[_ID])
 
 

@@ -49,6 +49,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from backends.base import Backend, LeaseRequest, NewTask, Queue, QueueInfo, Task
 from backends.errors import ApiError, Conflict, Duplicate, Unavailable
+from backends.limits import US
 from bridge.queues import QueueRegistry
 
 MAX_SAMPLED_QUEUES = 50
@@ -83,10 +84,6 @@ class MeteredBackend(Backend):
         self.inner = inner
         self._seen: OrderedDict[Queue, None] = OrderedDict()
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_url(cls, url: str, *, tombstone_seconds: int = 0) -> Backend:
-        raise TypeError("MeteredBackend wraps a backend; open one with backends.open_backend")
 
     def seen_queues(self) -> list[Queue]:
         with self._lock:
@@ -173,14 +170,14 @@ class QueueCollector:
         )
         try:
             self.backend.inner.ping()
-            now_us = time.time() * 1_000_000
+            now_us = time.time() * US
             for queue in self.sampled():
                 stats = self.backend.inner.queue_info(queue, with_stats=True).stats
                 if stats is None:
                     continue
                 depth.add_metric([queue.project, queue.name], stats.total_tasks)
                 oldest = stats.oldest_eta_us
-                waited = max(0.0, (now_us - oldest) / 1_000_000) if oldest else 0.0
+                waited = max(0.0, (now_us - oldest) / US) if oldest else 0.0
                 age.add_metric([queue.project, queue.name], waited)
         except ApiError:
             up.add_metric([], 0)

@@ -17,7 +17,6 @@ well-formed queue name exists (created on first use), as the local emulator did.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,7 @@ from typing import Any
 import yaml
 
 from backends.errors import InvalidArgument, NotFound
-
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+from backends.limits import QUEUE_NAME
 
 #: The keys App Engine's queue.yaml knows, at each level. The bridge reads a few of them;
 #: the others (push queues' rates, targets) are accepted and ignored, and any other key
@@ -138,8 +136,8 @@ def _parse_entry(entry: Any, where: str) -> QueueConfig:
     if not isinstance(entry, dict):
         raise QueueFileError(f"{where}: expected a mapping with a name")
     name = entry.get("name")
-    if not isinstance(name, str) or not QUEUE_NAME.match(name):
-        raise QueueFileError(f"{where}: name {name!r} must be 1-100 letters, digits or '-'")
+    if not QUEUE_NAME.matches(name):
+        raise QueueFileError(f"{where}: name {name!r} must be {QUEUE_NAME.described}")
     mode = entry.get("mode", "push")
     if mode not in ("push", "pull"):
         raise QueueFileError(f"{where} ({name}): mode must be push or pull, not {mode!r}")

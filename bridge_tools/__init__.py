@@ -1,4 +1,15 @@
-"""Tools that are clients of a bridge, not the server: reached through ``python -m bridge <tool>``.
+"""Tools that are clients, not the server: they call a bridge or a backend's service.
 
-Serving imports none of them (`bridge.cli` loads a tool's command when it is invoked).
+    compat   ``python -m bridge compat URL [URL]``: a battery of scenarios run through
+             Google's Python client against one endpoint, or two side by side
+    smoke    ``python -m bridge smoke --backend cloudtasks://…``: does a real project
+             serve Cloud Tasks v2beta2 pull queues as the bridge needs?
+    client   the Google API client with a bearer token, for callers of a bridge that
+             asks for credentials
+    queue_cli  ``python -m bridge queues|tasks|peek|purge|insert``: look into and act on
+             the queues of a running bridge (the v1 API and the console's JSON API)
+
+`bridge.cli` reaches each command by name and imports it only when it is called:
+starting the server (`bridge.create_app`, ``python -m bridge serve``) imports nothing
+from here. Tools may use `bridge` and `backends`; neither uses them.
 """

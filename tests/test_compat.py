@@ -14,12 +14,13 @@ from flask import Flask
 from backends.redis_backend import RedisBackend
 from bridge import create_app
 from bridge.auth import hash_token
-from bridge.cli import TOKEN_ENV, main
-from bridge.compat.runner import run
-from bridge.compat.scenarios import SCENARIOS, Scenario
-from bridge.compat.session import Session
+from bridge.cli import main
 from bridge.discovery import Discovery
 from bridge.settings import Settings
+from bridge_tools.client import TOKEN_ENV
+from bridge_tools.compat.runner import run
+from bridge_tools.compat.scenarios import SCENARIOS, Scenario
+from bridge_tools.compat.session import Session
 from tests.support.harness import Harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer, serving
 from tests.support.redis_server import RedisServer

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from backends.base import Backend
+from backends.errors import ApiError
 from bridge import create_app
 from bridge.settings import Settings
 from tests.support.api import PROJECT, QUEUE, insert, lease
@@ -46,6 +48,15 @@ BAD_REQUESTS = [
     ("POST", "/tasks", b'{"leaseTimestamp": true}', 400, "invalid", "leaseTimestamp"),
     ("GET", "/tasks/" + "x" * 501, None, 400, "invalid", "task"),
     ("GET", "/tasks/bad.name", None, 400, "invalid", "task"),
+    # Every rule matches the whole value: Python's "$" would also accept a final newline.
+    ("POST", "/tasks", b'{"id": "nl\\n"}', 400, "invalid", "id"),
+    ("POST", "/tasks", b'{"leaseTimestamp": "1\\n"}', 400, "invalid", "leaseTimestamp"),
+    ("POST", "/tasks", b'{"payloadBase64": "YQ==\\n"}', 400, "invalid", "payloadBase64"),
+    ("POST", "/tasks", b'{"queueName": "projects/demo-app/taskqueues/work\\n"}', 400, "invalid", "queueName"),
+    ("POST", "%0A/tasks", b"{}", 400, "invalid", "taskqueue"),
+    ("GET", "/tasks/t1%0A", None, 400, "invalid", "task"),
+    ("POST", "/tasks/lease?numTasks=1%0A&leaseSecs=10", None, 400, "invalid", "numTasks"),
+    ("POST", "/tasks/t1?newLeaseSeconds=10%0A", b"{}", 400, "invalid", "newLeaseSeconds"),
     ("GET", "/tasks/nope", None, 404, "notFound", "task"),
     ("DELETE", "/tasks/nope", None, 404, "notFound", "task"),
     ("GET", "/nothing/here", None, 404, "notFound", None),
@@ -119,10 +130,6 @@ class _Broken(Backend):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
-    @classmethod
-    def from_url(cls, url: str, *, tombstone_seconds: int = 0) -> Backend:
-        raise NotImplementedError
-
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail: redis://admin:hunter2@10.0.0.7")
 
@@ -143,3 +150,36 @@ def test_an_unexpected_failure_is_a_500_envelope_that_leaks_nothing(harness: Har
     error = reply.json["error"]
     assert error["errors"][0]["reason"] == "backendError"
     assert b"hunter2" not in reply.body and b"Traceback" not in reply.body and b"secret" not in reply.body
+
+
+def test_the_error_tree_drawn_in_the_docstring_is_the_class_tree() -> None:
+    import backends.errors
+    import bridge.errors
+
+    rows = re.findall(r"^    ([│├└─ ]*)(\w+) +(\d{3}) (\w+)", bridge.errors.__doc__ or "", re.MULTILINE)
+    drawn: list[type[ApiError]] = []
+    #: depth in the drawing -> the class drawn last at that depth.
+    parents: dict[int, type[ApiError]] = {}
+    for prefix, name, status, reason in rows:
+        cls = getattr(bridge.errors, name, None) or getattr(backends.errors, name)
+        assert (cls.status, cls.reason) == (int(status), reason), name
+        depth = len(prefix) // 4
+        assert cls is ApiError if depth == 0 else cls.__bases__ == (parents[depth - 1],), name
+        parents[depth] = cls
+        drawn.append(cls)
+    defined = {
+        cls
+        for module in (backends.errors, bridge.errors)
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, ApiError)
+    }
+    assert set(drawn) == defined
+
+
+def test_flasks_own_errors_become_the_api_classes_with_their_headers() -> None:
+    client = create_app(Settings()).test_client()
+    wrong_verb = client.put(BASE + "/tasks/t1")
+    assert (wrong_verb.status_code, wrong_verb.json["error"]["errors"][0]["reason"]) == (405, "httpMethodNotAllowed")
+    assert set(wrong_verb.headers["Allow"].split(", ")) >= {"GET", "POST", "PATCH", "DELETE"}
+    nowhere = client.get("/nothing/here")
+    assert (nowhere.status_code, nowhere.json["error"]["errors"][0]["reason"]) == (404, "notFound")

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.api import PROJECT, QUEUE, ids, insert, lease, listed, stats
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer, error_of
@@ -121,3 +123,18 @@ def test_domain_projects_work_escaped_or_not(bridge: BridgeServer, api: Any) -> 
 
 def test_a_malformed_project_is_refused(api: Any) -> None:
     error_of(api.tasks().list(project="bad project!", taskqueue=QUEUE), 400, "invalid")
+
+
+@pytest.mark.parametrize("project", ["p%0A", "s~p%0A", "example.com%3Ap%0A"])
+def test_a_project_ending_in_a_newline_is_refused(bridge: BridgeServer, project: str) -> None:
+    reply = bridge.request("GET", f"/taskqueue/v1beta2/projects/{project}/taskqueues/{QUEUE}/tasks")
+    assert reply.status == 400
+    assert reply.json["error"]["errors"][0]["location"] == "project"
+
+
+@pytest.mark.parametrize(("queue", "task"), [("bad queue!", "t1"), ("q" * 101, "t1"), (QUEUE, "bad.name")])
+def test_the_server_not_the_client_refuses_a_malformed_queue_or_task_name(api: Any, queue: str, task: str) -> None:
+    # The Discovery document carries no pattern, as Google's did not: the client sends
+    # the call (it would raise TypeError before sending if there were one).
+    envelope = error_of(api.tasks().get(project=PROJECT, taskqueue=queue, task=task), 400, "invalid")
+    assert envelope["error"]["errors"][0]["location"] == ("task" if queue == QUEUE else "taskqueue")

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import bridge
-from backends import open_backend
+from backends import all_settings, open_backend
 from bridge.cli import main, serve
 from bridge.queues import QueueFileError, QueueRegistry
 from bridge.serving import backend_answer, startup_line
@@ -71,6 +71,32 @@ def test_bad_settings_fail_with_a_message_naming_the_setting(environ: dict[str, 
 
 def test_several_workers_are_allowed_on_redis() -> None:
     assert Settings.from_env({"BRIDGE_BACKEND": "redis://localhost", "BRIDGE_WORKERS": "3"}).workers == 3
+
+
+@pytest.mark.parametrize("url", ["redis://localhost:1/0?prefx=tq", "redis+cluster://localhost:1?db=2"])
+def test_a_redis_url_option_the_backend_does_not_know_is_refused(url: str) -> None:
+    # Before, the query string was dropped whatever it held, so a typo went unnoticed.
+    with pytest.raises(ValueError, match="unknown option.*(prefx|db).*options: prefix"):
+        open_backend(url)
+
+
+def test_backend_settings_are_passed_to_the_chosen_backend_by_their_argument_names(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    settings = Settings.from_env(
+        {"BRIDGE_BACKEND": "cloudtasks://projects/p/locations/l", "BRIDGE_CLOUDTASKS_CREDENTIALS": str(key)}
+    )
+    assert settings.backend_settings == {"cloudtasks_credentials": str(key)}
+    assert settings.backend_options() == {"tombstone_seconds": settings.tombstone_seconds, "credentials": str(key)}
+
+
+def test_every_backend_setting_is_an_option_of_the_commands_that_open_a_backend() -> None:
+    for command in ("serve", "smoke"):
+        context = main.make_context("bridge", [command, "--help"], resilient_parsing=True)
+        found = main.get_command(context, command)
+        assert found is not None
+        flags = {opt for param in found.params for opt in param.opts}
+        assert {"--" + name.replace("_", "-") for name in all_settings()} <= flags, command
 
 
 @pytest.mark.parametrize(
@@ -142,9 +168,10 @@ def test_serve_refuses_a_bad_queue_file(tmp_path: Path) -> None:
 def test_every_setting_has_the_serve_option_its_messages_name() -> None:
     options = {option for param in serve.params for option in getattr(param, "opts", ())}
     envvars = {getattr(param, "envvar", None) for param in serve.params}
-    for field in fields(Settings):
-        assert f"--{field.name.replace('_', '-')}" in options, field.name
-        assert f"BRIDGE_{field.name.upper()}" in envvars, field.name
+    names = [field.name for field in fields(Settings) if field.name != "backend_settings"] + list(all_settings())
+    for name in names:
+        assert f"--{name.replace('_', '-')}" in options, name
+        assert f"BRIDGE_{name.upper()}" in envvars, name
 
 
 def test_version_prints_the_release() -> None:

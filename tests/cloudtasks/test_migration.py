@@ -18,9 +18,10 @@ from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTask
 
 from backends.cloudtasks import CloudTasksBackend
 from bridge import create_app
-from bridge.cli import compat, main, serve
+from bridge.cli import main, serve
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
+from bridge_tools.compat.command import compat
 from tests.support import known_differences
 from tests.support.cloudtasks_fake import FakeCloudTasks
 from tests.support.http import serving

@@ -15,7 +15,7 @@ from flask import Flask
 from googleapiclient.errors import HttpError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from bridge.client import connect
+from bridge_tools.client import connect
 
 
 @dataclass

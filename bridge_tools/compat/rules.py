@@ -18,15 +18,13 @@ generated task id the symbol it was bound to, ``{g1}``.
 from __future__ import annotations
 
 import abc
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-US = 1_000_000
+from backends.limits import INT64, TASK_ID, US
+
 #: Values outside these bounds are not microseconds since the epoch (2001 to 5138).
 _MIN_US, _MAX_US = 10**15, 10**17
-_INT64 = re.compile(r"^-?[0-9]{1,19}$")
-_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 #: What an optional rule's token stands for when the key is missing.
 ABSENT_TOKEN = "<absent>"
 
@@ -80,7 +78,7 @@ class Rule(abc.ABC):
 
 def _int64(value: Any) -> tuple[str, int | None]:
     """("", n) for an int64 string; ("number ", n) for a JSON number; (description, None)."""
-    if isinstance(value, str) and _INT64.match(value):
+    if isinstance(value, str) and INT64.matches(value):
         return "", int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return "number ", value
@@ -152,7 +150,7 @@ class Generated(Rule):
         return "{" + self.symbol + "}"
 
     def check(self, value: Any, ctx: Context) -> Any:
-        if not isinstance(value, str) or not _TASK_ID.match(value):
+        if not TASK_ID.matches(value):
             return f"<not a task id: {value!r}>"
         if value in ctx.ids:
             return f"<the same id as {{{ctx.ids[value]}}}>"

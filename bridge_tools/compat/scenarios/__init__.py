@@ -8,9 +8,9 @@ with its own task names, so that runs never meet each other's tombstones.
 
 from __future__ import annotations
 
-from bridge.compat.scenarios import leases, queues, tasks
-from bridge.compat.scenarios.base import SCENARIOS as _REGISTERED
-from bridge.compat.scenarios.base import Scenario
+from bridge_tools.compat.scenarios import leases, queues, tasks
+from bridge_tools.compat.scenarios.base import SCENARIOS as _REGISTERED
+from bridge_tools.compat.scenarios.base import Scenario
 
 #: The order they run in: single tasks, then leases, then queue-wide behaviour.
 _MODULES = (tasks, leases, queues)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.compat.compare import ABSENT, as_json, shown
-from bridge.compat.ledger import Entry, Ledger
+from bridge_tools.compat.compare import ABSENT, as_json, shown
+from bridge_tools.compat.ledger import Entry, Ledger
 
 #: Strings in the JSON report's observations are cut to this length.
 JSON_STRING_CHARS = 200

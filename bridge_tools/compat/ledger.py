@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.compat.compare import Difference, as_json
+from bridge_tools.compat.compare import Difference, as_json
 
 _KEYS = {"scenario", "field", "reason", "a", "b"}
 _UNSET: Any = object()

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import inspect
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.compat.rules import AsFound, AtLeast, Rule
-from bridge.compat.session import Session
+from backends.limits import US, app_id
+from bridge_tools.compat.rules import AsFound, AtLeast, Rule
+from bridge_tools.compat.session import Session
 
 ScenarioFunction = Callable[[Session], None]
-DAY_US = 24 * 3600 * 1_000_000
-_PARTITION = re.compile(r"^[a-z0-9-]+~")
+DAY_US = 24 * 3600 * US
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ def now_us() -> int:
 
 def bare_project(project: str) -> str:
     """The application id without its partition prefix (``s~app`` -> ``app``)."""
-    return _PARTITION.sub("", project)
+    return app_id(project) or project
 
 
 def count(s: Session, n: int) -> Any:

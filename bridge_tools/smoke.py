@@ -14,16 +14,21 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
+import click
 from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2beta2 as ct
-from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, field_mask_pb2
 
-from backends.cloudtasks import CloudTasksBackend
+from backends import open_backend
+from backends.cloudtasks import CloudTasksBackend, timestamp_of, us_of
+from backends.limits import MAX_PAYLOAD_BYTES
+from bridge.cli import backend_setting_options, settings_from
 
 DEFAULT_QUEUE = "bridge-smoke"
 #: The largest payload v1 accepts; Cloud Tasks documents "1MB" for pull tasks.
-BIG_PAYLOAD = 1024 * 1024
+BIG_PAYLOAD = MAX_PAYLOAD_BYTES
 LEASE_SECONDS = 60
 
 
@@ -32,10 +37,6 @@ def status_of(exc: gexc.GoogleAPICallError) -> str:
     code = exc.grpc_status_code
     name = f"{code.name} ({code.value[0]})" if code is not None else type(exc).__name__
     return f"{name}: {exc.message}"
-
-
-def _us(stamp: timestamp_pb2.Timestamp) -> int:
-    return int(stamp.seconds) * 1_000_000 + int(stamp.nanos) // 1000
 
 
 class _Skipped(Exception):
@@ -129,7 +130,7 @@ class Smoke:
         if name not in self.created:
             self.created.append(name)
         raw = ct.Task.pb(made)
-        return f"schedule_time {_us(raw.schedule_time)} µs, create_time {_us(raw.create_time)} µs"
+        return f"schedule_time {us_of(raw.schedule_time)} µs, create_time {us_of(raw.create_time)} µs"
 
     def lease(self, tag: str, payload: bytes, lease: dict[str, int], created: bool) -> str:
         if not created:
@@ -149,7 +150,7 @@ class Smoke:
             raise _Skipped(
                 "LeaseTasks returned the task without its payload (FULL view needs cloudtasks.tasks.fullView)"
             )
-        lease["token"] = _us(tasks[0].schedule_time)
+        lease["token"] = us_of(tasks[0].schedule_time)
         return f"payload returned, attempt_dispatch_count {tasks[0].status.attempt_dispatch_count}"
 
     def renew(self, name: str, lease: dict[str, int], *, stale: bool) -> str:
@@ -158,23 +159,21 @@ class Smoke:
         token = lease["token"] - 1 if stale else lease["token"]
         request = ct.RenewLeaseRequest(
             name=name,
-            schedule_time=timestamp_pb2.Timestamp(seconds=token // 1_000_000, nanos=token % 1_000_000 * 1000),
+            schedule_time=timestamp_of(token),
             lease_duration=duration_pb2.Duration(seconds=LEASE_SECONDS * 2),
             response_view=ct.Task.View.FULL,
         )
         renewed = ct.Task.pb(self.call(self.backend.client.renew_lease, request))
-        lease["token"] = _us(renewed.schedule_time)
+        lease["token"] = us_of(renewed.schedule_time)
         return f"schedule_time now {lease['token']} µs"
 
     def cancel(self, name: str, lease: dict[str, int]) -> str:
         if "token" not in lease:
             raise _Skipped("needs the lease")
         token = lease["token"]
-        request = ct.CancelLeaseRequest(
-            name=name, schedule_time=timestamp_pb2.Timestamp(seconds=token // 1_000_000, nanos=token % 1_000_000 * 1000)
-        )
+        request = ct.CancelLeaseRequest(name=name, schedule_time=timestamp_of(token))
         cancelled = ct.Task.pb(self.call(self.backend.client.cancel_lease, request))
-        return f"schedule_time back to {_us(cancelled.schedule_time)} µs"
+        return f"schedule_time back to {us_of(cancelled.schedule_time)} µs"
 
     def delete(self, name: str, created: bool) -> str:
         if not created:
@@ -200,9 +199,8 @@ class Smoke:
         mask = field_mask_pb2.FieldMask(paths=["stats"])
         found = self.call(self.backend.client.get_queue, ct.GetQueueRequest(name=self.queue, read_mask=mask))
         stats = ct.Queue.pb(found).stats
-        return (
-            f"tasks_count {stats.tasks_count}, oldest_estimated_arrival_time {_us(stats.oldest_estimated_arrival_time)}"
-        )
+        oldest = us_of(stats.oldest_estimated_arrival_time)
+        return f"tasks_count {stats.tasks_count}, oldest_estimated_arrival_time {oldest}"
 
     def clean_up(self) -> None:
         for name in list(self.created):
@@ -217,3 +215,30 @@ class Smoke:
 def smoke(backend: CloudTasksBackend, queue_id: str, echo: Callable[[str], None]) -> bool:
     """Run the check on ``queue_id``; True when every step behaved as the bridge needs."""
     return Smoke(backend, queue_id, echo).run()
+
+
+@click.command("smoke")
+@click.option("--backend", envvar="BRIDGE_BACKEND", required=True, help="cloudtasks://projects/P/locations/L")
+@backend_setting_options
+@click.option("--queue", default=DEFAULT_QUEUE, show_default=True, help="A pull queue of that location to test on.")
+def smoke_command(queue: str, **options: Any) -> None:
+    """Check, in a minute, that a project's Cloud Tasks v2beta2 pull queues do what the bridge needs.
+
+    Creates, leases, renews (with a stale token, then the right one), cancels and deletes
+    one task of its own, reads the queue's stats, and prints the exact status of every
+    call. It deletes what it created. Exit status 1 when a check failed.
+    """
+    settings = settings_from(**options)
+    if urlsplit(settings.backend).scheme != "cloudtasks":
+        raise click.ClickException(f"smoke checks a cloudtasks:// backend, not {settings.backend!r}")
+    try:
+        backend = open_backend(settings.backend, **settings.backend_options())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    assert isinstance(backend, CloudTasksBackend)
+    try:
+        passed = smoke(backend, queue, click.echo)
+    finally:
+        backend.close()
+    if not passed:
+        raise SystemExit(1)

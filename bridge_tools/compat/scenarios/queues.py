@@ -3,9 +3,10 @@ prefixes, partial responses."""
 
 from __future__ import annotations
 
-from bridge.compat.rules import SecondsOf, ZeroOrAbsent
-from bridge.compat.scenarios.base import bare_project, count, now_us, queue_json, scenario
-from bridge.compat.session import Session, b64
+from backends.limits import US
+from bridge_tools.compat.rules import SecondsOf, ZeroOrAbsent
+from bridge_tools.compat.scenarios.base import bare_project, count, now_us, queue_json, scenario
+from bridge_tools.compat.session import Session, b64
 
 
 @scenario("queue-get")
@@ -26,7 +27,7 @@ def queue_get(s: Session) -> None:
 def queue_stats(s: Session) -> None:
     """Stats count live tasks, leased or not, give the oldest ETA in seconds and real lease counts."""
     a, b = s.insert("a"), s.insert("b")
-    s.insert("later", eta_us=now_us() + 3600 * 1_000_000)
+    s.insert("later", eta_us=now_us() + 3600 * US)
     s.lease("lease", [a], num=1)
     stats = {"totalTasks": 3, "oldestTask": SecondsOf("b.eta"), "leasedLastMinute": count(s, 1)}
     stats["leasedLastHour"] = count(s, 1)

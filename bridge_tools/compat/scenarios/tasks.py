@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from bridge.compat.scenarios.base import DAY_US, now_us, scenario, with_uri
-from bridge.compat.session import Session, b64
+from backends.limits import US
+from bridge_tools.compat.scenarios.base import DAY_US, now_us, scenario, with_uri
+from bridge_tools.compat.session import Session, b64
 
 MIB = 1024 * 1024
 
@@ -22,7 +23,7 @@ def insert_named(s: Session) -> None:
 @scenario("insert-eta")
 def insert_eta(s: Session) -> None:
     """leaseTimestamp on insert is the first availability: kept when ahead, now when past or 0."""
-    later = s.insert("later", eta_us=now_us() + 3600 * 1_000_000)
+    later = s.insert("later", eta_us=now_us() + 3600 * US)
     past = s.insert("past", leaseTimestamp="1000")
     zero = s.insert("zero", leaseTimestamp="0")
     s.lease("lease", [past, zero])
@@ -122,7 +123,7 @@ def get_unknown(s: Session) -> None:
 def list_order(s: Session) -> None:
     """List returns every live task without payloads, by ETA; future tasks are not leased."""
     s.list_tasks("list-empty", [])
-    base = now_us() + 3600 * 1_000_000
+    base = now_us() + 3600 * US
     # Later names get earlier ETAs, so that ETA order is neither name nor insert order.
     t1, t2, t3 = (s.insert(f"t{i}", eta_us=base - i * 1000) for i in (1, 2, 3))
     s.list_tasks("list", [t3, t2, t1])

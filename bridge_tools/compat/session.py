@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import secrets
 import threading
 import time
@@ -23,12 +22,11 @@ from typing import Any
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
-from bridge.client import authorized_http
-from bridge.compat.options import Options
-from bridge.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
+from backends.limits import TASK_ID, US
+from bridge_tools.client import authorized_http, discovery_url
+from bridge_tools.compat.options import Options
+from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
-_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
-DISCOVERY_PATH = "/discovery/v1/apis/{api}/{apiVersion}/rest"
 #: How many pages of a fresh queue the cleanup deletes at most (100 tasks a page).
 CLEANUP_PAGES = 20
 
@@ -95,7 +93,7 @@ class Session:
         self.pinned = options.queue is not None
         self.queue = options.queue or f"{options.queue_prefix}-{self.token}"
         self.project = options.project
-        self.ctx = Context(self.queue, self.token, not self.pinned, int(options.clock_tolerance * 1_000_000))
+        self.ctx = Context(self.queue, self.token, not self.pinned, int(options.clock_tolerance * US))
         self.observations: dict[str, Observation] = {}
         self.created: set[str] = set()
         #: The API methods (Discovery ids) the scenario called.
@@ -115,7 +113,7 @@ class Session:
             self._api = build(
                 "taskqueue",
                 "v1beta2",
-                discoveryServiceUrl=self.url + DISCOVERY_PATH,
+                discoveryServiceUrl=discovery_url(self.url),
                 static_discovery=False,
                 cache_discovery=False,
                 http=self._http,
@@ -194,7 +192,7 @@ class Session:
     def _track(self, sent: str | None, body: Any) -> None:
         for resource in (_decode((sent or "").encode()), body):
             task_id = resource.get("id") if isinstance(resource, dict) else None
-            if isinstance(task_id, str) and _TASK_ID.match(task_id):
+            if TASK_ID.matches(task_id):
                 self.created.add(task_id)
 
     def bound(self, symbol: str, default: Any = "0") -> Any:

@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from typing import Any
 
-from bridge.compat.compare import Difference, differences
-from bridge.compat.ledger import Ledger
-from bridge.compat.options import Options
-from bridge.compat.report import Finding, Report, ScenarioResult
-from bridge.compat.scenarios import Scenario
-from bridge.compat.session import Session
+from bridge_tools.compat.compare import Difference, differences
+from bridge_tools.compat.ledger import Ledger
+from bridge_tools.compat.options import Options
+from bridge_tools.compat.report import Finding, Report, ScenarioResult
+from bridge_tools.compat.scenarios import Scenario
+from bridge_tools.compat.session import Session
 
 SIDES = ("A", "B")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bridge.compat.scenarios.base import now_us, scenario, with_uri
-from bridge.compat.session import Session
+from backends.limits import US
+from bridge_tools.compat.scenarios.base import now_us, scenario, with_uri
+from bridge_tools.compat.session import Session
 
 #: A lease this short expires during the battery; the wait is a little longer than it.
 SHORT_LEASE = 1
@@ -17,7 +18,7 @@ EXPIRY_WAIT = 1.2
 def lease_order(s: Session) -> None:
     """Lease hands out available tasks oldest ETA first, at most numTasks, each once."""
     c, a, b = (s.insert(key) for key in "cab")
-    later = s.insert("later", eta_us=now_us() + 3600 * 1_000_000)
+    later = s.insert("later", eta_us=now_us() + 3600 * US)
     s.lease("lease-2", [c, a], num=2)
     s.lease("lease-rest", [b], num=10)
     s.lease("lease-none", [], num=10)
