@@ -71,15 +71,20 @@ from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
     Backend,
+    DeadLetter,
     LeaseRequest,
+    LeaseResult,
+    MinuteActivity,
     NewTask,
     Queue,
     QueueInfo,
     QueueStats,
     Task,
+    TaskPage,
+    TaskState,
 )
 from backends.cloudtasks_errors import missing_queue, translated
-from backends.errors import InvalidArgument, NotFound
+from backends.errors import InvalidArgument, NotFound, Unsupported
 from backends.limits import LIST_LIMIT, US
 
 T = TypeVar("T")
@@ -267,7 +272,7 @@ class CloudTasksBackend(Backend):
                 raise
             if not self.create_queues:
                 raise missing_queue(queue.name) from exc
-        self.create_queue(self.queue_name(queue), queue.max_leases)
+        self.ensure_queue(self.queue_name(queue), queue.max_leases)
         return self._attempts(method, request, idempotent, lost_reply)
 
     def _attempts(
@@ -301,7 +306,7 @@ class CloudTasksBackend(Backend):
             return True
         return False
 
-    def create_queue(self, name: str, max_leases: int | None) -> None:
+    def ensure_queue(self, name: str, max_leases: int | None) -> None:
         """Create a pull queue (``create_queues``); one that exists already is left alone."""
         retry = ct.RetryConfig(unlimited_attempts=True)
         if max_leases:
@@ -375,7 +380,7 @@ class CloudTasksBackend(Backend):
         with translated("deleting the task", task_id=task_id):
             self._invoke(self.client.delete_task, request, idempotent=True, lost_reply=_deleted_already)
 
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         if not request.group_by_tag:
             selection = ""
         elif request.tag is None:
@@ -396,8 +401,9 @@ class CloudTasksBackend(Backend):
                 # Past 10 LeaseTasks a second App Engine answered with no tasks; so does this.
                 # Logged, since a project quota running out looks the same from here.
                 log.info("LeaseTasks on %s throttled, no tasks returned: %s", call.parent, exc.message)
-                return []
-        return [_task(message) for message in response.tasks]
+                return LeaseResult()
+        # Cloud Tasks drops a task after max_attempts without saying so: none reported.
+        return LeaseResult(_task(message) for message in response.tasks)
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         name = self.task_name(queue, task_id)
@@ -436,6 +442,55 @@ class CloudTasksBackend(Backend):
         )
         # leasedLastMinute / leasedLastHour: Cloud Tasks keeps no such counts (None: omitted).
         return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None))
+
+    # -- admin verbs: not yet mapped onto Cloud Tasks calls ------------------------------
+
+    supports: frozenset[str] = frozenset()
+
+    def _unsupported(self, verb: str) -> Unsupported:
+        return Unsupported(f"The Cloud Tasks backend cannot {verb}")
+
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        raise self._unsupported("list queues")
+
+    def create_queue(self, queue: Queue) -> None:
+        raise self._unsupported("create queues")
+
+    def update_queue(self, queue: Queue) -> None:
+        raise self._unsupported("update queues")
+
+    def delete_queue(self, queue: Queue) -> None:
+        raise self._unsupported("delete queues")
+
+    def purge_queue(self, queue: Queue) -> int:
+        raise self._unsupported("purge queues")
+
+    def pause_queue(self, queue: Queue) -> None:
+        raise self._unsupported("pause queues")
+
+    def resume_queue(self, queue: Queue) -> None:
+        raise self._unsupported("resume queues")
+
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        raise self._unsupported("list tasks by pages")
+
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        raise self._unsupported("list dead letters: Cloud Tasks keeps none")
+
+    def clear_tombstones(self, queue: Queue) -> int:
+        raise self._unsupported("clear tombstones: Cloud Tasks keeps them")
+
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        raise self._unsupported("count activity per minute")
 
     def ping(self) -> None:
         request = ct.ListQueuesRequest(parent=self.where.name, page_size=1)

@@ -2,6 +2,7 @@
 
     ApiError                    500 backendError  (anything unexpected)
     ├── InvalidArgument         400 invalid
+    │   └── Unsupported         400 invalid       (a verb this backend cannot do)
     ├── Unauthenticated         401 required
     ├── PermissionDenied        403 forbidden
     ├── NotFound                404 notFound
@@ -34,6 +35,12 @@ class ApiError(Exception):
 class InvalidArgument(ApiError):
     status = 400
     reason = "invalid"
+
+
+class Unsupported(InvalidArgument):
+    """The backend cannot do this verb (see ``Backend.supports``); the message names it.
+
+    A v1 client sees a 400; a Cloud Tasks front answers UNIMPLEMENTED."""
 
 
 class Unauthenticated(ApiError):

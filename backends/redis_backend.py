@@ -37,25 +37,48 @@ from redis.retry import Retry
 
 from backends import url_options
 from backends.base import (
+    ACTIVITY_MINUTES,
     DEFAULT_TOMBSTONE_SECONDS,
+    MINUTE_US,
     Backend,
+    DeadLetter,
     LeaseRequest,
+    LeaseResult,
+    MinuteActivity,
     NewTask,
     Queue,
     QueueInfo,
     QueueStats,
     Task,
+    TaskPage,
+    TaskState,
 )
 from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, InvalidArgument, NotFound, Unavailable
 from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
+from backends.paging import position_of, token_after
 
 DEFAULT_PREFIX = "tq"
 #: Seconds to wait for a TCP connection before answering 503.
 CONNECT_TIMEOUT = 2.0
 #: Seconds to wait for a reply; the slowest script (a 1,000-task lease) takes milliseconds.
 SOCKET_TIMEOUT = 10.0
-_SCRIPTS = ("insert", "lease", "modify_lease", "delete", "list", "stats")
-_KEY_NAMES = ("tasks", "index", "heads", "dead", "leased")
+_SCRIPTS = (
+    "insert",
+    "lease",
+    "modify_lease",
+    "delete",
+    "list",
+    "stats",
+    "create_queue",
+    "set_queue",
+    "delete_queue",
+    "purge",
+    "list_page",
+    "dead_letters",
+    "clear_tombstones",
+    "activity",
+)
+_KEY_NAMES = ("tasks", "index", "heads", "dead", "leased", "meta", "pending", "dropped", "letters", "activity")
 
 
 def _load_scripts() -> dict[str, str]:
@@ -96,6 +119,12 @@ def _task(task_id: bytes | str, packed: bytes, *, with_payload: bool = True) -> 
     )
 
 
+def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
+    """Decode a dead letter record: "DROPPED:LEASES:SIZE:TAGLEN:" + tag."""
+    dropped, leases, size, _, tag = record.split(b":", 4)
+    return DeadLetter(task_id.decode(), tag.decode() or None, int(size), int(leases), int(dropped))
+
+
 @functools.lru_cache(maxsize=4096)
 def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
     base = f"{prefix}:{{{project}/{queue}}}:"
@@ -117,6 +146,17 @@ def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster
         return redis.cluster.RedisCluster.from_url(plain, **settings), prefix
     plain = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
     return redis.Redis.from_url(plain, **settings), prefix
+
+
+def _max_leases(queue: Queue, stored: bytes | str | None) -> int | None:
+    """queue.yaml's value when there is one, else the queue's stored one (0: unlimited)."""
+    if queue.max_leases is not None:
+        return queue.max_leases
+    return int(stored) or None if stored else None
+
+
+def _missing_queue(queue: Queue) -> NotFound:
+    return NotFound(f"Queue not found: {queue.name}", location="taskqueue")
 
 
 class RedisBackend(Backend):
@@ -142,6 +182,17 @@ class RedisBackend(Backend):
     def keys(self, queue: Queue) -> tuple[str, ...]:
         return _keys(self.prefix, queue.project, queue.name)
 
+    @property
+    def registry_key(self) -> str:
+        """The set of every known queue, "project/name". Its own key (its own slot in a
+        cluster): a script, bound to a queue's slot, reports a new queue and the caller
+        adds it here, so only a queue's first insert or lease pays a second round trip."""
+        return f"{self.prefix}:queues"
+
+    def _register(self, queue: Queue) -> None:
+        with _translated():
+            self.client.sadd(self.registry_key, f"{queue.project}/{queue.name}")
+
     def _run(self, script: str, queue: Queue, *args: str | int | bytes) -> Any:
         # EVALSHA straight from the client: redis-py's Script wrapper costs a few % of a
         # request. A server that lost its scripts (a restart) gets them again once.
@@ -161,13 +212,19 @@ class RedisBackend(Backend):
             raise Duplicate(f"A task named {task.id} already exists", location="id")
         if status == b"too_late":
             raise InvalidArgument("leaseTimestamp may be at most 30 days ahead of now", location="leaseTimestamp")
-        enqueue, eta = rest
+        enqueue, eta, unknown = rest
+        if unknown:
+            self._register(queue)
         return Task(task.id, task.payload, task.tag, int(enqueue), int(eta), 0)
 
     def get(self, queue: Queue, task_id: str) -> Task:
         with _translated():
             packed = self.client.hget(self.keys(queue)[0], task_id)
         if packed is None:
+            found = self._run("dead_letters", queue, 1, task_id)
+            if found:
+                leases = _dead_letter(*found).leases
+                raise NotFound(f"Task {task_id} was dropped after {leases} leases (maxLeases)", location="task")
             raise NotFound(f"Task not found: {task_id}", location="task")
         return _task(task_id, packed)  # type: ignore[arg-type]
 
@@ -182,7 +239,7 @@ class RedisBackend(Backend):
         if status == b"missing":
             raise NotFound(f"Task not found: {task_id}", location="task")
 
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         if not request.group_by_tag:
             mode = "any"
         elif request.tag is None:
@@ -196,10 +253,16 @@ class RedisBackend(Backend):
             request.lease_us,
             mode,
             request.tag or "",
-            queue.max_leases or 0,
+            "" if queue.max_leases is None else queue.max_leases,
             self.tombstone_us,
         )
-        return [_task(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+        unknown, dropped = flat[0], 2 + 2 * int(flat[1])
+        if unknown:
+            self._register(queue)
+        return LeaseResult(
+            (_task(flat[i], flat[i + 1]) for i in range(dropped, len(flat), 2)),
+            (_dead_letter(flat[i], flat[i + 1]) for i in range(2, dropped, 2)),
+        )
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         token = "" if token_us is None else str(token_us)
@@ -214,12 +277,122 @@ class RedisBackend(Backend):
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         if not with_stats:
-            # Nothing to read, but a queue is only described while its store answers.
-            self.ping()
-            return QueueInfo(queue.max_leases)
-        total, oldest, minute, hour = self._run("stats", queue)
-        stats = QueueStats(int(total), int(oldest) if oldest else None, int(minute), int(hour))
-        return QueueInfo(queue.max_leases, stats)
+            with _translated():
+                paused, stored = self.client.hmget(self.keys(queue)[5], "paused", "max_leases")
+            return QueueInfo(_max_leases(queue, stored), paused=paused == b"1")
+        total, oldest, minute, hour, available, delayed, dead, paused, stored = self._run("stats", queue)
+        stats = QueueStats(
+            int(total),
+            int(oldest) if oldest else None,
+            int(minute),
+            int(hour),
+            available=int(available),
+            leased=int(total) - int(available) - int(delayed),
+            delayed=int(delayed),
+            dead_letters=int(dead),
+        )
+        return QueueInfo(_max_leases(queue, stored), stats, paused == b"1")
+
+    # -- admin verbs ------------------------------------------------------------------
+
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        with _translated():
+            found: set[bytes] = self.client.smembers(self.registry_key)  # type: ignore[assignment]
+            members = sorted(tuple(m.decode().rsplit("/", 1)) for m in found)
+            names = [Queue(p, n) for p, n in members if project is None or p == project]
+            # One read per queue, each on its queue's node (redis-py's cluster pipeline
+            # leaves a connection open behind it).
+            stored = [self.client.hget(self.keys(queue)[5], "max_leases") for queue in names]
+        return [Queue(q.project, q.name, _max_leases(q, value)) for q, value in zip(names, stored, strict=True)]
+
+    def create_queue(self, queue: Queue) -> None:
+        if self._run("create_queue", queue, queue.max_leases or 0) == b"exists":
+            raise Duplicate(f"Queue {queue.name} already exists", location="taskqueue")
+        self._register(queue)
+
+    def _set(self, queue: Queue, setting: str, value: int) -> None:
+        status, *rest = self._run("set_queue", queue, setting, value)
+        if status == b"missing":
+            raise _missing_queue(queue)
+        if rest[0]:
+            self._register(queue)
+
+    def update_queue(self, queue: Queue) -> None:
+        self._set(queue, "max_leases", queue.max_leases or 0)
+
+    def pause_queue(self, queue: Queue) -> None:
+        self._set(queue, "paused", 1)
+
+    def resume_queue(self, queue: Queue) -> None:
+        self._set(queue, "paused", 0)
+
+    def delete_queue(self, queue: Queue) -> None:
+        # Unlisted first: an insert racing with this either lands before the delete and
+        # goes with the queue, or after it and lists the queue again.
+        with _translated():
+            self.client.srem(self.registry_key, f"{queue.project}/{queue.name}")
+        if self._run("delete_queue", queue) == b"missing":
+            raise _missing_queue(queue)
+
+    def purge_queue(self, queue: Queue) -> int:
+        count = int(self._run("purge", queue))
+        if count < 0:
+            raise _missing_queue(queue)
+        return count
+
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        after = "" if page_token is None else position_of(page_token)
+        more, *flat = self._run(
+            "list_page",
+            queue,
+            page_size,
+            "" if tag is None else "1",
+            tag or "",
+            after,
+            "" if state is None else str(state),
+            "1" if with_payload else "",
+        )
+        tasks = [_task(flat[i], flat[i + 1], with_payload=with_payload) for i in range(0, len(flat), 2)]
+        return TaskPage(tasks, token_after(tasks[-1]) if more and tasks else None)
+
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        flat = self._run("dead_letters", queue, limit, "")
+        return [_dead_letter(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    def clear_tombstones(self, queue: Queue) -> int:
+        return int(self._run("clear_tombstones", queue))
+
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        now, n, *flat = self._run("activity", queue)
+        counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, int(n), 2)}
+        # Lease counts per minute are the lease script's own ("m<minute>" in leased).
+        counts.update(
+            {
+                "l" + flat[i][1:].decode(): int(flat[i + 1])
+                for i in range(int(n), len(flat), 2)
+                if flat[i].startswith(b"m")
+            }
+        )
+        last = int(now) // MINUTE_US
+        return [
+            MinuteActivity(
+                minute * MINUTE_US,
+                counts.get(f"i{minute}", 0),
+                counts.get(f"l{minute}", 0),
+                counts.get(f"d{minute}", 0),
+                counts.get(f"n{minute}"),
+            )
+            for minute in range(last - ACTIVITY_MINUTES + 1, last + 1)
+        ]
 
     def ping(self) -> None:
         # SCRIPT EXISTS answers like PING and also tells whether a restarted server lost
@@ -232,4 +405,8 @@ class RedisBackend(Backend):
                     self.client.script_load(script.script)
 
     def close(self) -> None:
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            # RedisCluster.close() leaves the pools of the nodes it reached open (redis-py
+            # 8.1); the queue registry is on another node than most queues.
+            self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
         self.client.close()

@@ -6,7 +6,8 @@ Required, LoginRequired, InvalidCredentials, MethodNotAllowed, BodyTooLarge)::
     ApiError                    500 backendError           (anything unexpected)
     ├── InvalidArgument         400 invalid
     │   ├── ParseError          400 parseError             (body is not JSON)
-    │   └── Required            400 required               (missing parameter)
+    │   ├── Required            400 required               (missing parameter)
+    │   └── Unsupported         400 invalid                (a verb the backend cannot do)
     ├── Unauthenticated         401 required
     │   ├── LoginRequired       401 required               (no credentials)
     │   └── InvalidCredentials  401 authError              (malformed, unknown, expired, not for us)

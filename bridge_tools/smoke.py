@@ -114,7 +114,7 @@ class Smoke:
         except gexc.NotFound:
             if not self.backend.create_queues:
                 raise
-            self.backend.create_queue(self.queue, None)
+            self.backend.ensure_queue(self.queue, None)
             found = self.call(self.backend.client.get_queue, ct.GetQueueRequest(name=self.queue))
         raw = ct.Queue.pb(found)
         if not raw.HasField("pull_target"):

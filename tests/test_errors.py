@@ -134,6 +134,8 @@ class _Broken(Backend):
         raise RuntimeError("secret internal detail: redis://admin:hunter2@10.0.0.7")
 
     insert = get = list_tasks = delete = lease = modify_lease = queue_info = _fail
+    list_queues = create_queue = update_queue = delete_queue = purge_queue = _fail
+    pause_queue = resume_queue = list_tasks_page = dead_letters = clear_tombstones = activity = _fail
 
     def ping(self) -> None:
         pass

@@ -77,6 +77,8 @@ def test_readiness_fails_while_redis_is_down_and_recovers_with_the_scripts_loade
     assert server.request("GET", "/readyz").status == 200
     client = redis.Redis(port=own_redis.port)
     try:
-        assert client.script_exists(*(sha1(source.encode()).hexdigest() for source in SOURCES.values())) == [True] * 6
+        assert client.script_exists(*(sha1(source.encode()).hexdigest() for source in SOURCES.values())) == [
+            True
+        ] * len(SOURCES)
     finally:
         client.close()

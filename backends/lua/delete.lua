@@ -1,7 +1,7 @@
 -- delete.lua: remove a task, leased or not, and tombstone its name.
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] id   ARGV[3] tombstone lifetime in µs
--- Touches tasks, index, heads, dead.
+-- Touches tasks, index, heads, dead, pending, activity.
 -- Returns 'ok' | 'missing' | 'tombstoned'
 
 local now = now_us()
@@ -16,4 +16,5 @@ if not packed then
 end
 reset_head(remove_task(id, packed))
 bury(id, now, tonumber(ARGV[3]))
+note_activity(now, 'd', 1)
 return 'ok'

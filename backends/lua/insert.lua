@@ -3,8 +3,9 @@
 -- ARGV[2] id   ARGV[3] payload   ARGV[4] tag ('' for none)
 -- ARGV[5] requested ETA in µs (0 or a past time: now)
 -- ARGV[6] the furthest ETA allowed, in µs after now
--- Touches tasks, index, heads; purges expired tombstones.
--- Returns {'ok', enqueue, eta} | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
+-- Touches tasks, index, heads, pending, meta, activity; purges expired tombstones.
+-- Returns {'ok', enqueue, eta, 1 if the queue was unknown until now else 0}
+--       | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
 
 local now = now_us()
 local id = ARGV[2]
@@ -31,4 +32,8 @@ local head = redis.call('ZSCORE', heads_key, group)
 if not head or tonumber(head) > eta then
   redis.call('ZADD', heads_key, int(eta), group)
 end
-return {'ok', int(now), int(eta)}
+if eta ~= now then
+  redis.call('ZADD', pending_key, int(eta), id)
+end
+note_activity(now, 'i', 1)
+return {'ok', int(now), int(eta), touch_queue(now)}

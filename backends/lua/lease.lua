@@ -2,10 +2,14 @@
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] most tasks   ARGV[3] lease length in µs
 -- ARGV[4] 'any' | 'tag' (only ARGV[5]'s group) | 'oldest' (only the oldest task's group)
--- ARGV[5] tag ('' for untagged)   ARGV[6] max leases per task (0: unlimited)
+-- ARGV[5] tag ('' for untagged)
+-- ARGV[6] max leases per task (0: unlimited; '': the value stored in meta)
 -- ARGV[7] tombstone lifetime in µs, for tasks dropped after max leases
--- Touches tasks, index, heads, dead, leased.
--- Returns {id, packed task, id, packed task, ...} as stored after the lease.
+-- Touches tasks, index, heads, dead, leased, meta, pending, dropped, letters, activity.
+-- Returns {1 if the queue was unknown until now else 0, d,
+--          d dropped tasks as id, dead letter record (see common.lua), ...,
+--          then id, packed task, id, packed task, ... as stored after the lease}.
+-- A paused queue (meta "paused") leases nothing and drops nothing.
 --
 -- Cost: O((k + d) log N) for k tasks leased and d dropped, whatever N tasks wait or
 -- are leased already, because leased tasks sort after every available one.
@@ -14,10 +18,19 @@ local now = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
-local max_leases = tonumber(ARGV[6])
 local ttl_us = tonumber(ARGV[7])
+local settings = redis.call('HMGET', meta_key, 'created', 'paused', 'max_leases')
+local unknown = 0
+if not settings[1] then
+  unknown = touch_queue(now)
+end
+if settings[2] == '1' then
+  return {unknown, 0}
+end
+local max_leases = tonumber(ARGV[6]) or tonumber(settings[3]) or 0
 local out = {}
 local count = 0
+local dropped = {}
 -- A lease of 0 s puts a task back in range; never hand it out twice in one call.
 local taken = {}
 
@@ -26,10 +39,11 @@ local function available(group)
   return '(' .. group .. eta16(now + 1)
 end
 
--- Leases from one group, in index order, up to the exclusive bound `stop`.
+-- Leases from one group, in index order, up to the exclusive bound `stop`; returns how
+-- many tasks it leased or dropped (a call that only dropped tasks still made progress).
 local function lease_from(group, stop)
   local start = '[' .. group
-  local before = count
+  local before = count + #dropped / 2
   while count < limit do
     local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', 0, limit - count)
     if #batch == 0 then
@@ -40,12 +54,21 @@ local function lease_from(group, stop)
       local id = string.sub(m, #group + 17)
       if not taken[id] then
         local packed = redis.call('HGET', tasks_key, id)
-        local enq, _, retries, taglen, body = unpack_task(packed)
+        local enq, eta, retries, taglen, body = unpack_task(packed)
         redis.call('ZREM', index_key, m)
         if max_leases > 0 and retries >= max_leases then
           redis.call('HDEL', tasks_key, id)
           bury(id, now, ttl_us)
+          local letter = int(now) .. ':' .. int(retries) .. ':' .. int(#packed - body - taglen + 1) .. ':'
+            .. int(taglen) .. ':' .. string.sub(packed, body, body + taglen - 1)
+          redis.call('ZADD', dropped_key, int(now + ttl_us), id)
+          redis.call('HSET', letters_key, id, letter)
+          dropped[#dropped + 1] = id
+          dropped[#dropped + 1] = letter
         else
+          if retries == 0 and eta ~= enq then
+            redis.call('ZREM', pending_key, id)
+          end
           local tag = string.sub(packed, body, body + taglen - 1)
           local value = pack_task(enq, new_eta, retries + 1, tag) .. string.sub(packed, body + taglen)
           redis.call('HSET', tasks_key, id, value)
@@ -59,7 +82,7 @@ local function lease_from(group, stop)
     end
   end
   reset_head(group)
-  return count - before
+  return count + #dropped / 2 - before
 end
 
 -- The group whose first task is the oldest available one (ties: the smaller name),
@@ -108,6 +131,13 @@ else
   end
 end
 
+if #dropped > 0 then
+  expire_letters(now)
+  -- Like tombstones, the records live as long as the newest of them.
+  redis.call('PEXPIRE', dropped_key, int(math.floor(ttl_us / 1000)))
+  redis.call('PEXPIRE', letters_key, int(math.floor(ttl_us / 1000)))
+  note_activity(now, 'd', 0)
+end
 if count > 0 then
   local second = math.floor(now / 1000000)
   redis.call('HINCRBY', leased_key, 'm' .. int(math.floor(second / 60)), count)
@@ -119,4 +149,11 @@ if count > 0 then
     end
   end
 end
-return out
+local result = {unknown, #dropped / 2}
+for _, value in ipairs(dropped) do
+  result[#result + 1] = value
+end
+for _, value in ipairs(out) do
+  result[#result + 1] = value
+end
+return result

@@ -1,0 +1,16 @@
+-- activity.lua: what happened to a queue, minute by minute, over the last hour.
+-- KEYS and ARGV[1]: see common.lua.
+-- Reads activity, leased.
+-- Returns {now in µs, n, n fields and values of activity, then fields and values of
+-- leased}; the caller picks the minutes it shows.
+
+local now = now_us()
+local counts = redis.call('HGETALL', activity_key)
+local out = {int(now), #counts}
+for _, value in ipairs(counts) do
+  out[#out + 1] = value
+end
+for _, value in ipairs(redis.call('HGETALL', leased_key)) do
+  out[#out + 1] = value
+end
+return out
