@@ -7,13 +7,12 @@ format to backend calls and back: routes and parameter checks come from the Disc
 document (`discovery`), bodies and resources from `wire`, the handlers are in `api`,
 errors are rendered by `errors`. Around it: `settings`, `cli`, `serving` (gunicorn),
 `auth`/`idtoken`/`acl` (who may do what), `metrics`, `health`, `logs`, `fields`
-(partial responses) and `queues` (queue.yaml). Tools that call a bridge live in
+(partial responses), `queues` (queue.yaml) and `console` (the web console and its JSON
+admin API). Tools that call a bridge live in
 `bridge_tools`, outside the server.
 """
 
 from bridge.app import create_app
-
-#: The release: pyproject.toml reads it from here, the Dockerfile's VERSION follows it.
-__version__ = "0.1.0"
+from bridge.version import __version__
 
 __all__ = ["__version__", "create_app"]

@@ -19,7 +19,6 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from backends import all_settings
-from bridge import __version__
 from bridge.app import create_app
 from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.queues import QueueFileError
@@ -34,6 +33,7 @@ from bridge.settings import (
     Settings,
     SettingsError,
 )
+from bridge.version import __version__
 
 #: The commands of tools outside the server ("module:command"), imported only when called,
 #: so that serving imports none of them.

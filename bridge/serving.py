@@ -21,10 +21,10 @@ from prometheus_client import multiprocess
 
 from backends.base import Backend
 from backends.errors import ApiError
-from bridge import __version__
 from bridge.logs import logging_config
 from bridge.metrics import MULTIPROC_ENV
 from bridge.settings import Settings
+from bridge.version import __version__
 
 #: Seconds a stopping worker gives in-flight requests (SIGTERM) before it is killed;
 #: under the 30 s that Kubernetes and docker-compose.yml wait before SIGKILL.
