@@ -51,11 +51,10 @@ def test_the_pages_work_on_every_backend_and_say_na_for_what_it_cannot_count(
     task = server.request("GET", QUEUE_PAGE + "/tasks/one").body.decode()
     assert "shown as json" in task and "&#34;a&#34;: 1" in task
     backend = harness.backend
-    for verb, words in (("activity", "svg"), ("dead_letters", "Dropped after maxLeases")):
-        if verb in backend.supports:
-            assert words in page
-        else:
-            assert "n/a: this backend" in page
+    for verb, shown in (("activity", "<svg"), ("dead_letters", 'id="dead-letters"'), ("purge_queue", "action-purge")):
+        assert (shown in page) == (verb in backend.supports), verb
+    if not {"activity", "dead_letters"} <= backend.supports:
+        assert "n/a: this backend" in page
 
 
 @pytest.fixture

@@ -139,7 +139,7 @@ def blueprint(bridge: Bridge) -> Blueprint:
             dead=dead,
             now_us=now,
             relative=present.relative,
-            can_clear="clear_tombstones" in backend.supports,
+            supports=backend.supports,
             page_size=PAGE_SIZE,
         )
 
