@@ -17,10 +17,16 @@ from typing import Any
 
 import pytest
 
+from backends.memory import MemoryBackend
+from bridge import create_app
+from bridge.auth import hash_token
+from bridge.settings import Settings
 from tests.conftest import unavailable
 from tests.support.http import BridgeServer
 
 PROJECT = "s~shop"
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+WORKER_TOKEN = "worker-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +47,13 @@ def chromium() -> Iterator[Any]:
 @pytest.fixture
 def server(memory_server: BridgeServer) -> BridgeServer:
     return memory_server
+
+
+@pytest.fixture
+def memory_backend() -> Iterator[MemoryBackend]:
+    backend = MemoryBackend.from_url("memory://")
+    yield backend
+    backend.close()
 
 
 def _insert(api: Any, queue: str, task: str, payload: bytes, **fields: Any) -> None:
@@ -133,3 +146,37 @@ def test_the_console_shows_queues_tasks_and_payloads_and_purges(
     assert watched.problems == []
     for name in ("1-queues", "2-queue", "3-task", "4-binary-task", "5-purged"):
         assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_an_admin_signs_in_with_a_token_and_a_worker_is_turned_away(
+    chromium: Any, memory_backend: MemoryBackend, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"{hash_token(ADMIN_TOKEN)} ops@example.com\n{hash_token(WORKER_TOKEN)} worker@example.com\n")
+    settings = Settings(auth="token", tokens_file=tokens, admins=("ops@example.com",))
+    server = BridgeServer(create_app(settings, backend=memory_backend))
+    try:
+        _insert(server.api(ADMIN_TOKEN), "render", "one", b"x")
+        context = chromium.new_context(viewport={"width": 1280, "height": 720})
+        page = context.new_page()
+        page.goto(server.url + "/console/projects/shop/queues/render")
+        assert "/console/sign-in" in page.url
+        watched = Watched(page, server.url, tmp_path)
+        watched.shot("6-sign-in")
+        page.fill("#token", WORKER_TOKEN)
+        page.click("button[type=submit]")
+        assert "worker@example.com may not use the console" in page.locator(".error").inner_text()
+        watched.problems.clear()  # the refusal is a 403, as it should be
+        page.fill("#token", ADMIN_TOKEN)
+        page.click("button[type=submit]")
+        assert page.url == server.url + "/console/projects/shop/queues/render"
+        assert "ops@example.com" in page.locator("header").inner_text()
+        page.click("#action-pause")
+        assert "Paused render" in page.locator(".notice").inner_text()
+        watched.shot("7-signed-in")
+        page.click("text=Sign out")
+        assert "/console/sign-in" in page.url
+        context.close()
+        assert watched.problems == []
+    finally:
+        server.close()
