@@ -226,6 +226,12 @@ def test_the_image_command_serves_probes_metrics_and_logs_and_stops_gracefully(c
     assert probe.returncode == 0, probe.stderr
     assert container.call("GET", "/readyz").status == 200
 
+    # Both workers up before the traffic: a worker still building its app would leave
+    # every insert to the other one on a busy machine.
+    deadline = time.monotonic() + 15
+    while len({line["pid"] for line in container.log_lines() if line.get("method") == "discovery"}) < 2:
+        assert time.monotonic() < deadline, "the second worker never answered"
+        container.call("GET", "/discovery/v1/apis/taskqueue/v1beta2/rest")
     # Traffic, each request on a new connection, so that both workers serve some.
     for n in range(INSERTS):
         reply = container.call(
