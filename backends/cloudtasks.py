@@ -66,7 +66,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2beta2 as ct
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+from prometheus_client import Counter
 
+from backends import cloudtasks_admin as admin
 from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
@@ -89,6 +91,12 @@ from backends.limits import LIST_LIMIT, US
 
 T = TypeVar("T")
 log = logging.getLogger("bridge.cloudtasks")
+#: Shown at /metrics: a run that sees empty leases can tell throttling from an empty queue.
+THROTTLED_LEASES = Counter(
+    "bridge_cloudtasks_leases_throttled",
+    "LeaseTasks calls Cloud Tasks refused with RESOURCE_EXHAUSTED, answered as empty leases",
+    ["project", "queue"],
+)
 DEFAULT_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 10.0
 #: Seconds before the first retry; each later one waits twice as long.
@@ -308,15 +316,7 @@ class CloudTasksBackend(Backend):
 
     def ensure_queue(self, name: str, max_leases: int | None) -> None:
         """Create a pull queue (``create_queues``); one that exists already is left alone."""
-        retry = ct.RetryConfig(unlimited_attempts=True)
-        if max_leases:
-            retry = ct.RetryConfig(max_attempts=max_leases)
-        definition = ct.Queue(
-            name=name,
-            pull_target=ct.PullTarget(),
-            retry_config=retry,
-            tombstone_ttl=duration_pb2.Duration(seconds=self.tombstone_seconds),
-        )
+        definition = admin.pull_queue(name, max_leases, self.tombstone_seconds)
         parent = name.rsplit("/queues/", 1)[0]
         with contextlib.suppress(gexc.AlreadyExists):
             self._invoke(self.client.create_queue, ct.CreateQueueRequest(parent=parent, queue=definition))
@@ -378,7 +378,7 @@ class CloudTasksBackend(Backend):
     def delete(self, queue: Queue, task_id: str) -> None:
         request = ct.DeleteTaskRequest(name=self.task_name(queue, task_id))
         with translated("deleting the task", task_id=task_id):
-            self._invoke(self.client.delete_task, request, idempotent=True, lost_reply=_deleted_already)
+            self._invoke(self.client.delete_task, request, idempotent=True, lost_reply=admin.gone_already)
 
     def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         if not request.group_by_tag:
@@ -401,6 +401,11 @@ class CloudTasksBackend(Backend):
                 # Past 10 LeaseTasks a second App Engine answered with no tasks; so does this.
                 # Logged, since a project quota running out looks the same from here.
                 log.info("LeaseTasks on %s throttled, no tasks returned: %s", call.parent, exc.message)
+                THROTTLED_LEASES.labels(queue.project, queue.name).inc()
+                return LeaseResult()
+            except gexc.FailedPrecondition as exc:
+                # A paused (or disabled) pull queue refuses leases; v1 leases nothing from it.
+                log.info("LeaseTasks on %s refused, no tasks returned: %s", call.parent, exc.message)
                 return LeaseResult()
         # Cloud Tasks drops a task after max_attempts without saying so: none reported.
         return LeaseResult(_task(message) for message in response.tasks)
@@ -427,49 +432,47 @@ class CloudTasksBackend(Backend):
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         request = ct.GetQueueRequest(name=self.queue_name(queue))
         if with_stats:
-            request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "stats"])
+            request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "state", "stats"])
         with translated("reading the queue", queue=queue):
             found = self._invoke(self.client.get_queue, request, idempotent=True, queue=queue)
-        raw = ct.Queue.pb(found)
-        attempts = raw.retry_config.max_attempts if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" else 0
-        max_leases = attempts if attempts > 0 else None
+        max_leases = admin.max_leases_of(found)
+        paused = found.state == ct.Queue.State.PAUSED
         if not with_stats:
-            return QueueInfo(max_leases)
+            return QueueInfo(max_leases, paused=paused)
+        raw = ct.Queue.pb(found)
         oldest = (
             us_of(raw.stats.oldest_estimated_arrival_time)
             if raw.stats.HasField("oldest_estimated_arrival_time")
             else None
         )
-        # leasedLastMinute / leasedLastHour: Cloud Tasks keeps no such counts (None: omitted).
-        return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None))
+        # leasedLastMinute / leasedLastHour and the counts by state: Cloud Tasks keeps no
+        # such counts (None: omitted, "n/a"); nor dead letters.
+        return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None), paused)
 
-    # -- admin verbs: not yet mapped onto Cloud Tasks calls ------------------------------
+    # -- admin verbs (backends.cloudtasks_admin) -----------------------------------------
 
-    supports: frozenset[str] = frozenset()
-
-    def _unsupported(self, verb: str) -> Unsupported:
-        return Unsupported(f"The Cloud Tasks backend cannot {verb}")
+    supports = admin.SUPPORTED
 
     def list_queues(self, project: str | None = None) -> list[Queue]:
-        raise self._unsupported("list queues")
+        return admin.list_queues(self, project)
 
     def create_queue(self, queue: Queue) -> None:
-        raise self._unsupported("create queues")
+        admin.create_queue(self, queue)
 
     def update_queue(self, queue: Queue) -> None:
-        raise self._unsupported("update queues")
+        admin.update_queue(self, queue)
 
     def delete_queue(self, queue: Queue) -> None:
-        raise self._unsupported("delete queues")
+        admin.delete_queue(self, queue)
 
     def purge_queue(self, queue: Queue) -> int:
-        raise self._unsupported("purge queues")
+        return admin.purge_queue(self, queue)
 
     def pause_queue(self, queue: Queue) -> None:
-        raise self._unsupported("pause queues")
+        admin.set_paused(self, queue, True)
 
     def resume_queue(self, queue: Queue) -> None:
-        raise self._unsupported("resume queues")
+        admin.set_paused(self, queue, False)
 
     def list_tasks_page(
         self,
@@ -481,16 +484,25 @@ class CloudTasksBackend(Backend):
         state: TaskState | None = None,
         with_payload: bool = False,
     ) -> TaskPage:
-        raise self._unsupported("list tasks by pages")
+        return admin.list_tasks_page(
+            self,
+            queue,
+            page_size=page_size,
+            page_token=page_token,
+            tag=tag,
+            state=state,
+            with_payload=with_payload,
+            task_of=_task,
+        )
 
     def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
-        raise self._unsupported("list dead letters: Cloud Tasks keeps none")
+        raise Unsupported("Cloud Tasks keeps no dead letters: it drops a task after max_attempts without a trace")
 
     def clear_tombstones(self, queue: Queue) -> int:
-        raise self._unsupported("clear tombstones: Cloud Tasks keeps them")
+        raise Unsupported("Cloud Tasks keeps deleted names for the queue's tombstone_ttl; they cannot be freed")
 
     def activity(self, queue: Queue) -> list[MinuteActivity]:
-        raise self._unsupported("count activity per minute")
+        raise Unsupported("Cloud Tasks keeps no per-minute counts of inserts, leases and deletes")
 
     def ping(self) -> None:
         request = ct.ListQueuesRequest(parent=self.where.name, page_size=1)
@@ -499,10 +511,3 @@ class CloudTasksBackend(Backend):
 
     def close(self) -> None:
         self.client.transport.close()  # type: ignore[no-untyped-call]
-
-
-def _deleted_already(exc: gexc.GoogleAPICallError) -> None:
-    """A retried delete that failed: NOT_FOUND means the first try deleted the task (its
-    reply lost); anything else stands."""
-    if not isinstance(exc, gexc.NotFound):
-        raise exc

@@ -13,6 +13,13 @@ Layout: all keys of a queue share the cluster hash tag ``{project/queue}``, so e
 script touches one slot of a Redis Cluster; `lua/common.lua` describes the keys. Time
 comes from the server's ``TIME`` inside the scripts, so bridge processes with skewed
 clocks agree on every lease. A lease costs O(k log N) for k tasks, however many wait.
+One key stands apart, ``<prefix>:queues``, the set of known queues ("project/queue")
+that list_queues reads: a queue's scripts cannot reach it (another slot), so a script
+reports a queue it sees for the first time (its ``meta`` key was missing) and the
+backend adds it then; an ordinary insert costs no second round trip. Admin verbs:
+list_tasks_page costs O(G k log N) for G tag groups and a page of k; activity and
+dead letters are kept by the scripts themselves (see common.lua), so every process
+sees the same.
 
 Limits: values are kept whole in memory (a 1 MiB payload is 1 MiB of Redis). Calls are
 not retried: when Redis cannot be reached the call fails with Unavailable (503) at once
@@ -372,27 +379,25 @@ class RedisBackend(Backend):
         return int(self._run("clear_tombstones", queue))
 
     def activity(self, queue: Queue) -> list[MinuteActivity]:
-        now, n, *flat = self._run("activity", queue)
+        now, depth, n, *flat = self._run("activity", queue)
         counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, int(n), 2)}
         # Lease counts per minute are the lease script's own ("m<minute>" in leased).
-        counts.update(
-            {
-                "l" + flat[i][1:].decode(): int(flat[i + 1])
-                for i in range(int(n), len(flat), 2)
-                if flat[i].startswith(b"m")
-            }
-        )
+        leases = {flat[i][1:].decode(): int(flat[i + 1]) for i in range(int(n), len(flat), 2) if flat[i][:1] == b"m"}
         last = int(now) // MINUTE_US
-        return [
-            MinuteActivity(
-                minute * MINUTE_US,
-                counts.get(f"i{minute}", 0),
-                counts.get(f"l{minute}", 0),
-                counts.get(f"d{minute}", 0),
-                counts.get(f"n{minute}"),
+        minutes: list[MinuteActivity] = []
+        # From now backwards: the depth at the end of a minute, less what it changed,
+        # is the depth at the end of the minute before.
+        depth = int(depth)
+        for minute in range(last, last - ACTIVITY_MINUTES, -1):
+            inserted, deleted, dropped = (counts.get(f"{kind}{minute}", 0) for kind in "idx")
+            changed = (f"i{minute}" in counts) or (f"d{minute}" in counts) or (f"x{minute}" in counts)
+            minutes.append(
+                MinuteActivity(
+                    minute * MINUTE_US, inserted, leases.get(str(minute), 0), deleted, depth if changed else None
+                )
             )
-            for minute in range(last - ACTIVITY_MINUTES + 1, last + 1)
-        ]
+            depth -= inserted - deleted - dropped
+        return minutes[::-1]
 
     def ping(self) -> None:
         # SCRIPT EXISTS answers like PING and also tells whether a restarted server lost

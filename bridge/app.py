@@ -16,7 +16,7 @@ from flask import Flask, Request, Response, request
 from backends import open_backend
 from backends.base import Backend, Queue
 from backends.errors import NotFound
-from bridge import console, errors, fields, health, logs, metrics
+from bridge import batch, console, errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
 from bridge.auth import Anonymous, Authenticator, TokenFile
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
+    batch.register(app, lambda: _body_bytes(request, settings.max_body_bytes))
     console.register(app, bridge)
     app.wsgi_app = _MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -18,7 +18,8 @@ from backends.memory import MemoryBackend
 from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
-from tests.support.harness import Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
+from tests.support import google_facts
+from tests.support.harness import BACKENDS, Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
@@ -73,13 +74,14 @@ def grpc_available() -> None:
 
 
 VARIANTS = [
-    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
-    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
-    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
-    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+    *BACKENDS,
     # The HTTP suite once more with token auth on. Credentials are checked before the
-    # backend is reached, so the cheapest backend is enough.
+    # backend is reached, so the cheapest backend is enough (and the backend-level
+    # contract suite, which has no credentials, runs on BACKENDS alone).
     pytest.param(Variant("memory", "token"), marks=[pytest.mark.memory, pytest.mark.auth], id="memory-token"),
+    # Once more with clients built from Google's own document instead of the served one:
+    # a worker written against Google's service must see the same answers.
+    pytest.param(Variant("memory", discovery="google"), marks=pytest.mark.memory, id="memory-google-document"),
 ]
 
 #: Who the suite is when its bridges ask for tokens, and the token that proves it.
@@ -144,7 +146,8 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
                 # The suite's queue files carry ACLs naming other people: be their admin.
                 settings.setdefault("admins", (SUITE_IDENTITY,))
         app = create_app(Settings(backend=harness.url, **settings), backend=harness.backend)
-        servers.append(BridgeServer(app, token))
+        document = google_facts.document if variant.discovery == "google" else None
+        servers.append(BridgeServer(app, token, document))
         return servers[-1]
 
     yield start

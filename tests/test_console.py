@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from backends.memory import MemoryBackend
 from bridge import create_app
@@ -28,6 +29,11 @@ QUEUE_PAGE = "/console/projects/shop/queues/render"
 def _insert(api: Any, queue: str, task: str, payload: bytes = b"x", **fields: Any) -> None:
     body = {"id": task, "payloadBase64": base64.urlsafe_b64encode(payload).decode(), **fields}
     api.tasks().insert(project=PROJECT, taskqueue=queue, body=body).execute()
+
+
+def _json(response: TestResponse) -> Any:
+    assert response.is_json, response.data
+    return response.json
 
 
 def _csrf(html: str) -> str:
@@ -89,7 +95,7 @@ def test_with_auth_on_the_console_asks_for_an_admins_token(secured: BridgeServer
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
     page = client.get(QUEUE_PAGE)
     assert page.status_code == 200 and b"ops@example.com" in page.data
-    assert client.get("/console/api/queues").json["queues"][0]["name"] == "render"
+    assert _json(client.get("/console/api/queues"))["queues"][0]["name"] == "render"
 
 
 def test_every_action_needs_the_pages_csrf_token(secured: BridgeServer) -> None:
@@ -143,7 +149,7 @@ def test_task_actions_release_a_lease_and_delete(memory: MemoryBackend) -> None:
     token = _csrf(client.get(QUEUE_PAGE + "/tasks/a").data.decode())
     released = client.post(QUEUE_PAGE + "/tasks/a/actions/release", data={"csrf": token})
     assert released.status_code == 302
-    assert client.post(base + "/lease?numTasks=1&leaseSecs=600").json["items"][0]["id"] == "a"
+    assert _json(client.post(base + "/lease?numTasks=1&leaseSecs=600"))["items"][0]["id"] == "a"
     deleted = client.post(QUEUE_PAGE + "/tasks/a/actions/delete", data={"csrf": token})
     assert deleted.status_code == 302 and deleted.location.startswith(QUEUE_PAGE + "?notice=Deleted")
     missing = client.get(QUEUE_PAGE + "/tasks/a")
@@ -160,7 +166,7 @@ def test_a_dropped_task_is_listed_after_max_leases(memory: MemoryBackend, tmp_pa
     client.post(base + "/lease?numTasks=1&leaseSecs=0")  # the second lease drops it
     page = client.get(QUEUE_PAGE).data.decode()
     assert 'id="dead-letters"' in page and ">doomed<" in page
-    letters = client.get("/console/api/projects/shop/queues/render/dead-letters").json["deadLetters"]
+    letters = _json(client.get("/console/api/projects/shop/queues/render/dead-letters"))["deadLetters"]
     assert [(d["id"], d["leases"]) for d in letters] == [("doomed", 1)]
 
 

@@ -67,11 +67,15 @@ class Watched:
     def __init__(self, page: Any, origin: str, shots: Path) -> None:
         self.page, self.origin, self.shots = page, origin, shots
         self.problems: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
-        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
-        page.on("response", lambda r: r.status >= 400 and self.problems.append(f"{r.status}: {r.url}"))
-        page.on("request", lambda r: r.url.startswith(origin) or self.problems.append(f"foreign request: {r.url}"))
+        page.on("console", lambda m: self.note(m.type == "error", f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.note(True, f"page error: {e}"))
+        page.on("requestfailed", lambda r: self.note(True, f"failed: {r.url} {r.failure}"))
+        page.on("response", lambda r: self.note(r.status >= 400, f"{r.status}: {r.url}"))
+        page.on("request", lambda r: self.note(not r.url.startswith(origin), f"foreign request: {r.url}"))
+
+    def note(self, wrong: bool, problem: str) -> None:
+        if wrong:
+            self.problems.append(problem)
 
     def shot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"

@@ -181,7 +181,9 @@ def test_the_error_tree_drawn_in_the_docstring_is_the_class_tree() -> None:
 def test_flasks_own_errors_become_the_api_classes_with_their_headers() -> None:
     client = create_app(Settings()).test_client()
     wrong_verb = client.put(BASE + "/tasks/t1")
+    assert wrong_verb.json is not None
     assert (wrong_verb.status_code, wrong_verb.json["error"]["errors"][0]["reason"]) == (405, "httpMethodNotAllowed")
     assert set(wrong_verb.headers["Allow"].split(", ")) >= {"GET", "POST", "PATCH", "DELETE"}
     nowhere = client.get("/nothing/here")
+    assert nowhere.json is not None
     assert (nowhere.status_code, nowhere.json["error"]["errors"][0]["reason"]) == (404, "notFound")

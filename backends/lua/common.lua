@@ -13,8 +13,8 @@
 --                          was set (inserted for later, or renewed before a first lease)
 --   KEYS[8] dropped  zset  id of a task dropped after max leases -> when its record ends
 --   KEYS[9] letters  hash  id -> "DROPPED:LEASES:SIZE:TAGLEN:" .. tag, for `dropped`
---   KEYS[10] activity hash "i<minute>" / "d<minute>" -> tasks inserted / deleted in that
---                          minute, "n<minute>" -> live tasks after its last change
+--   KEYS[10] activity hash "i<minute>" / "d<minute>" / "x<minute>" -> tasks inserted /
+--                          deleted or purged / dropped after max leases in that minute
 -- and ARGV[1]: µs added to the server's clock (0, except in tests that move time on).
 --
 -- Times are µs since the epoch, read from the server so that every bridge process
@@ -101,16 +101,14 @@ local function queue_exists()
   return redis.call('EXISTS', meta_key) == 1 or redis.call('EXISTS', tasks_key) == 1
 end
 
--- Adds n to this minute's count of `kind` ('i' inserted, 'd' deleted) and records the
--- depth after the change. The first change of a minute keeps the hash another hour and,
--- now and then, drops the minutes that fell out of it.
+-- Adds n to this minute's count of `kind`: 'i' inserted, 'd' deleted (or purged), 'x'
+-- dropped after max leases. Every change of the task count is one of these, so the depth
+-- at the end of any minute of the hour follows from the count now (see activity.lua).
+-- The first count of a kind in a minute keeps the hash another hour and, now and then,
+-- drops the minutes that fell out of it.
 local function note_activity(now, kind, n)
   local minute = math.floor(now / MINUTE_US)
-  local first = redis.call('HSET', activity_key, 'n' .. int(minute), redis.call('HLEN', tasks_key)) == 1
-  if n > 0 then
-    redis.call('HINCRBY', activity_key, kind .. int(minute), n)
-  end
-  if first then
+  if n > 0 and redis.call('HINCRBY', activity_key, kind .. int(minute), n) == n then
     redis.call('PEXPIRE', activity_key, 3660000)
     if redis.call('HLEN', activity_key) > 200 then
       for _, field in ipairs(redis.call('HKEYS', activity_key)) do

@@ -6,5 +6,5 @@
 if not queue_exists() then
   return 'missing'
 end
-redis.call('DEL', unpack(KEYS))
+redis.call('UNLINK', unpack(KEYS))
 return 'ok'

@@ -136,7 +136,7 @@ if #dropped > 0 then
   -- Like tombstones, the records live as long as the newest of them.
   redis.call('PEXPIRE', dropped_key, int(math.floor(ttl_us / 1000)))
   redis.call('PEXPIRE', letters_key, int(math.floor(ttl_us / 1000)))
-  note_activity(now, 'd', 0)
+  note_activity(now, 'x', #dropped / 2)
 end
 if count > 0 then
   local second = math.floor(now / 1000000)

@@ -8,6 +8,7 @@ if not queue_exists() then
   return -1
 end
 local count = redis.call('HLEN', tasks_key)
-redis.call('DEL', tasks_key, index_key, heads_key, pending_key)
+-- UNLINK frees a large queue's memory off the main thread.
+redis.call('UNLINK', tasks_key, index_key, heads_key, pending_key)
 note_activity(now, 'd', count)
 return count

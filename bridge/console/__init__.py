@@ -48,14 +48,23 @@ class QueueRow:
 
 
 def known_queues(bridge: Bridge, project: str | None = None) -> list[Queue]:
-    """Every queue the backend knows; where it cannot list them, those this process served
-    and queue.yaml's (as the metrics sample them)."""
+    """Every queue the backend knows, sorted by (project, name).
+
+    A backend may list only some projects unasked (Cloud Tasks serving every v1 project
+    in its namesake lists its own location's), so the projects this process served are
+    listed too. Where it cannot list at all: the queues this process served and
+    queue.yaml's, as the metrics sample them.
+    """
     key = project_key(project) if project else None
-    if "list_queues" in bridge.backend.supports:
-        return bridge.backend.list_queues(key)
     backend = bridge.backend
-    sampled = QueueCollector(backend, bridge.queues).sampled() if isinstance(backend, MeteredBackend) else []
-    return sorted((q for q in sampled if key is None or q.project == key), key=lambda q: (q.project, q.name))
+    served = QueueCollector(backend, bridge.queues).sampled() if isinstance(backend, MeteredBackend) else []
+    if "list_queues" not in backend.supports:
+        found = [queue for queue in served if key is None or queue.project == key]
+    else:
+        projects = [key] if key else [None, *sorted({queue.project for queue in served})]
+        found = [queue for name in projects for queue in backend.list_queues(name)]
+    unique = {(queue.project, queue.name): queue for queue in found}
+    return [unique[name] for name in sorted(unique)]
 
 
 def task_page(

@@ -2,19 +2,23 @@
 
 `compat` is the click command (`bridge.cli` loads it when called); `command` does the
 work and returns the exit status: 0 when nothing differs without the ledger's leave, 1
-otherwise. Bad arguments raise `UsageError`.
+otherwise (a scenario that could not set up its queue included), 2 when an endpoint
+does not answer (checked before the battery, within `REACH_TIMEOUT`). Bad arguments
+raise `UsageError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import click
+import httplib2
 
 from backends.limits import QUEUE_NAME
-from bridge_tools.client import token_option
+from bridge_tools.client import authorized_http, discovery_url, token_option
 from bridge_tools.compat.ledger import Ledger, LedgerError
 from bridge_tools.compat.options import (
     DEFAULT_CLOCK_TOLERANCE,
@@ -29,6 +33,12 @@ from bridge_tools.compat.scenarios import SCENARIOS
 
 #: Leaves room in a queue name for the run's token.
 MAX_QUEUE_PREFIX = 80
+#: Seconds an endpoint has to answer the check made before the battery.
+REACH_TIMEOUT = 2.0
+#: The exit status when an endpoint does not answer.
+UNREACHABLE = 2
+#: The Cloud Tasks backend's count of leases answered empty because of its rate limit.
+THROTTLED_METRIC = "bridge_cloudtasks_leases_throttled_total"
 
 
 class UsageError(ValueError):
@@ -69,6 +79,13 @@ def command(
         raise UsageError(str(exc)) from None
     chosen = [SCENARIOS[name] for name in names] if names else list(SCENARIOS.values())
 
+    with ThreadPoolExecutor(len(urls)) as pool:
+        problems = [problem for problem in pool.map(lambda url: unreachable(url, options.token), urls) if problem]
+    if problems:
+        for problem in problems:
+            echo(problem)
+        return UNREACHABLE
+
     if len(urls) == 2:
         echo(f"comparing A {urls[0]} with B {urls[1]}")
     else:
@@ -77,11 +94,55 @@ def command(
     def progress(report: Report, result: ScenarioResult) -> None:
         echo(report.line(result))
 
+    throttled_before = [throttled_leases(url, options.token) for url in urls]
     report = run(urls, chosen, ledger=ledger, options=options, progress=progress)
     echo(report.summary())
+    for side, url, before in zip("AB", urls, throttled_before, strict=False):
+        after = throttled_leases(url, options.token)
+        if before is not None and after is not None and after > before:
+            echo(
+                f"{side} {url}: Cloud Tasks refused {after - before:g} lease call(s) for its rate during the run, "
+                f"answered with no tasks ({THROTTLED_METRIC} in /metrics)"
+            )
     if json_path is not None:
         report.write_json(json_path)
     return 0 if report.ok else 1
+
+
+def throttled_leases(url: str, token: str | None) -> float | None:
+    """How many leases the bridge at ``url`` answered empty because Cloud Tasks throttled
+    them, as its /metrics counts them (0 on other backends); None without /metrics (not
+    a bridge, or /metrics behind other credentials)."""
+    http = authorized_http(token, timeout=REACH_TIMEOUT)
+    try:
+        response, content = http.request(url.rstrip("/") + "/metrics", "GET")
+    except (OSError, httplib2.HttpLib2Error):
+        return None
+    finally:
+        http.close()
+    if response.status != 200:
+        return None
+    counts = [
+        float(line.rsplit(" ", 1)[1])
+        for line in content.decode("utf-8", "replace").splitlines()
+        if line.startswith(THROTTLED_METRIC + "{")
+    ]
+    return sum(counts)
+
+
+def unreachable(url: str, token: str | None) -> str | None:
+    """Why ``url`` cannot be checked (it does not answer, or serves no Discovery document); None if it can."""
+    address = discovery_url(url).format(api="taskqueue", apiVersion="v1beta2")
+    http = authorized_http(token, timeout=REACH_TIMEOUT)
+    try:
+        response, _ = http.request(address, "GET")
+    except (OSError, httplib2.HttpLib2Error) as exc:
+        return f"cannot reach {url}: {type(exc).__name__}: {exc}"
+    finally:
+        http.close()
+    if response.status != 200:
+        return f"{url} answers, but not as a bridge: GET {address} gave HTTP {response.status}"
+    return None
 
 
 @click.command()

@@ -2,8 +2,8 @@
 
 A scenario is **same** when nothing differs, **accepted** when every difference is one
 the ledger accepts, **differs** when one is not, and **error** when a scenario could not
-run to its end on an endpoint (unreachable, a response it could not read). Only
-"same" and "accepted" let the run succeed.
+run to its end on an endpoint (its queue missing or refused there, a response it could
+not read). Only "same" and "accepted" let the run succeed.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ class ScenarioResult:
     deviations: dict[str, list[Finding]] = field(default_factory=dict)
     #: The API methods (Discovery ids) the scenario called.
     methods: list[str] = field(default_factory=list)
+    #: What to change, when the scenario's setup failed on a side.
+    advice: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -136,9 +138,15 @@ class Report:
         for entry in self.unused_entries:
             lines.append(f"ledger entry matched nothing: scenario {entry.scenario!r}, field {entry.field!r}")
         versus = "from the expectations" if self.single else "between the endpoints"
+        advice = dict.fromkeys(line for result in self.results for line in result.advice)
+        lines.extend(f"the battery could not set up its queue; to fix: {line}" for line in advice)
         if not self.ok:
-            failing = [result.name for result in self.results if result.status in ("differs", "error")]
-            lines.append(f"UNEXPLAINED DIFFERENCES {versus}: {', '.join(failing)}")
+            differing = [result.name for result in self.results if result.status == "differs"]
+            failed = [result.name for result in self.results if result.status == "error"]
+            if differing:
+                lines.append(f"UNEXPLAINED DIFFERENCES {versus}: {', '.join(differing)}")
+            if failed:
+                lines.append(f"NOT CHECKED, the scenario could not run: {', '.join(failed)}")
         elif counts["accepted"]:
             lines.append(f"no unexplained differences {versus} ({counts['accepted']} scenarios with accepted ones)")
         else:
@@ -164,6 +172,7 @@ class Report:
                     "methods": result.methods,
                     "differences": [finding.to_json() for finding in result.findings],
                     "errors": result.errors,
+                    "advice": result.advice,
                     "cleanup": result.cleanup,
                     "deviations": {side: [f.to_json() for f in found] for side, found in result.deviations.items()},
                     "observations": _cut(result.observations),

@@ -21,7 +21,7 @@ from bridge_tools.compat.ledger import Ledger
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.report import Finding, Report, ScenarioResult
 from bridge_tools.compat.scenarios import Scenario
-from bridge_tools.compat.session import Session
+from bridge_tools.compat.session import LeasePacer, Session, SetupError
 
 SIDES = ("A", "B")
 
@@ -40,9 +40,10 @@ def run(
     options = options or Options()
     shown = {**asdict(options), "token": "(sent)" if options.token else None}
     report = Report(dict(zip(SIDES, urls, strict=False)), shown, ledger or Ledger())
+    pacers = {side: LeasePacer() for side in report.endpoints}
     with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="compat") as pool:
         for scenario in scenarios:
-            sessions = [Session(url, side.lower(), options) for side, url in report.endpoints.items()]
+            sessions = [Session(url, side.lower(), options, pacers[side]) for side, url in report.endpoints.items()]
             started = time.monotonic()
             futures = [pool.submit(_play, scenario, session) for session in sessions]
             try:
@@ -61,8 +62,11 @@ def run(
 
 def _play(scenario: Scenario, session: Session) -> None:
     try:
-        session.check_pinned_queue()
+        session.check_queue()
         scenario.run(session)
+    except SetupError as exc:
+        session.failure = f"setup: {exc}"
+        session.advice = exc.advice
     except Exception as exc:  # the scenario stops here; what it saw so far is still judged
         session.failure = f"{type(exc).__name__}: {exc}"
     finally:
@@ -94,6 +98,7 @@ def _judge(report: Report, scenario: Scenario, sessions: list[Session], seconds:
         findings=[_finding(report, scenario, difference) for difference in found],
         seconds=seconds,
         errors={side: session.failure for side, session in sides.items() if session.failure},
+        advice=sorted({session.advice for session in sessions if session.advice}),
         cleanup={side: {"deleted": s.deleted, "problems": s.cleanup_problems} for side, s in sides.items()},
         observations=observations,
         deviations=deviations,

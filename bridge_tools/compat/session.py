@@ -13,6 +13,7 @@ import json
 import secrets
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,16 +24,58 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from backends.limits import TASK_ID, US
-from bridge_tools.client import authorized_http, discovery_url
+from bridge_tools.client import TOKEN_ENV, authorized_http, discovery_url
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
 
+#: Cloud Tasks takes at most 10 LeaseTasks calls a second on a queue and answers the
+#: rest with no tasks; the battery keeps under it, with room for the calls' latency.
+LEASES_PER_WINDOW = 10
+LEASE_WINDOW_SECONDS = 1.25
+LEASE = "taskqueue.tasks.lease"
 #: How many pages of a fresh queue the cleanup deletes at most (100 tasks a page).
 CLEANUP_PAGES = 20
 
 
 class Aborted(Exception):
     """The run was interrupted; the scenario stops at its next call."""
+
+
+class SetupError(Exception):
+    """The scenario's queue cannot be used on an endpoint: nothing it would see means anything.
+
+    ``advice`` says what to change so that the battery can run.
+    """
+
+    def __init__(self, message: str, advice: str) -> None:
+        super().__init__(message)
+        self.advice = advice
+
+
+class LeasePacer:
+    """Keeps one endpoint's lease calls under Cloud Tasks' rate on each queue, for the run.
+
+    Fresh queues never come near it; a pinned queue (``--queue``) carries every
+    scenario's leases, and a throttled lease would read as a difference.
+    """
+
+    def __init__(self, calls: int = LEASES_PER_WINDOW, window: float = LEASE_WINDOW_SECONDS) -> None:
+        self.calls = calls
+        self.window = window
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def delay(self, queue: str, calls: int) -> float:
+        """Seconds to wait before ``calls`` leases on ``queue``; 0 means they are booked."""
+        with self._lock:
+            sent = self._sent.setdefault(queue, deque())
+            now = time.monotonic()
+            while sent and sent[0] <= now - self.window:
+                sent.popleft()
+            if sent and len(sent) + calls > self.calls:
+                return sent[0] + self.window - now
+            sent.extend([now] * calls)
+            return 0.0
 
 
 @dataclass(frozen=True)
@@ -84,8 +127,9 @@ def _decode(content: bytes) -> Any:
 
 
 class Session:
-    def __init__(self, url: str, side: str, options: Options) -> None:
+    def __init__(self, url: str, side: str, options: Options, pacer: LeasePacer | None = None) -> None:
         self.url = url.rstrip("/")
+        self.pacer = pacer or LeasePacer()
         self.side = side
         self.options = options
         #: Starts every task name, so that names never repeat between runs (tombstones).
@@ -99,6 +143,8 @@ class Session:
         #: The API methods (Discovery ids) the scenario called.
         self.methods: set[str] = set()
         self.failure: str | None = None
+        #: What to change when the scenario's setup failed (`SetupError`).
+        self.advice: str | None = None
         self.cleanup_problems: list[str] = []
         self.deleted = 0
         self._aborted = threading.Event()
@@ -157,6 +203,7 @@ class Session:
         if self._aborted.is_set():
             raise Aborted("the run was interrupted")
         self.methods.add(request.methodId)
+        self._pace([request])
         start = time.time_ns() // 1000
         status, body = self.execute(request)
         if request.methodId == "taskqueue.tasks.insert" and status < 300:
@@ -173,6 +220,7 @@ class Session:
             raise Aborted("the run was interrupted")
         self.methods.update(request.methodId for request in requests)
         connections = [authorized_http(self.options.token, timeout=self.options.timeout) for _ in requests]
+        self._pace(requests)
         start = time.time_ns() // 1000
         try:
             with ThreadPoolExecutor(len(requests)) as pool:
@@ -181,6 +229,11 @@ class Session:
             for connection in connections:
                 connection.close()
         self._observe(label, start, summarise(answers), expect)
+
+    def _pace(self, requests: list[Any]) -> None:
+        leases = sum(request.methodId == LEASE for request in requests)
+        while leases and (delay := self.pacer.delay(self.queue, leases)) > 0:
+            self.wait(delay)
 
     def _observe(self, label: str, start: int, received: Any, expect: Any) -> None:
         if label in self.observations:
@@ -337,16 +390,37 @@ class Session:
 
     # -- before and after -----------------------------------------------------------------
 
-    def check_pinned_queue(self) -> None:
-        """A pinned queue must start empty, or no expectation about it can hold."""
+    def check_queue(self) -> None:
+        """The scenario's setup: its queue must exist on this endpoint, and a pinned one be
+        empty, or no expectation about it can hold (both sides answering 404 is not "same")."""
+        where = f"{self.queue} at {self.url}"
+        status, body = self.execute(self.queues.get(project=self.project, taskqueue=self.queue))
+        if status == 404:
+            if self.pinned:
+                advice = "name a queue both endpoints serve with --queue NAME, or declare it in their queue.yaml"
+            else:
+                advice = (
+                    "this endpoint does not create queues on first use (it serves a queue.yaml, or Cloud Tasks "
+                    "without create_queues): run with --queue NAME naming an empty pull queue that both endpoints "
+                    "serve (declared in their queue.yaml)"
+                )
+            raise SetupError(f"queue {where} does not exist (HTTP 404)", advice)
+        if status in (401, 403):
+            advice = f"pass --token (or {TOKEN_ENV}) for an identity the queue's ACL lets produce and consume"
+            raise SetupError(f"queue {where} refused the check's credentials (HTTP {status})", advice)
+        if status != 200:
+            raise SetupError(f"queue {where} cannot be read (HTTP {status})", "check that the endpoint serves it")
         if not self.pinned:
             return
         status, body = self.execute(self.tasks.list(project=self.project, taskqueue=self.queue))
+        items = body.get("items") if status == 200 and isinstance(body, dict) else None
         if status != 200:
-            raise RuntimeError(f"cannot list the pinned queue {self.queue}: HTTP {status}")
-        items = body.get("items") if isinstance(body, dict) else None
+            raise SetupError(f"cannot list the pinned queue {where} (HTTP {status})", "check that it is a pull queue")
         if items:
-            raise RuntimeError(f"the pinned queue {self.queue} holds {len(items)} task(s); the battery needs it empty")
+            raise SetupError(
+                f"the pinned queue {self.queue} holds {len(items)} task(s); the battery needs it empty",
+                "empty the queue, or name another with --queue NAME",
+            )
 
     def cleanup(self) -> None:
         """Delete every task this session created that still exists; on a queue the run

@@ -1,12 +1,18 @@
 """MIGRATION.md's samples run: its Python against the bridge and the fake Cloud Tasks, its
-queue.yaml through the bridge's parser, its ``python -m bridge`` lines through the CLI;
-and it shows the known-differences table the tests use."""
+queue.yaml through the bridge's parser, its ``python -m bridge`` lines as commands, in
+the guide's order; and it shows the known-differences table the tests use."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,8 @@ from bridge_tools.compat.command import compat
 from tests.support import known_differences
 from tests.support.cloudtasks_fake import FakeCloudTasks
 from tests.support.http import serving
+from tests.support.process import serving_process
+from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.cloudtasks
 
@@ -145,3 +153,60 @@ def test_the_compat_command_line_names_the_ledger_the_tests_hold_it_to() -> None
 
 def test_the_guide_shows_the_same_known_differences_as_the_tests_use() -> None:
     assert known_differences.read(GUIDE.read_text()) == known_differences.read()
+
+
+#: The guide's addresses, and what stands in for Google and the local Redis here.
+GUIDE_REDIS = "redis://localhost:6379/0"
+GUIDE_PORTS = ("8080", "8081")
+COMMAND_TIMEOUT = 300
+
+
+@pytest.mark.redis
+def test_the_guides_commands_run_as_written_in_order(
+    fake: FakeCloudTasks, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Stage 1 and 2 as a reader runs them: the emulator, the smoke check, the proxy beside
+    it, the worker on both, then compat between them, which must pass with the ledger.
+
+    Only addresses change: free ports for 8080 and 8081, the test's Redis, and the fake
+    Cloud Tasks (``--cloudtasks-endpoint``) for Google and the key file.
+    """
+    # As `gcloud app deploy queue.yaml` makes it: task_retry_limit is max_attempts.
+    fake.add_queue(LOCATION, "render", max_attempts=5)
+    (tmp_path / "queue.yaml").write_text(_blocks("yaml")[0])
+    shutil.copy(known_differences.ROOT / "cloudtasks-ledger.toml", tmp_path)
+    ports = {guide: str(free_port()) for guide in GUIDE_PORTS}
+    redis_url = f"{redis_server.url}?prefix=migration-{secrets.token_hex(4)}"
+    environ = {**os.environ, "PYTHONPATH": str(known_differences.ROOT), "GRPC_VERBOSITY": "ERROR"}
+    worker = _blocks("python")[0]
+
+    def local(environ_given: dict[str, str], args: list[str]) -> tuple[dict[str, str], list[str]]:
+        words = []
+        for word in args:
+            for guide, port in ports.items():
+                word = word.replace(guide, port)
+            words.append(redis_url if word == GUIDE_REDIS else word)
+        if any(word.startswith("cloudtasks://") for word in words):
+            environ_given = {k: v for k, v in environ_given.items() if k != "BRIDGE_CLOUDTASKS_CREDENTIALS"}
+            words += ["--cloudtasks-endpoint", fake.address]
+        return {**environ, **environ_given}, [sys.executable, "-m", "bridge", *words]
+
+    ran = []
+    with ExitStack() as servers:
+        for number, (given, args) in enumerate(_commands()):
+            env, command = local(given, args)
+            if args[0] == "serve":
+                port = int(command[command.index("--port") + 1])
+                log = tmp_path / f"serve-{number}.log"
+                servers.enter_context(serving_process(command, cwd=tmp_path, env=env, port=port, log=log))
+                # The stage-1 worker, unchanged but for its discovery URL, on each server.
+                namespace = _run(worker.replace(LOCAL_BRIDGE, f"http://127.0.0.1:{port}"), f"worker on {args[2]}")
+                namespace["api"]._http.close()
+            else:
+                done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=COMMAND_TIMEOUT)
+                output = done.stdout.decode() + done.stderr.decode()
+                assert done.returncode == 0, f"{shlex.join(args)}:\n{output}"
+            ran.append(args[0])
+    assert ran == ["serve", "smoke", "serve", "compat"]
+    assert output.splitlines()[-1].startswith("no unexplained differences between the endpoints"), output
+    assert fake.queues[RENDER].tasks == {}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from backends.base import Backend
 from backends.memory import MemoryBackend
@@ -24,6 +26,20 @@ class Variant:
 
     backend: str
     auth: str = "none"
+    #: The document clients are built from: the one the bridge serves, or "google" (the
+    #: facts of Google's own document, tests/support/google_facts.py).
+    discovery: str = "served"
+
+
+#: Every backend, each with its pytest mark and id (``pytest -m redis``, ``-k cloudtasks``).
+#: Both contract suites run on each: the backend-level one (tests/contract/) and, with
+#: the token variant added, the HTTP one.
+BACKENDS = [
+    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
+    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
+    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
+    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+]
 
 
 @dataclass
@@ -63,7 +79,7 @@ def redis_harness(server_url: str, **options: int) -> Harness:
     return Harness("redis", url, RedisBackend.from_url(url, **options))
 
 
-def cloudtasks_harness(**options: int) -> Harness:
+def cloudtasks_harness(**options: Any) -> Harness:
     """The Cloud Tasks backend on its own fake service, creating queues on first use
     as the bridge does on Redis, every v1 project in its namesake Cloud Tasks project."""
     from backends.cloudtasks import CloudTasksBackend

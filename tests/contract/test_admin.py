@@ -1,10 +1,10 @@
-"""The admin verbs of the backend contract (queues, pages of tasks, dead letters, activity),
-called on the backend itself, on every backend."""
+"""The admin verbs of the backend contract (queues, pages of tasks, dead letters, activity)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -22,27 +22,10 @@ from backends.base import (
 )
 from backends.errors import Duplicate, InvalidArgument, NotFound, Unsupported
 from bridge.metrics import MeteredBackend
-from tests.support.harness import Harness, Variant
-
-VARIANTS = [
-    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
-    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
-    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
-    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
-]
+from tests.support.harness import Harness
 
 SECOND = 1_000_000
 Q = Queue("app", "work")
-
-
-@pytest.fixture(params=VARIANTS)
-def variant(request: pytest.FixtureRequest) -> Variant:
-    return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def backend(harness: Harness) -> Backend:
-    return harness.backend
 
 
 def needs(backend: Backend, verb: str) -> None:
@@ -50,12 +33,12 @@ def needs(backend: Backend, verb: str) -> None:
     says it cannot, with Unsupported, and ends the test there."""
     if verb in backend.supports:
         return
-    calls = {
-        "list_queues": lambda: backend.list_queues(),
-        "list_tasks_page": lambda: backend.list_tasks_page(Q, page_size=1),
-    }
+    method: Callable[..., object] = getattr(backend, verb)
+    arguments: dict[str, object] = {"list_queues": {}, "list_tasks_page": {"queue": Q, "page_size": 1}}.get(
+        verb, {"queue": Q}
+    )
     with pytest.raises(Unsupported):
-        calls.get(verb, lambda: getattr(backend, verb)(Q))()
+        method(**arguments)
     pytest.skip(f"{type(backend).__name__} declares it cannot {verb}")
 
 
@@ -283,8 +266,8 @@ def test_a_task_dropped_after_max_leases_becomes_a_dead_letter(backend: Backend,
     assert stats is not None and stats.dead_letters == 1 and stats.total_tasks == 0
 
 
-def test_dead_letters_are_kept_for_the_tombstone_window_newest_first(open_harness: object, variant: Variant) -> None:
-    harness = open_harness(tombstone_seconds=100)  # type: ignore[operator]
+def test_dead_letters_are_kept_for_the_tombstone_window_newest_first(open_harness: Callable[..., Harness]) -> None:
+    harness = open_harness(tombstone_seconds=100)
     backend = harness.backend
     needs(backend, "dead_letters")
     limited = Queue("app", "work", max_leases=1)
@@ -390,3 +373,18 @@ def test_activity_counts_each_minute_of_the_last_hour(backend: Backend, harness:
     assert minutes[-2].depth is None and minutes[-2].inserted == 0
     harness.advance(3600)
     assert all(m.inserted == m.leased == m.deleted == 0 and m.depth is None for m in backend.activity(Q))
+
+
+def test_activity_depth_follows_drops_and_purges(backend: Backend, harness: Harness) -> None:
+    needs(backend, "activity")
+    limited = Queue("app", "work", max_leases=1)
+    for name in ("t1", "t2", "t3"):
+        backend.insert(limited, NewTask(name, b""))
+    backend.lease(limited, LeaseRequest(1, SECOND))
+    harness.advance(60)
+    # t2 and t3 are leased, t1 (leased once already) is dropped.
+    assert [letter.id for letter in backend.lease(limited, LeaseRequest(10, SECOND)).dropped] == ["t1"]
+    harness.advance(60)
+    assert backend.purge_queue(limited) == 2
+    minutes = backend.activity(limited)
+    assert [(m.inserted, m.deleted, m.depth) for m in minutes[-3:]] == [(3, 0, 3), (0, 0, 2), (0, 2, 0)]
