@@ -118,10 +118,16 @@ def test_the_json_api_takes_an_admins_bearer_token_without_csrf(secured: BridgeS
     action = "/console/api/projects/shop/queues/render/actions/pause"
     worker = secured.request("POST", action, {}, headers={"Authorization": f"Bearer {WORKER_TOKEN}"})
     assert worker.status == 403 and worker.json["error"]["errors"][0]["reason"] == "forbidden"
-    admin = secured.request("POST", action, {}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    admin_header = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    admin = secured.request("POST", action, {}, headers=admin_header)
     assert admin.status == 200 and admin.json["message"].startswith("Paused render")
     leased = secured.api(ADMIN_TOKEN).tasks().lease(project=PROJECT, taskqueue="render", numTasks=1, leaseSecs=9)
     assert "items" not in leased.execute()  # paused: leases nothing
+    described = secured.request("GET", "/console/api/projects/shop/queues/render", headers=admin_header)
+    assert described.json["paused"] is True and described.json["stats"]["totalTasks"] == 1
+    minutes = described.json["activity"]
+    assert len(minutes) == 60 and sum(minute["inserted"] for minute in minutes) == 1
+    assert minutes[-1]["depth"] == 1 and isinstance(minutes[-1]["minuteUs"], str)
 
 
 def _open_client(memory: MemoryBackend) -> FlaskClient:
