@@ -216,9 +216,12 @@ class Backend(abc.ABC):
         """Return up to limits.LIST_LIMIT live tasks without payloads, by ETA then name."""
 
     @abc.abstractmethod
-    def delete(self, queue: Queue, task_id: str) -> None:
-        """Remove the task whatever its lease and tombstone its name.
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        """Remove the task and tombstone its name.
 
+        Without token_us, whatever its lease. With token_us (Cloud Tasks' acknowledge),
+        only while the caller's lease runs: the lease must be live (ETA after now) and
+        the task's ETA equal token_us exactly; otherwise Conflict(LEASE_CONFLICT).
         NotFound when unknown, with a message saying so when already deleted.
         """
 

@@ -29,8 +29,9 @@ Connection: Application Default Credentials, or a service-account key file
 Mapping (DESIGN.md §2): insert is CreateTask with the v1 id as the task id and the ETA
 as ``schedule_time``; lease is LeaseTasks in FULL view with the filter ``tag="…"`` or
 ``tag_function=oldest_tag()``; update/patch are RenewLease, or CancelLease for 0
-seconds, fenced by the task's ``schedule_time`` (the v1 leaseTimestamp, exact to the
-microsecond, read first when the body has none); list is one BASIC page of 100; stats
+seconds, and a delete with a lease token is AcknowledgeTask, each fenced by the task's
+``schedule_time`` (the v1 leaseTimestamp, exact to the microsecond, read first when the
+body has none); list is one BASIC page of 100; stats
 come from GetQueue with a read mask. Cloud Tasks owns the clock, the tombstones of
 existing queues (their ``tombstone_ttl``) and ``maxLeases`` (``max_attempts``).
 
@@ -375,7 +376,15 @@ class CloudTasksBackend(Backend):
         # One page, in no order the service promises; sorted here as v1 lists.
         return sorted((_task(message) for message in page.tasks), key=lambda t: (t.eta_us, t.id))
 
-    def delete(self, queue: Queue, task_id: str) -> None:
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        if token_us is not None:
+            # Not retried, as renew and cancel: a lost reply may have taken effect.
+            acknowledge = ct.AcknowledgeTaskRequest(
+                name=self.task_name(queue, task_id), schedule_time=timestamp_of(token_us)
+            )
+            with translated("the acknowledgement", task_id=task_id, fence=True):
+                self._invoke(self.client.acknowledge_task, acknowledge)
+            return
         request = ct.DeleteTaskRequest(name=self.task_name(queue, task_id))
         with translated("deleting the task", task_id=task_id):
             self._invoke(self.client.delete_task, request, idempotent=True, lost_reply=admin.gone_already)

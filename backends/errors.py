@@ -6,6 +6,7 @@
     ├── Unauthenticated         401 required
     ├── PermissionDenied        403 forbidden
     ├── NotFound                404 notFound
+    │   └── Deleted             404 notFound      (the task was deleted; its name is reserved)
     ├── Conflict                409 conflict      (lease expired or held by another worker)
     │   └── Duplicate           409 duplicate     (task name live or tombstoned)
     └── Unavailable             503 backendError  (the storage cannot be reached)
@@ -56,6 +57,10 @@ class PermissionDenied(ApiError):
 class NotFound(ApiError):
     status = 404
     reason = "notFound"
+
+
+class Deleted(NotFound):
+    """The task is gone, but was there recently (its name is tombstoned)."""
 
 
 class Conflict(ApiError):

@@ -60,7 +60,16 @@ from backends.base import (
     TaskPage,
     TaskState,
 )
-from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, InvalidArgument, NotFound, Unavailable
+from backends.errors import (
+    LEASE_CONFLICT,
+    ApiError,
+    Conflict,
+    Deleted,
+    Duplicate,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 from backends.paging import position_of, token_after
 
@@ -239,10 +248,13 @@ class RedisBackend(Backend):
         flat = self._run("list", queue, LIST_LIMIT)
         return [_task(flat[i], flat[i + 1], with_payload=False) for i in range(0, len(flat), 2)]
 
-    def delete(self, queue: Queue, task_id: str) -> None:
-        status = self._run("delete", queue, task_id, self.tombstone_us)
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        token = "" if token_us is None else str(token_us)
+        status = self._run("delete", queue, task_id, self.tombstone_us, token)
+        if status == b"conflict":
+            raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
-            raise NotFound(f"Task {task_id} was deleted", location="task")
+            raise Deleted(f"Task {task_id} was deleted", location="task")
         if status == b"missing":
             raise NotFound(f"Task not found: {task_id}", location="task")
 
@@ -279,7 +291,7 @@ class RedisBackend(Backend):
         if status == b"conflict":
             raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
-            raise NotFound(f"Task {task_id} was deleted", location="task")
+            raise Deleted(f"Task {task_id} was deleted", location="task")
         raise NotFound(f"Task not found: {task_id}", location="task")
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:

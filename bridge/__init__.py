@@ -5,7 +5,8 @@ queues) over the storage of `backends`.
 ``gunicorn 'bridge:create_app()'`` all call it). The v1beta2 front translates the wire
 format to backend calls and back: routes and parameter checks come from the Discovery
 document (`discovery`), bodies and resources from `wire`, the handlers are in `api`,
-errors are rendered by `errors`. Around it: `settings`, `cli`, `serving` (gunicorn),
+errors are rendered by `errors`. The Cloud Tasks v2beta2 front (`cloudtasks`) serves the
+same queues over gRPC and HTTP/JSON. Around them: `settings`, `cli`, `serving` (gunicorn),
 `auth`/`idtoken`/`acl` (who may do what), `metrics`, `health`, `logs`, `fields`
 (partial responses), `queues` (queue.yaml) and `console` (the web console and its JSON
 admin API). Tools that call a bridge live in

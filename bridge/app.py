@@ -20,6 +20,8 @@ from bridge import batch, console, errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
 from bridge.auth import Anonymous, Authenticator, TokenFile
+from bridge.cloudtasks import methods as cloudtasks
+from bridge.cloudtasks import rest as cloudtasks_rest
 from bridge.discovery import Discovery, Method
 from bridge.errors import BodyTooLarge, ParseError
 from bridge.queues import QueueRegistry
@@ -67,6 +69,10 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     guard = (lambda: authenticator.identify(request.headers.get("Authorization"))) if settings.metrics_auth else None
     metrics.register(app, metered, queues, guard)
     health.register(app, metered)
+    # The Cloud Tasks v2beta2 front on the same queues: HTTP/JSON here, gRPC per worker (bridge.serving).
+    front = cloudtasks.Front(metered, queues, authenticator, bridge.policy, settings.queues is not None)
+    app.extensions["cloudtasks"] = front
+    cloudtasks_rest.register(app, front)
 
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:

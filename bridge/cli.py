@@ -107,6 +107,7 @@ def main() -> None:
 @click.option("--backend", envvar="BRIDGE_BACKEND", help="Backend URL (default memory://).")
 @click.option("--host", envvar="BRIDGE_HOST", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", envvar="BRIDGE_PORT", type=int, help="Port to listen on (default 8080).")
+@click.option("--grpc-port", envvar="BRIDGE_GRPC_PORT", type=int, help="Also serve Cloud Tasks v2beta2 over gRPC here.")
 @click.option("--queues", envvar="BRIDGE_QUEUES", type=click.Path(path_type=Path), help="queue.yaml to serve.")
 @click.option("--workers", envvar="BRIDGE_WORKERS", type=int, help="gunicorn worker processes (default 1).")
 @click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per gthread worker (default 8).")

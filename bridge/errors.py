@@ -13,6 +13,7 @@ Required, LoginRequired, InvalidCredentials, MethodNotAllowed, BodyTooLarge)::
     │   └── InvalidCredentials  401 authError              (malformed, unknown, expired, not for us)
     ├── PermissionDenied        403 forbidden
     ├── NotFound                404 notFound               (also: no such route)
+    │   └── Deleted             404 notFound               (the task was deleted recently)
     ├── MethodNotAllowed        405 httpMethodNotAllowed   (a route without that verb)
     ├── Conflict                409 conflict
     │   └── Duplicate           409 duplicate

@@ -141,8 +141,8 @@ class MeteredBackend(Backend):
     def list_tasks(self, queue: Queue) -> list[Task]:
         return self._call("list_tasks", queue, lambda: self.inner.list_tasks(queue))
 
-    def delete(self, queue: Queue, task_id: str) -> None:
-        self._call("delete", queue, lambda: self.inner.delete(queue, task_id))
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        self._call("delete", queue, lambda: self.inner.delete(queue, task_id, token_us))
         DELETED.inc()
 
     def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:

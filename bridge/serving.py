@@ -10,6 +10,7 @@ gunicorn.conf.py.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import socket
@@ -56,7 +57,32 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "on_starting": on_starting,
         "child_exit": child_exit,
     }
+    if settings.grpc_port is not None:
+        address = f"{settings.host}:{settings.grpc_port}"
+        options["post_worker_init"] = functools.partial(start_grpc, address, settings.max_body_bytes)
+        options["worker_exit"] = stop_grpc
     return options
+
+
+def start_grpc(address: str, max_request_bytes: int, worker: Any) -> None:
+    """In each worker, once its app is built: serve the Cloud Tasks front over gRPC too.
+
+    Every worker binds the same port with SO_REUSEPORT, so the kernel spreads gRPC
+    connections over the workers as it does the HTTP ones, and each serves them from
+    its own backend client; a worker that dies takes only its connections with it.
+    """
+    from bridge.cloudtasks.grpc_server import GrpcFront
+
+    front = worker.wsgi.extensions["cloudtasks"]
+    worker.cloudtasks_grpc = GrpcFront(front, address, max_request_bytes=max_request_bytes)
+    log.info("Cloud Tasks v2beta2 gRPC front listening on %s (worker %s)", address, os.getpid())
+
+
+def stop_grpc(server: Any, worker: Any) -> None:
+    """In a stopping worker: let gRPC calls in flight finish, as HTTP ones do."""
+    front = getattr(worker, "cloudtasks_grpc", None)
+    if front is not None:
+        front.stop(GRACEFUL_TIMEOUT)
 
 
 def on_starting(server: Any) -> None:

@@ -38,7 +38,7 @@ AUTH_MODES = ("none", "token", "google")
 #: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
 ACL_DEFAULTS = ("open", "closed")
 
-_INTEGERS = ("port", "workers", "threads", "tombstone_seconds", "max_body_bytes")
+_INTEGERS = ("port", "grpc_port", "workers", "threads", "tombstone_seconds", "max_body_bytes")
 _PATHS = ("queues", "tokens_file")
 _LISTS = ("admins",)
 _FLAGS = ("metrics_auth",)
@@ -61,6 +61,8 @@ class Settings:
     backend: str = DEFAULT_BACKEND
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
+    #: Where the Cloud Tasks v2beta2 front serves gRPC (on ``host``); None: not served.
+    grpc_port: int | None = None
     #: A queue.yaml file; without one, queues are created on first use.
     queues: Path | None = None
     workers: int = 1
@@ -97,6 +99,8 @@ class Settings:
             raise SettingsError(f"{_named('backend')}: {exc}") from None
         if not 0 < self.port < 65536:
             raise SettingsError(f"{_named('port')}: {self.port} is not a TCP port (1-65535)")
+        if self.grpc_port is not None and not (0 < self.grpc_port < 65536 and self.grpc_port != self.port):
+            raise SettingsError(f"{_named('grpc_port')}: {self.grpc_port} must be a TCP port other than --port")
         for name in ("workers", "threads", "tombstone_seconds", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{_named(name)}: must be at least 1, got {getattr(self, name)}")

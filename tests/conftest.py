@@ -19,7 +19,15 @@ from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
 from tests.support import google_facts
-from tests.support.harness import BACKENDS, Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
+from tests.support.harness import (
+    BACKENDS,
+    Harness,
+    Variant,
+    cloudtasks_bridge_harness,
+    cloudtasks_harness,
+    memory_harness,
+    redis_harness,
+)
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
@@ -111,6 +119,9 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
         elif variant.backend == "cloudtasks":
             request.getfixturevalue("grpc_available")
             harness = cloudtasks_harness(**options)
+        elif variant.backend == "cloudtasks-bridge":
+            request.getfixturevalue("grpc_available")
+            harness = cloudtasks_bridge_harness(**options)
         else:
             harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)
@@ -145,6 +156,8 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
             if "queues" in settings:
                 # The suite's queue files carry ACLs naming other people: be their admin.
                 settings.setdefault("admins", (SUITE_IDENTITY,))
+        if "queues" in settings and harness.use_queues is not None:
+            harness.use_queues(settings["queues"])
         app = create_app(Settings(backend=harness.url, **settings), backend=harness.backend)
         document = google_facts.document if variant.discovery == "google" else None
         servers.append(BridgeServer(app, token, document))
@@ -184,3 +197,35 @@ def queue_file(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+V2_TARGETS = [
+    pytest.param(("fake", "grpc"), marks=pytest.mark.cloudtasks, id="fake"),
+    pytest.param(("memory", "grpc"), marks=pytest.mark.memory, id="grpc-memory"),
+    pytest.param(("memory", "rest"), marks=pytest.mark.memory, id="rest-memory"),
+    pytest.param(("redis", "grpc"), marks=pytest.mark.redis, id="grpc-redis"),
+    pytest.param(("redis-cluster", "rest"), marks=pytest.mark.cluster, id="rest-redis-cluster"),
+]
+
+
+@pytest.fixture(params=V2_TARGETS)
+def v2(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A Cloud Tasks v2beta2 server under the official client: the strict fake, or the
+    bridge's front over gRPC or HTTP/JSON on a backend (tests.support.v2beta2)."""
+    request.getfixturevalue("grpc_available")
+    from tests.support import v2beta2
+
+    backend, transport = request.param
+    if backend == "fake":
+        target = v2beta2.fake_target()
+    else:
+        if backend == "memory":
+            harness = memory_harness()
+        else:
+            fixture = "redis_server" if backend == "redis" else "redis_cluster"
+            harness = redis_harness(request.getfixturevalue(fixture).url)
+        app = create_app(Settings(backend=harness.url), backend=harness.backend)
+        target = v2beta2.front_target(f"{transport}-{backend}", app, transport, harness.advance_us)
+        target.closers.insert(0, harness.close)
+    yield target
+    target.close()

@@ -153,6 +153,8 @@ def _container_env(image: Dockerfile, redis: RedisServer, port: int, metrics: Pa
     env["BRIDGE_QUEUES"] = str(ROOT / queue_file)
     env["BRIDGE_BACKEND"] = env["BRIDGE_BACKEND"].replace("redis://redis:6379", f"redis://127.0.0.1:{redis.port}")
     env["BRIDGE_PORT"] = str(port)
+    if "BRIDGE_GRPC_PORT" in env:  # a free port here, not compose's fixed one
+        env["BRIDGE_GRPC_PORT"] = str(free_port())
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     return env
 
@@ -193,6 +195,11 @@ def container(redis_binary: str, tmp_path: Path) -> Iterator[Container]:
         redis.stop()
 
 
+def _insert_workers(container: Container) -> set[int]:
+    """The pids of the workers that have logged an insert."""
+    return {line["pid"] for line in container.log_lines() if line.get("method") == "taskqueue.tasks.insert"}
+
+
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -231,6 +238,8 @@ def _wait_for_log(
 
 
 INSERTS = 40
+#: Where inserting stops waiting for a second worker to take a connection.
+MAX_INSERTS = 2000
 
 
 @pytest.mark.redis
@@ -243,18 +252,16 @@ def test_the_image_command_serves_probes_metrics_and_logs_and_stops_gracefully(c
     assert probe.returncode == 0, probe.stderr
     assert container.call("GET", "/readyz").status == 200
 
-    # Both workers up before the traffic: a worker still building its app would leave
-    # every insert to the other one on a busy machine.
-    deadline = time.monotonic() + 15
-    while len({line["pid"] for line in container.log_lines() if line.get("method") == "discovery"}) < 2:
-        assert time.monotonic() < deadline, "the second worker never answered"
-        container.call("GET", "/discovery/v1/apis/taskqueue/v1beta2/rest")
-    # Traffic, each request on a new connection, so that both workers serve some.
-    for n in range(INSERTS):
+    # Traffic, each request on a new connection. Which worker accepts a connection is the
+    # kernel's choice, so a busy machine can hand a short run to one worker alone: insert
+    # on until the log shows two workers (a bounded number of times), not a fixed count.
+    inserted = 0
+    while inserted < INSERTS or (len(_insert_workers(container)) < 2 and inserted < MAX_INSERTS):
         reply = container.call(
-            "POST", BASE + "/tasks", json.dumps({"id": f"t{n}", "payloadBase64": "c2VjcmV0LXBheWxvYWQ="})
+            "POST", BASE + "/tasks", json.dumps({"id": f"t{inserted}", "payloadBase64": "c2VjcmV0LXBheWxvYWQ="})
         )
         assert reply.status == 200, reply.body
+        inserted += 1
     leased = []
     for _ in range(INSERTS // 2):
         reply = container.call("POST", BASE + "/tasks/lease?numTasks=1&leaseSecs=600")
@@ -276,17 +283,16 @@ def test_the_image_command_serves_probes_metrics_and_logs_and_stops_gracefully(c
     assert scraped.status == 200 and scraped.headers["Content-Type"].startswith("text/plain")
     samples = _samples(scraped.body.decode())
     # Several workers served, and the scrape added up all of them.
-    workers = {line["pid"] for line in container.log_lines() if line.get("method") == "taskqueue.tasks.insert"}
-    assert len(workers) >= 2, "the inserts all went to one worker"
+    assert len(_insert_workers(container)) >= 2, f"{inserted} inserts all went to one worker"
     inserts = _value(samples, "bridge_http_requests_total", method="taskqueue.tasks.insert", status="200")
-    assert inserts == INSERTS
-    assert _value(samples, "bridge_http_request_duration_seconds_count", method="taskqueue.tasks.insert") == INSERTS
-    assert _value(samples, "bridge_tasks_inserted_total") == INSERTS
+    assert inserts == inserted
+    assert _value(samples, "bridge_http_request_duration_seconds_count", method="taskqueue.tasks.insert") == inserted
+    assert _value(samples, "bridge_tasks_inserted_total") == inserted
     assert _value(samples, "bridge_tasks_leased_total") == INSERTS // 2
     assert _value(samples, "bridge_tasks_deleted_total") == 10
     assert _value(samples, "bridge_lease_conflicts_total") == 1
     assert _value(samples, "bridge_backend_up") == 1
-    assert _value(samples, "bridge_queue_tasks", project="demo-app", queue=QUEUE) == INSERTS - 10
+    assert _value(samples, "bridge_queue_tasks", project="demo-app", queue=QUEUE) == inserted - 10
     assert ("bridge_queue_oldest_task_age_seconds", (("project", "demo-app"), ("queue", QUEUE))) in samples
     assert ("bridge_queue_tasks", (("project", "demo-app"), ("queue", "reports"))) in samples, "declared queues"
 

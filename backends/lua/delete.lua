@@ -1,8 +1,9 @@
 -- delete.lua: remove a task, leased or not, and tombstone its name.
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] id   ARGV[3] tombstone lifetime in µs
+-- ARGV[4] the ETA of the caller's lease, in µs ('' deletes whatever the lease)
 -- Touches tasks, index, heads, dead, pending, activity.
--- Returns 'ok' | 'missing' | 'tombstoned'
+-- Returns 'ok' | 'missing' | 'tombstoned' | 'conflict'
 
 local now = now_us()
 local id = ARGV[2]
@@ -13,6 +14,12 @@ if not packed then
     return 'tombstoned'
   end
   return 'missing'
+end
+if ARGV[4] ~= '' then
+  local _, eta = unpack_task(packed)
+  if eta <= now or ARGV[4] ~= int(eta) then
+    return 'conflict'
+  end
 end
 reset_head(remove_task(id, packed))
 bury(id, now, tonumber(ARGV[3]))

@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from google.cloud import tasks_v2beta2
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from googleapiclient.errors import HttpError
 
 from backends.cloudtasks import CloudTasksBackend
 from bridge import create_app
@@ -53,7 +54,7 @@ def _run(code: str, where: str) -> dict[str, Any]:
 
 
 def test_every_sample_has_its_test() -> None:
-    assert len(_blocks("python")) == 2, "a new Python sample in MIGRATION.md needs a test here"
+    assert len(_blocks("python")) == 3, "a new Python sample in MIGRATION.md needs a test here"
     assert len(_blocks("yaml")) == 1 and len(_blocks("sh")) == 4
 
 
@@ -96,6 +97,31 @@ def test_the_stage_3_client_runs_against_cloud_tasks(fake: FakeCloudTasks, monke
     namespace["client"].transport.close()
     assert fake.queues[RENDER].tasks == {}
     assert fake.calls == ["CreateTask", "LeaseTasks", "RenewLease", "AcknowledgeTask"]
+
+
+def test_the_stage_3_client_runs_locally_on_the_bridges_cloud_tasks_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.cloudtasks.grpc_server import GrpcFront
+
+    local = _blocks("python")[2]
+    assert '"127.0.0.1:8123"' in local
+    app = create_app(Settings())
+    front = GrpcFront(app.extensions["cloudtasks"], "127.0.0.1:0")
+    try:
+        client = _run(local.replace("127.0.0.1:8123", f"127.0.0.1:{front.port}"), "stage 3, locally")["client"]
+        monkeypatch.setattr(tasks_v2beta2, "CloudTasksClient", lambda **options: client)
+        _run(_blocks("python")[1], "stage 3 client on the bridge")
+        client.transport.close()
+        with serving(app) as server:
+            # Acknowledged: gone, and its name reserved, as the stage-1 worker sees the queue.
+            tasks = server.api().tasks()
+            assert tasks.list(project="s~my-app", taskqueue="render").execute().get("items") is None
+            request = tasks.insert(project="s~my-app", taskqueue="render", body={"id": "frame-1"})
+            with pytest.raises(HttpError) as caught:
+                request.execute()
+            assert caught.value.resp.status == 409
+    finally:
+        front.stop()
+        app.extensions["bridge"].backend.close()
 
 
 def test_the_queue_yaml_sample_is_a_pull_queue_the_bridge_reads(tmp_path: Path) -> None:
