@@ -8,10 +8,12 @@ document (`discovery`), bodies and resources from `wire`, the handlers are in `a
 errors are rendered by `errors`. The Cloud Tasks v2beta2 front (`cloudtasks`) serves the
 same queues over gRPC and HTTP/JSON. Around them: `settings`, `cli`, `serving` (gunicorn),
 `auth`/`idtoken`/`acl` (who may do what), `metrics`, `health`, `logs`, `fields`
-(partial responses) and `queues` (queue.yaml). Tools that call a bridge live in
+(partial responses), `queues` (queue.yaml) and `console` (the web console and its JSON
+admin API). Tools that call a bridge live in
 `bridge_tools`, outside the server.
 """
 
 from bridge.app import create_app
+from bridge.version import __version__
 
-__all__ = ["create_app"]
+__all__ = ["__version__", "create_app"]

@@ -19,7 +19,7 @@ from gunicorn.http.errors import ParseException
 from backends import open_backend
 from backends.base import Backend, Queue
 from backends.errors import ApiError, InvalidArgument, NotFound
-from bridge import batch, errors, fields, health, logs, metrics
+from bridge import batch, console, errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
 from bridge.auth import Anonymous, Authenticator, TokenFile
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 _OVERRIDABLE = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 #: A Host header: a name or IPv4 address, or an IPv6 address in brackets, and a port.
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+#: Methods whose request line says how many tasks they handed out.
+_COUNTED = frozenset({"taskqueue.tasks.lease", "taskqueue.tasks.list"})
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
     batch.register(app, lambda: _body_bytes(request, settings.max_body_bytes))
+    console.register(app, bridge)
     app.wsgi_app = _MethodOverride(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
     return app
 
@@ -150,6 +153,8 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
         body = _read_body(req, bridge.settings.max_body_bytes) if method.takes_body else None
         call = Call(project, queue, config, params, body, bridge.settings.admins, bridge.settings.max_response_bytes)
         status, resource = handler(bridge.backend, call)
+        if method.id in _COUNTED:
+            req.environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
         if resource is None:
             return Response(status=status)
         if selection is not None:

@@ -2,7 +2,7 @@
 
 Every option has an environment twin of the same name (``--backend`` and
 ``BRIDGE_BACKEND``); the option wins. A bad setting stops the command with one line.
-The tools' commands (``compat``, ``smoke``: `TOOLS`) live in `bridge_tools` and are
+The tools' commands (``compat``, ``smoke``, the queue CLI: `TOOLS`) live in `bridge_tools` and are
 imported only when called, so serving imports none of them.
 """
 
@@ -22,7 +22,7 @@ from backends import all_settings
 from bridge.app import create_app
 from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.queues import QueueFileError
-from bridge.serving import gunicorn_options
+from bridge.serving import backend_answer, gunicorn_options, port_problem, startup_line
 from bridge.settings import (
     ACL_DEFAULTS,
     AUTH_MODES,
@@ -33,12 +33,14 @@ from bridge.settings import (
     Settings,
     SettingsError,
 )
+from bridge.version import __version__
 
 #: The commands of tools outside the server ("module:command"), imported only when called,
 #: so that serving imports none of them.
 TOOLS: dict[str, str] = {
     "compat": "bridge_tools.compat.command:compat",
     "smoke": "bridge_tools.smoke:smoke_command",
+    **{name: f"bridge_tools.queue_cli:{name}" for name in ("queues", "tasks", "peek", "purge", "insert")},
 }
 
 
@@ -96,6 +98,7 @@ class _Main(click.Group):
 
 
 @click.group(cls=_Main)
+@click.version_option(__version__, prog_name="Task Queue Bridge", message="%(prog)s %(version)s")
 def main() -> None:
     """Task Queue Bridge: the App Engine Task Queue v1beta2 API over Redis or Cloud Tasks."""
 
@@ -132,6 +135,12 @@ def main() -> None:
 )
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
 @click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
+@click.option(
+    "--tombstone-seconds",
+    envvar="BRIDGE_TOMBSTONE_SECONDS",
+    type=int,
+    help="How long a deleted task's name stays reserved (default 604800, a week).",
+)
 @click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")
 @click.option("--tokens-file", envvar="BRIDGE_TOKENS_FILE", type=click.Path(path_type=Path), help="Token hashes.")
 @click.option("--auth-audience", envvar="BRIDGE_AUTH_AUDIENCE", help="--auth google: the aud ID tokens must carry.")
@@ -146,9 +155,17 @@ def serve(**options: Any) -> None:
     try:
         # Build one app before forking, so that a bad queue file or backend URL stops
         # here with its message instead of in every worker.
-        create_app(settings).extensions["bridge"].backend.close()
+        backend = create_app(settings).extensions["bridge"].backend
     except (QueueFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        answer = backend_answer(backend)
+    finally:
+        backend.close()
+    problem = port_problem(settings.host, settings.port)
+    if problem:
+        raise click.ClickException(problem)
+    click.echo(startup_line(settings, answer), err=True)
     _Gunicorn(settings).run()
 
 

@@ -32,10 +32,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, json
+from flask import Flask, Response, has_request_context, json, request
 from werkzeug import exceptions as wexc
 
 from backends.errors import ApiError, InvalidArgument, NotFound, Unauthenticated
+from bridge import logs
 
 log = logging.getLogger("bridge")
 
@@ -106,6 +107,8 @@ def error_response(
     status: int, reason: str, message: str, location: str | None = None, location_type: str = "parameter"
 ) -> Response:
     body = json.dumps(envelope(status, reason, message, location, location_type), indent=1)
+    if has_request_context():
+        request.environ[logs.REASON] = reason
     return Response(body + "\n", status=status, mimetype="application/json")
 
 

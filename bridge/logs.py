@@ -1,13 +1,14 @@
 """Logs: one JSON line per request, and the JSON formatter every log line goes through.
 
-A request line carries the Discovery method id, project, queue, HTTP status, duration
-and a request id, taken from the caller's ``X-Request-Id`` when it is a sane token, else
-made here, and echoed in the response header so a client can quote it::
+A request line carries the Discovery method id, project, queue, HTTP status, duration,
+the number of tasks a lease or list handed out, the error reason of a refusal, and a
+request id, taken from the caller's ``X-Request-Id`` when it is a sane token, else made
+here, and echoed in the response header so a client can quote it::
 
     {"time": "2026-11-28T22:30:01.123Z", "level": "INFO", "logger": "bridge.request",
      "pid": 12, "message": "request", "request_id": "5f0c…", "method": "taskqueue.tasks.lease",
      "project": "s~my-app", "queue": "render", "status": 200, "duration_ms": 1.84,
-     "http_method": "POST", "path": "/taskqueue/v1beta2/…/tasks/lease"}
+     "http_method": "POST", "path": "/taskqueue/v1beta2/…/tasks/lease", "tasks": 10}
 
 Never logged: bodies (payloads), the query string (``oauth_token`` and ``key`` travel
 there), and headers other than the request id (``Authorization``). Health probes and
@@ -38,6 +39,9 @@ FIELDS = "fields"
 #: Where a request's id and start time are kept, in its WSGI environ.
 _ID = "bridge.request_id"
 _STARTED = "bridge.log_started"
+#: Where the API view and the error handler leave what the request line reports.
+TASKS = "bridge.log_tasks"
+REASON = "bridge.log_reason"
 
 #: Attributes every LogRecord has; whatever else a record carries came in ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -129,6 +133,10 @@ def _finish(response: Response) -> Response:
             "http_method": req.method,
             "path": req.path,
         }
+        if TASKS in environ:
+            fields["tasks"] = environ[TASKS]
+        if REASON in environ:
+            fields["reason"] = environ[REASON]
         # makeRecord + handle: Logger.log would walk the stack to find its caller,
         # which costs more than the rest of the line.
         log.handle(log.makeRecord(log.name, level, __name__, 0, "request", (), None, extra={FIELDS: fields}))

@@ -34,6 +34,29 @@ from backends.errors import InvalidArgument, NotFound
 from backends.limits import QUEUE_NAME
 from bridge.wire import project_key
 
+#: The keys App Engine's queue.yaml knows, at each level. The bridge reads a few of them;
+#: the others (push queues' rates, targets) are accepted and ignored, and any other key
+#: is refused, because a misspelt key (``retry_paramters``) would silently do nothing.
+_KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "file": frozenset({"application", "queue", "total_storage_limit"}),
+    "queue": frozenset(
+        {
+            "name",
+            "mode",
+            "rate",
+            "bucket_size",
+            "max_concurrent_requests",
+            "retry_parameters",
+            "target",
+            "acl",
+            "strict_leases",
+        }
+    ),
+    "retry_parameters": frozenset(
+        {"task_retry_limit", "task_age_limit", "min_backoff_seconds", "max_backoff_seconds", "max_doublings"}
+    ),
+}
+
 
 class QueueFileError(ValueError):
     """queue.yaml cannot be used; the message names the file and the entry."""
@@ -77,9 +100,19 @@ class QueueRegistry:
     @classmethod
     def from_file(cls, path: Path, *, projects: Iterable[str] = (), strict_leases: bool = False) -> QueueRegistry:
         try:
-            document = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise QueueFileError(f"{path}: cannot be read as YAML: {exc}".splitlines()[0]) from None
+            data = path.read_bytes()
+        except OSError as exc:
+            raise QueueFileError(f"{path}: cannot be read: {exc.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise QueueFileError(f"{path} line {line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
+        try:
+            _check_keys(yaml.compose(text), path)
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise QueueFileError(f"{path}: cannot be read as YAML: {exc}".replace("\n", " ")) from None
         entries = (document or {}).get("queue") if isinstance(document, dict | None) else None
         if not isinstance(entries, list):
             raise QueueFileError(f"{path}: expected a top-level 'queue:' list")
@@ -120,6 +153,36 @@ def _application_key(application: str) -> str | None:
         return project_key(application)
     except InvalidArgument:
         return None
+
+
+def _check_keys(root: yaml.Node | None, path: Path) -> None:
+    """Refuse a key queue.yaml does not know, naming its line."""
+
+    def check(node: yaml.Node, level: str, where: str) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            return  # the wrong shape is reported, with its entry, by the parser below
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            if name not in _KNOWN_KEYS[level]:
+                known = ", ".join(sorted(_KNOWN_KEYS[level]))
+                raise QueueFileError(
+                    f"{path} line {key.start_mark.line + 1}: unknown key {name!r}{where} (known: {known})"
+                )
+            if level == "file" and name == "queue" and isinstance(value, yaml.SequenceNode):
+                for entry in value.value:
+                    check(entry, "queue", f" in queue {_entry_name(entry)!r}")
+            elif level == "queue" and name == "retry_parameters":
+                check(value, "retry_parameters", f" in retry_parameters{where.replace(' in ', ' of ', 1)}")
+
+    if root is not None:
+        check(root, "file", "")
+
+
+def _entry_name(entry: yaml.Node) -> str:
+    for key, value in entry.value if isinstance(entry, yaml.MappingNode) else ():
+        if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode):
+            return str(value.value)
+    return "?"
 
 
 def _parse_entry(entry: Any, where: str, strict_default: bool) -> QueueConfig:

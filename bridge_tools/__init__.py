@@ -6,6 +6,8 @@
              serve Cloud Tasks v2beta2 pull queues as the bridge needs?
     client   the Google API client with a bearer token, for callers of a bridge that
              asks for credentials
+    queue_cli  ``python -m bridge queues|tasks|peek|purge|insert``: look into and act on
+             the queues of a running bridge (the v1 API and the console's JSON API)
 
 `bridge.cli` reaches each command by name and imports it only when it is called:
 starting the server (`bridge.create_app`, ``python -m bridge serve``) imports nothing

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from backends.memory import MemoryBackend
 from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
@@ -170,6 +171,17 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
 @pytest.fixture
 def bridge(make_bridge: Callable[..., BridgeServer]) -> BridgeServer:
     return make_bridge()
+
+
+@pytest.fixture
+def memory_server() -> Iterator[BridgeServer]:
+    """A bridge with default settings on a memory:// backend of its own, for tests of what
+    every backend shows alike (the console's pages, the queue CLI)."""
+    backend = MemoryBackend.from_url("memory://")
+    server = BridgeServer(create_app(Settings(), backend=backend))
+    yield server
+    server.close()
+    backend.close()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+import bridge
 from tests.support import sockets
 from tests.support.dockerfile import Dockerfile, parse
 from tests.support.http import Reply
@@ -109,8 +109,7 @@ def test_image_is_small_runs_as_non_root_and_is_labelled() -> None:
     assert "--no-cache-dir" in image.runs[install]
     sources = [copy[0] for copy in image.copies]
     assert sources.index("requirements.txt") < min(sources.index(s) for s in ("bridge/", "backends/"))
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert image.labels["org.opencontainers.image.version"] == pyproject["project"]["version"]
+    assert image.labels["org.opencontainers.image.version"] == bridge.__version__
     assert "org.opencontainers.image.source" in image.labels
     assert image.cmd[:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
     assert image.healthcheck[0] == "python" and "/healthz" in image.healthcheck[-1]

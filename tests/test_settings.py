@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import bridge
 from backends import all_settings, open_backend
-from bridge.cli import main
+from bridge.cli import main, serve
 from bridge.queues import QueueFileError, QueueRegistry
+from bridge.serving import backend_answer, startup_line
 from bridge.settings import Settings, SettingsError
 
 
@@ -99,13 +103,22 @@ def test_every_backend_setting_is_an_option_of_the_commands_that_open_a_backend(
     "text, words",
     [
         ("queue: [", ["cannot be read as YAML"]),
-        ("queues: []", ["'queue:' list"]),
+        ("queues: []", ["line 1", "unknown key 'queues'"]),
+        ("total_storage_limit: 1M", ["'queue:' list"]),
         ("queue:\n- mode: pull", ["entry 1", "name"]),
         ("queue:\n- name: bad_name", ["entry 1", "bad_name"]),
         ("queue:\n- name: a\n  mode: pull\n- name: a\n  mode: pull", ["defined twice"]),
         ("queue:\n- name: a\n  mode: poll", ["mode must be push or pull"]),
         ("queue:\n- name: a\n  mode: pull\n  retry_parameters:\n    task_retry_limit: many", ["task_retry_limit"]),
         ("queue:\n- name: a\n  mode: pull\n  acl:\n  - admin_email: x@y", ["unknown acl entry"]),
+        (
+            "queue:\n- name: render\n  mode: pull\n  retry_paramters:\n    task_retry_limit: 5",
+            ["line 4", "unknown key 'retry_paramters'", "queue 'render'", "retry_parameters"],
+        ),
+        (
+            "queue:\n- name: a\n  mode: pull\n  retry_parameters:\n    task_retry_limt: 5",
+            ["line 5", "'task_retry_limt'", "task_retry_limit"],
+        ),
     ],
 )
 def test_a_bad_queue_file_names_the_entry_at_fault(tmp_path: Path, text: str, words: list[str]) -> None:
@@ -137,6 +150,13 @@ def test_serve_refuses_bad_settings_with_one_line(args: list[str], env: dict[str
         assert word in line
 
 
+def test_a_queue_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_bytes(b"queue:\n- name: render\n  mode: pull # r\xe9sum\xe9\n")
+    with pytest.raises(QueueFileError, match=r"queue.yaml line 3: not UTF-8"):
+        QueueRegistry.from_file(path)
+
+
 def test_serve_refuses_a_bad_queue_file(tmp_path: Path) -> None:
     path = tmp_path / "queue.yaml"
     path.write_text("queue:\n- name: bad_name\n")
@@ -164,3 +184,51 @@ def test_new_serving_settings_come_from_the_environment_and_name_their_flag_when
     ]:
         with pytest.raises(SettingsError, match=flag):
             Settings.from_env(environ)
+
+
+def test_every_setting_has_the_serve_option_its_messages_name() -> None:
+    options = {option for param in serve.params for option in getattr(param, "opts", ())}
+    envvars = {getattr(param, "envvar", None) for param in serve.params}
+    names = [field.name for field in fields(Settings) if field.name != "backend_settings"] + list(all_settings())
+    for name in names:
+        assert f"--{name.replace('_', '-')}" in options, name
+        assert f"BRIDGE_{name.upper()}" in envvars, name
+
+
+def test_version_prints_the_release() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"Task Queue Bridge {bridge.__version__}\n"
+
+
+def test_a_port_in_use_stops_serve_with_one_line_naming_the_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert f"port {port} on 127.0.0.1 is in use" in line and "--port (BRIDGE_PORT)" in line
+
+
+def test_the_start_up_line_says_what_runs_where_without_secrets(tmp_path: Path) -> None:
+    queues = tmp_path / "queue.yaml"
+    queues.write_text("queue:\n- name: render\n  mode: pull\n")
+    settings = Settings(backend="redis://:s3cret@127.0.0.1:1/0", host="0.0.0.0", port=8090, queues=queues)
+    backend = open_backend(settings.backend)
+    try:
+        line = startup_line(settings, backend_answer(backend))
+    finally:
+        backend.close()
+    assert "\n" not in line and "s3cret" not in line
+    for words in (
+        f"Task Queue Bridge {bridge.__version__}",
+        "redis://:***@127.0.0.1:1/0 NOT ANSWERING",
+        f"queues from {queues}",
+        "auth none",
+        "API http://127.0.0.1:8090/taskqueue/v1beta2/projects/",
+        "Discovery http://127.0.0.1:8090/discovery/v1/apis/taskqueue/v1beta2/rest",
+        "console http://127.0.0.1:8090/console/",
+    ):
+        assert words in line
