@@ -29,7 +29,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.services import redis_url, start_bridge, start_redis
-from bridge_tools.client import connect
+from bridge.client import connect
 
 PROJECT = "s~bench"
 QUEUE = "batch-bench"

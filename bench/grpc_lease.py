@@ -39,7 +39,7 @@ from backends.redis_backend import RedisBackend  # noqa: E402
 from bench.fill import fill, numbered, queue  # noqa: E402
 from bench.plan import GUNICORN_THREADS, GUNICORN_WORKERS  # noqa: E402
 from bench.services import Service, _answers_http, _wait, free_port, redis_url, start_redis  # noqa: E402
-from bridge_tools.client import connect  # noqa: E402
+from bridge.client import connect  # noqa: E402
 
 BATCH = 100
 LEASE_SECONDS = 3600

@@ -9,8 +9,9 @@ errors are rendered by `errors`. The Cloud Tasks v2beta2 front (`cloudtasks`) se
 same queues over gRPC and HTTP/JSON. Around them: `settings`, `cli`, `serving` (gunicorn),
 `auth`/`idtoken`/`acl` (who may do what), `metrics`, `health`, `logs`, `fields`
 (partial responses), `queues` (queue.yaml) and `console` (the web console and its JSON
-admin API). Tools that call a bridge live in
-`bridge_tools`, outside the server.
+admin API). `client` is for the other side: workers build Google's client for a bridge
+with it (``from bridge.client import connect``); the server never imports it. Tools
+that call a bridge live in `bridge_tools`, outside the server.
 """
 
 from bridge.app import create_app

@@ -4,8 +4,7 @@
              Google's Python client against one endpoint, or two side by side
     smoke    ``python -m bridge smoke --backend cloudtasks://…``: does a real project
              serve Cloud Tasks v2beta2 pull queues as the bridge needs?
-    client   the Google API client with a bearer token, for callers of a bridge that
-             asks for credentials
+    options  the ``--token`` option of the commands that call a bridge
     queue_cli  ``python -m bridge queues|tasks|peek|purge|insert``: look into and act on
              the queues of a running bridge (the v1 API and the console's JSON API)
 

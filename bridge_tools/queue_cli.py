@@ -31,8 +31,9 @@ from urllib.parse import quote, urlencode
 
 import click
 
+from bridge_tools.options import TOKEN_ENV
+
 DEFAULT_URL = "http://127.0.0.1:8080"
-TOKEN_ENV = "BRIDGE_CLIENT_TOKEN"
 TIMEOUT_SECONDS = 30
 STATES = ("available", "leased", "delayed")
 US = 1_000_000

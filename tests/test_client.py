@@ -1,4 +1,4 @@
-"""bridge_tools.client: what the compatibility checker and the smoke command use to send a token."""
+"""bridge.client: what the compatibility checker and the smoke command use to send a token."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.auth import hash_token
-from bridge_tools.client import TOKEN_ENV, BearerHttp, authorized_http, connect, token_option
+from bridge.client import BearerHttp, authorized_http, connect
+from bridge_tools.options import TOKEN_ENV, token_option
 from tests.support.api import PROJECT, ids, insert, lease
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer, error_of

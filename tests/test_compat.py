@@ -19,10 +19,10 @@ from bridge.auth import hash_token
 from bridge.cli import main
 from bridge.discovery import Discovery
 from bridge.settings import Settings
-from bridge_tools.client import TOKEN_ENV
 from bridge_tools.compat.runner import run
 from bridge_tools.compat.scenarios import SCENARIOS, Scenario
 from bridge_tools.compat.session import LeasePacer, Session
+from bridge_tools.options import TOKEN_ENV
 from tests.support.harness import Harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer, serving
 from tests.support.redis_server import RedisServer

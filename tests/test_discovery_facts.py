@@ -17,7 +17,7 @@ import pytest
 from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 
-from bridge_tools.client import authorized_http
+from bridge.client import authorized_http
 from tests.support import google_facts
 from tests.support.api import PROJECT, QUEUE, insert, listed
 from tests.support.harness import Variant

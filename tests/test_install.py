@@ -81,7 +81,7 @@ def test_the_installed_bridge_serves_from_another_directory(installed: Path, tmp
         url = f"http://127.0.0.1:{port}"
         client = (
             "import base64, bridge, backends, sys\n"
-            "from bridge_tools.client import connect\n"
+            "from bridge.client import connect\n"
             f"api = connect({url!r})\n"
             "body = {'id': 'hello', 'payloadBase64': base64.urlsafe_b64encode(b'from-afar').decode()}\n"
             "api.tasks().insert(project='s~app', taskqueue='render', body=body).execute()\n"

@@ -18,7 +18,7 @@ import click
 import httplib2
 
 from backends.limits import QUEUE_NAME
-from bridge_tools.client import authorized_http, discovery_url, token_option
+from bridge.client import authorized_http, discovery_url
 from bridge_tools.compat.ledger import Ledger, LedgerError
 from bridge_tools.compat.options import (
     DEFAULT_CLOCK_TOLERANCE,
@@ -30,6 +30,7 @@ from bridge_tools.compat.options import (
 from bridge_tools.compat.report import Report, ScenarioResult
 from bridge_tools.compat.runner import run
 from bridge_tools.compat.scenarios import SCENARIOS
+from bridge_tools.options import token_option
 
 #: Leaves room in a queue name for the run's token.
 MAX_QUEUE_PREFIX = 80

@@ -20,6 +20,6 @@ class Options:
     queue: str | None = None
     clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE
     timeout: float = DEFAULT_TIMEOUT
-    #: A bearer token sent to every endpoint (bridge_tools.client), for bridges that ask for one.
+    #: A bearer token sent to every endpoint (bridge.client), for bridges that ask for one.
     #: Reports say only whether one was sent.
     token: str | None = field(default=None, repr=False)

@@ -24,9 +24,10 @@ from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 
 from backends.limits import TASK_ID, US
-from bridge_tools.client import TOKEN_ENV, authorized_http, discovery_url
+from bridge.client import authorized_http, discovery_url
 from bridge_tools.compat.options import Options
 from bridge_tools.compat.rules import At, Context, Generated, Rule, Same, Text, normalise, render
+from bridge_tools.options import TOKEN_ENV
 
 #: Cloud Tasks takes at most 10 LeaseTasks calls a second on a queue and answers the
 #: rest with no tasks; the battery keeps under it, with room for the calls' latency.

@@ -18,7 +18,7 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from bridge_tools.client import authorized_http, connect
+from bridge.client import authorized_http, connect
 
 
 @dataclass

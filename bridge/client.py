@@ -1,8 +1,7 @@
-"""The Google API client for a bridge that asks for credentials.
+"""The Google API client for a bridge, for workers and for the tools that call one.
 
-Commands that talk to a bridge (the compatibility checker) take a token with
-`token_option` (``--token``, or ``BRIDGE_CLIENT_TOKEN``) and build their client with
-`connect`::
+`connect` builds Google's own client from the Discovery document a bridge serves,
+with a bearer token when the bridge asks for one::
 
     api = connect("https://tasks.staging.example.com", token=token)
     api.tasks().lease(project="s~app", taskqueue="render", numTasks=1, leaseSecs=60).execute()
@@ -20,20 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import httplib2
 
 DEFAULT_TIMEOUT_SECONDS = 60
-#: Where the commands that call a bridge find a token when --token is not given.
-TOKEN_ENV = "BRIDGE_CLIENT_TOKEN"
-
-#: ``--token``, for commands that call a bridge run with --auth token or google.
-token_option = click.option(
-    "--token",
-    envvar=TOKEN_ENV,
-    default=None,
-    help=f"Bearer token to send, for a bridge run with --auth token or google (or {TOKEN_ENV}).",
-)
 
 
 class BearerHttp(httplib2.Http):  # type: ignore[misc]  # httplib2 has no type information
