@@ -8,7 +8,7 @@
 # HEALTHCHECK, and lints the file with hadolint.
 FROM python:3.11-slim-trixie
 
-# VERSION follows pyproject.toml (a test checks it); a release sets SOURCE_URL and REVISION.
+# VERSION follows bridge/version.py (a test checks it); a release sets SOURCE_URL and REVISION.
 ARG VERSION=0.1.0
 ARG SOURCE_URL=""
 ARG REVISION=""
@@ -37,6 +37,7 @@ WORKDIR /app
 COPY api_data/ api_data/
 COPY backends/ backends/
 COPY bridge/ bridge/
+COPY bridge_tools/ bridge_tools/
 COPY gunicorn.conf.py ./
 
 # Numeric, so that a cluster can verify "not root" without reading /etc/passwd.

@@ -43,6 +43,39 @@ worker does too late for this app, and a request is about a millisecond of Pytho
 around one Redis round trip, so greenlets have little I/O to overlap. So gthread is the
 default, sync stays selectable, gevent is not offered, and workers are the knob: give
 BRIDGE_WORKERS one per core.
+
+Slow and idle clients: the bridge's own gthread worker (`bridge.workers`), chosen by
+measurement. gunicorn's gthread hands a connection to a thread as soon as one byte
+arrives, and the thread then blocks until the request head is complete; so a client
+that opens connections and sends one byte takes a thread each, and more threads only
+raise the number it needs. ``python bench/hostile.py idle|trickle`` holds connections
+open (idle ones sent ``G``; trickling ones send a header byte a second) and probes
+``/healthz`` and ``taskqueues.get`` from a normal client twice a second (30 s: no
+answer). 2 workers, on Redis, 2026-11-29, the machine shared with other jobs:
+
+    worker                       held           worst /healthz   worst API   closed by server
+    gunicorn gthread, 8 threads   32 idle, 20 s  30 s (none)     30 s (none)   0
+    gunicorn gthread, 64 threads 256 idle, 20 s  30 s (none)     0.014 s       0
+    gunicorn gthread, 8 threads   16 trickle     30 s (none)     0.010 s       0
+    bridge head-first, 8 threads 256 idle, 60 s  0.181 s         0.339 s     256 (after 10 s)
+    bridge head-first, 8 threads 256 trickle, 60 s 0.099 s       0.076 s     256 (after 10 s)
+
+The head-first worker reads each request head in its event loop, without blocking,
+and gives a thread only a connection whose head is complete; a head not complete
+BRIDGE_HEAD_TIMEOUT (10) seconds after its first byte is closed. A worker holds up to
+1,000 connections (gunicorn's worker_connections); past that, new ones wait in the
+listen backlog until the deadline frees places. A request *body* reads in its thread,
+each read waiting at most the same number of seconds for its next byte: a body that
+stops arriving is a 400 and frees the thread (like nginx's client_body_timeout), while
+one trickled faster than that holds its thread until it ends (at most
+BRIDGE_MAX_BODY_BYTES). gunicorn also closes a connection by reading from it until
+the client closes, up to 2 s, inside the event loop: 20 clients that sent a bad request
+and kept their sockets open delayed /healthz 35.8 s; the bridge's worker does those
+reads without blocking (0.005 s). The sync worker has none of this and belongs behind
+a buffering proxy. The same worker
+answers GET /healthz on a thread of its own, so a stalled Redis that holds every API
+thread does not delay liveness, and it renders gunicorn's own error pages (400, 414,
+431, 501) in Google's JSON envelope.
 """
 
 from bridge.serving import gunicorn_options

@@ -3,20 +3,41 @@
 Times are integers in microseconds since the epoch. A backend never sees JSON or HTTP:
 the front validates every argument against the wire contract before it calls here, so
 a backend only reports what depends on stored state (unknown task, duplicate name, lost
-lease) and outages, with the errors of `backends.errors`.
+lease) and outages, with the errors of `backends.errors`. The rules and limits of names and values are in
+`backends.limits`.
 """
 
 from __future__ import annotations
 
 import abc
+import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 #: How long a deleted task's name stays reserved, unless configured otherwise.
 DEFAULT_TOMBSTONE_SECONDS = 7 * 24 * 3600
-#: How far ahead of now an insert may schedule a task's first availability.
-MAX_ETA_AHEAD_US = 30 * 24 * 3600 * 1_000_000
-#: The most tasks one list call returns.
-LIST_LIMIT = 100
+#: The most tasks one page of list_tasks_page returns.
+PAGE_LIMIT = 1000
+#: How many minutes activity() covers.
+ACTIVITY_MINUTES = 60
+MINUTE_US = 60 * 1_000_000
+
+#: The names of the optional admin verbs, as found in ``Backend.supports``.
+ADMIN_VERBS = frozenset(
+    {
+        "list_queues",
+        "create_queue",
+        "update_queue",
+        "delete_queue",
+        "purge_queue",
+        "pause_queue",
+        "resume_queue",
+        "list_tasks_page",
+        "dead_letters",
+        "clear_tombstones",
+        "activity",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,49 +79,140 @@ class Task:
 @dataclass(frozen=True, slots=True)
 class LeaseRequest:
     """A lease call. ``group_by_tag`` without ``tag`` leases the tag of the oldest
-    available task (untagged tasks form a group of their own)."""
+    available task (untagged tasks form a group of their own).
+
+    ``max_bytes`` (0: no limit) bounds the response: a task counts as ``task_bytes``
+    plus its id, six bytes per byte of its tag and its payload in base64 (four bytes
+    per three), an upper bound of what it costs in JSON. Tasks past the budget are not
+    leased and stay available; the first available task is leased whatever its size.
+    """
 
     num_tasks: int
     lease_us: int
     group_by_tag: bool = False
     tag: str | None = None
+    max_bytes: int = 0
+    task_bytes: int = 0
+
+
+class TaskState(enum.StrEnum):
+    """Where a task stands at one moment (see `state_of`)."""
+
+    #: Its ETA has passed: the next lease may take it.
+    AVAILABLE = "available"
+    #: Its ETA is ahead and it was leased at least once: a worker holds it.
+    LEASED = "leased"
+    #: Its ETA is ahead and it was never leased: inserted for later.
+    DELAYED = "delayed"
+
+
+def state_of(task: Task, now_us: int) -> TaskState:
+    """The state of ``task`` at ``now_us``, the one rule every front and backend uses."""
+    if task.eta_us <= now_us:
+        return TaskState.AVAILABLE
+    return TaskState.LEASED if task.retry_count > 0 else TaskState.DELAYED
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of ``list_tasks_page``; ``next_page_token`` is None on the last page."""
+
+    tasks: list[Task]
+    next_page_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A task dropped after max_leases leases, as kept for the tombstone window."""
+
+    id: str
+    tag: str | None
+    payload_size: int
+    #: How many times it was leased before it was dropped.
+    leases: int
+    dropped_us: int
+
+
+class LeaseResult(list[Task]):
+    """What a lease returns: the tasks handed out, as a list, and in ``dropped`` the tasks
+    the same call dropped after max_leases (so that a front can count and log them).
+
+    A list rather than a dataclass so that callers that only want the tasks use it as one.
+    """
+
+    __slots__ = ("dropped",)
+
+    def __init__(self, tasks: Iterable[Task] = (), dropped: Iterable[DeadLetter] = ()) -> None:
+        super().__init__(tasks)
+        self.dropped: tuple[DeadLetter, ...] = tuple(dropped)
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteActivity:
+    """What happened to a queue in one minute (``minute_us``, its start).
+
+    ``depth`` is the number of live tasks after the last insert, delete, drop or purge of
+    that minute; None when none happened (the depth then is the last one known).
+    """
+
+    minute_us: int
+    inserted: int
+    leased: int
+    deleted: int
+    depth: int | None
 
 
 @dataclass(frozen=True, slots=True)
 class QueueStats:
-    """Counts taken at one moment. A leased-last count is None when the backend cannot
-    know it (the front then omits it rather than invent it)."""
+    """Counts taken at one moment. A count is None when the backend cannot know it (the
+    front then omits it, or shows "n/a", rather than invent it).
+
+    ``available``: ETA passed; ``leased``: ETA ahead and leased at least once;
+    ``delayed``: ETA ahead and never leased (`state_of`); ``dead_letters``: tasks
+    dropped after max_leases that are still kept.
+    """
 
     total_tasks: int
     oldest_eta_us: int | None
     leased_last_minute: int | None
     leased_last_hour: int | None
+    available: int | None = None
+    leased: int | None = None
+    delayed: int | None = None
+    dead_letters: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class QueueInfo:
     max_leases: int | None
     stats: QueueStats | None = None
+    #: A paused queue accepts inserts and leases nothing.
+    paused: bool = False
 
 
 class Backend(abc.ABC):
-    """Where tasks live. One instance serves every thread of a process."""
+    """Where tasks live. One instance serves every thread of a process.
 
-    @classmethod
-    @abc.abstractmethod
-    def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> Backend:
-        """Build the backend a URL names (see `backends` for the schemes).
+    Building one is not part of the contract: each implementation has a classmethod
+    ``from_url(url, *, tombstone_seconds, **settings)`` (`backends.Opener`), where
+    tombstone_seconds is how long a deleted name stays reserved when the backend
+    decides it (Cloud Tasks keeps its own window), and settings are those its entry in
+    `backends.BACKENDS` declares.
 
-        tombstone_seconds: how long a deleted name stays reserved, where the backend
-        decides it (Cloud Tasks keeps its own window).
-        """
+    Every verb that takes a `Queue` reads ``queue.max_leases`` as queue.yaml's value,
+    which wins over the stored one; None there means "use the value stored with the
+    queue" (by create_queue or update_queue; unlimited when none).
+    """
+
+    #: The admin verbs (`ADMIN_VERBS`) this backend can do; the others raise Unsupported.
+    supports: frozenset[str] = ADMIN_VERBS
 
     @abc.abstractmethod
     def insert(self, queue: Queue, task: NewTask) -> Task:
         """Store a new task with retry_count 0 and ETA max(task.eta_us, now).
 
         Raises Duplicate when the name is live or tombstoned, InvalidArgument when the
-        ETA is more than MAX_ETA_AHEAD_US after now (by the backend's clock).
+        ETA is more than limits.MAX_ETA_AHEAD_US after now (by the backend's clock).
         """
 
     @abc.abstractmethod
@@ -109,22 +221,27 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def list_tasks(self, queue: Queue) -> list[Task]:
-        """Return up to LIST_LIMIT live tasks without payloads, by ETA then name."""
+        """Return up to limits.LIST_LIMIT live tasks without payloads, by ETA then name."""
 
     @abc.abstractmethod
-    def delete(self, queue: Queue, task_id: str) -> None:
-        """Remove the task whatever its lease and tombstone its name.
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        """Remove the task and tombstone its name.
 
+        Without token_us, whatever its lease. With token_us (Cloud Tasks' acknowledge),
+        only while the caller's lease runs: the lease must be live (ETA after now) and
+        the task's ETA equal token_us exactly; otherwise Conflict(LEASE_CONFLICT).
         NotFound when unknown, with a message saying so when already deleted.
         """
 
     @abc.abstractmethod
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         """Lease up to num_tasks tasks whose ETA has passed, by ETA then name.
 
         Each returned task has ETA now + lease_us, retry_count one higher and its
         payload. No task is returned to two calls while its lease is valid. A task
-        already leased max_leases times is dropped and tombstoned instead.
+        already leased max_leases times is dropped and tombstoned instead, kept as a
+        dead letter where the backend can (see dead_letters), and reported in the
+        result's ``dropped`` where the backend knows of it. A paused queue leases nothing.
         """
 
     @abc.abstractmethod
@@ -138,7 +255,94 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
-        """Describe the queue; stats only when asked, as they cost more."""
+        """Describe the queue; stats only when asked, as they cost more.
+
+        max_leases is queue.max_leases when given, else the stored value.
+        """
+
+    # -- admin verbs: the Cloud Tasks v2beta2 front and the console ---------------------
+
+    @abc.abstractmethod
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        """Every queue the backend knows (created, or used by an insert or lease since it
+        was last deleted), of ``project`` or of all projects, sorted by (project, name),
+        each with the max_leases stored with it (None: unlimited)."""
+
+    @abc.abstractmethod
+    def create_queue(self, queue: Queue) -> None:
+        """Create the queue, storing queue.max_leases (None: unlimited).
+
+        Duplicate when it exists already (created, or used).
+        """
+
+    @abc.abstractmethod
+    def update_queue(self, queue: Queue) -> None:
+        """Store queue.max_leases (None: unlimited) with an existing queue; NotFound when unknown."""
+
+    @abc.abstractmethod
+    def delete_queue(self, queue: Queue) -> None:
+        """Drop the queue with its tasks, tombstones, dead letters, counters and settings.
+
+        NotFound when unknown. A later insert or lease creates it anew.
+        """
+
+    @abc.abstractmethod
+    def purge_queue(self, queue: Queue) -> int:
+        """Delete every task of the queue, leased or not, and return how many there were.
+
+        Their names are not tombstoned: a purge starts the queue afresh. NotFound when
+        the queue is unknown.
+        """
+
+    @abc.abstractmethod
+    def pause_queue(self, queue: Queue) -> None:
+        """Stop leases: a paused queue accepts inserts, leases nothing. NotFound when unknown."""
+
+    @abc.abstractmethod
+    def resume_queue(self, queue: Queue) -> None:
+        """Undo pause_queue; NotFound when unknown."""
+
+    @abc.abstractmethod
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        """One page of the queue's live tasks, by ETA then name, at most page_size (1 to
+        PAGE_LIMIT) of them.
+
+        tag: only that tag ("" for untagged tasks). state: only tasks in that state now.
+        page_token: the previous page's next_page_token, opaque; the next page starts
+        after the last task of that page, by (ETA, name) at the time it was read. A
+        token this backend did not make is InvalidArgument. with_payload: include
+        payloads (else None).
+        """
+
+    @abc.abstractmethod
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        """The tasks dropped after max_leases still kept (for the tombstone window), the
+        most recently dropped first, at most ``limit``.
+
+        get() of such a task is NotFound with a message saying after how many leases
+        it was dropped.
+        """
+
+    @abc.abstractmethod
+    def clear_tombstones(self, queue: Queue) -> int:
+        """Free every tombstoned name of the queue at once; return how many there were.
+
+        Dead letters stay listed.
+        """
+
+    @abc.abstractmethod
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        """The last ACTIVITY_MINUTES minutes, oldest first, one entry per minute, the last
+        being the current minute; the same for every process sharing the storage."""
 
     @abc.abstractmethod
     def ping(self) -> None:

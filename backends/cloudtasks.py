@@ -29,8 +29,9 @@ Connection: Application Default Credentials, or a service-account key file
 Mapping (DESIGN.md §2): insert is CreateTask with the v1 id as the task id and the ETA
 as ``schedule_time``; lease is LeaseTasks in FULL view with the filter ``tag="…"`` or
 ``tag_function=oldest_tag()``; update/patch are RenewLease, or CancelLease for 0
-seconds, fenced by the task's ``schedule_time`` (the v1 leaseTimestamp, exact to the
-microsecond, read first when the body has none); list is one BASIC page of 100; stats
+seconds, and a delete with a lease token is AcknowledgeTask, each fenced by the task's
+``schedule_time`` (the v1 leaseTimestamp, exact to the microsecond, read first when the
+body has none); list is one BASIC page of 100; stats
 come from GetQueue with a read mask. Cloud Tasks owns the clock, the tombstones of
 existing queues (their ``tombstone_ttl``) and ``maxLeases`` (``max_attempts``).
 
@@ -51,13 +52,14 @@ would lease other tasks or fail the fence.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 import grpc
@@ -65,24 +67,37 @@ from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2beta2 as ct
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+from prometheus_client import Counter
 
+from backends import cloudtasks_admin as admin
+from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
-    LIST_LIMIT,
     Backend,
+    DeadLetter,
     LeaseRequest,
+    LeaseResult,
+    MinuteActivity,
     NewTask,
     Queue,
     QueueInfo,
     QueueStats,
     Task,
+    TaskPage,
+    TaskState,
 )
 from backends.cloudtasks_errors import missing_queue, translated
-from backends.errors import InvalidArgument, NotFound
+from backends.errors import InvalidArgument, NotFound, Unsupported
+from backends.limits import LIST_LIMIT, US
 
 T = TypeVar("T")
 log = logging.getLogger("bridge.cloudtasks")
-US = 1_000_000
+#: Shown at /metrics: a run that sees empty leases can tell throttling from an empty queue.
+THROTTLED_LEASES = Counter(
+    "bridge_cloudtasks_leases_throttled",
+    "LeaseTasks calls Cloud Tasks refused with RESOURCE_EXHAUSTED, answered as empty leases",
+    ["project", "queue"],
+)
 DEFAULT_ATTEMPTS = 3
 DEFAULT_TIMEOUT = 10.0
 #: Seconds before the first retry; each later one waits twice as long.
@@ -130,21 +145,19 @@ class Location:
             raise ValueError(
                 f"invalid Cloud Tasks URL {url!r}: expected cloudtasks://projects/PROJECT/locations/LOCATION"
             )
-        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        unknown = set(options) - {"projects", "create_queues", "attempts", "timeout"}
-        if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(sorted(unknown))} in {url!r}")
+        options = url_options(url, ("projects", "create_queues", "attempts", "timeout"))
         project, location = match.groups()
         names = options.get("projects", project)
         v1 = None if names == "*" else frozenset(p.strip() for p in names.split(",") if p.strip())
         return cls(project, location, v1), options
 
 
-def _us(stamp: timestamp_pb2.Timestamp) -> int:
+def us_of(stamp: timestamp_pb2.Timestamp) -> int:
+    """A protobuf Timestamp in µs since the epoch (Cloud Tasks keeps µs at most)."""
     return int(stamp.seconds) * US + int(stamp.nanos) // 1000
 
 
-def _timestamp(us: int) -> timestamp_pb2.Timestamp:
+def timestamp_of(us: int) -> timestamp_pb2.Timestamp:
     return timestamp_pb2.Timestamp(seconds=us // US, nanos=(us % US) * 1000)
 
 
@@ -155,8 +168,8 @@ def _task(message: ct.Task) -> Task:
         id=raw.name.rsplit("/", 1)[1],
         payload=raw.pull_message.payload if raw.view == ct.Task.View.FULL else None,
         tag=raw.pull_message.tag or None,
-        enqueue_us=_us(raw.create_time),
-        eta_us=_us(raw.schedule_time),
+        enqueue_us=us_of(raw.create_time),
+        eta_us=us_of(raw.schedule_time),
         retry_count=raw.status.attempt_dispatch_count,
     )
 
@@ -240,48 +253,74 @@ class CloudTasksBackend(Backend):
     def task_name(self, queue: Queue, task_id: str) -> str:
         return f"{self.queue_name(queue)}/tasks/{task_id}"
 
-    def _call(self, method: Callable[..., T], request: Any) -> T:
-        return method(request=request, retry=None, timeout=self.timeout)
+    def _invoke(
+        self,
+        method: Callable[..., T],
+        request: Any,
+        *,
+        idempotent: bool = False,
+        queue: Queue | None = None,
+        lost_reply: Callable[[gexc.GoogleAPICallError], T] | None = None,
+    ) -> T:
+        """Make one call of the service; every call of the backend goes through here.
 
-    def _retrying(self, attempt: Callable[[bool], T]) -> T:
-        """Runs ``attempt(retried)`` until it succeeds, up to ``self.attempts`` times
-        while it fails with a transient error."""
-        for number in range(self.attempts):
+        ``idempotent``: made again after a transient error, up to ``attempts`` times with
+        a growing pause. A retry that fails otherwise goes to ``lost_reply``, which
+        returns the first attempt's result (it took effect, its reply was lost) or
+        raises; without one, the failure stands.
+
+        ``queue``: the call needs that queue. When the service says it does not exist
+        (NOT_FOUND, or FAILED_PRECONDITION on CreateTask, confirmed by asking for the
+        queue), it is created and the call made again with ``create_queues``; otherwise
+        the caller gets the missing queue's 404.
+        """
+        try:
+            return self._attempts(method, request, idempotent, lost_reply)
+        except (gexc.NotFound, gexc.FailedPrecondition) as exc:
+            if queue is None or not self._missing(queue, exc):
+                raise
+            if not self.create_queues:
+                raise missing_queue(queue.name) from exc
+        self.ensure_queue(self.queue_name(queue), queue.max_leases)
+        return self._attempts(method, request, idempotent, lost_reply)
+
+    def _attempts(
+        self,
+        method: Callable[..., T],
+        request: Any,
+        idempotent: bool,
+        lost_reply: Callable[[gexc.GoogleAPICallError], T] | None,
+    ) -> T:
+        tries = self.attempts if idempotent else 1
+        for number in range(tries):
             try:
-                return attempt(number > 0)
+                return method(request=request, retry=None, timeout=self.timeout)
             except _TRANSIENT:
-                if number + 1 >= self.attempts:
+                if number + 1 >= tries:
                     raise
                 time.sleep(self.backoff * 2**number)
+            except gexc.GoogleAPICallError as exc:
+                if number == 0 or lost_reply is None:
+                    raise
+                return lost_reply(exc)
         raise AssertionError("unreachable")
 
-    def _queue_level(self, queue: Queue, call: Callable[[], T]) -> T:
-        """Runs a call on the queue; creates a missing queue first, where allowed."""
+    def _missing(self, queue: Queue, exc: gexc.GoogleAPICallError) -> bool:
+        """Whether ``exc``, from a call on ``queue``, means that the queue does not exist."""
+        if isinstance(exc, gexc.NotFound):
+            return True
         try:
-            return call()
+            self._attempts(self.client.get_queue, ct.GetQueueRequest(name=self.queue_name(queue)), False, None)
         except gexc.NotFound:
-            if not self.create_queues:
-                raise
-        self._create_queue(queue)
-        return call()
+            return True
+        return False
 
-    def _create_queue(self, queue: Queue) -> None:
-        self.create_queue(self.queue_name(queue), queue.max_leases)
-
-    def create_queue(self, name: str, max_leases: int | None) -> None:
+    def ensure_queue(self, name: str, max_leases: int | None) -> None:
         """Create a pull queue (``create_queues``); one that exists already is left alone."""
-        retry = ct.RetryConfig(unlimited_attempts=True)
-        if max_leases:
-            retry = ct.RetryConfig(max_attempts=max_leases)
-        definition = ct.Queue(
-            name=name,
-            pull_target=ct.PullTarget(),
-            retry_config=retry,
-            tombstone_ttl=duration_pb2.Duration(seconds=self.tombstone_seconds),
-        )
+        definition = admin.pull_queue(name, max_leases, self.tombstone_seconds)
+        parent = name.rsplit("/queues/", 1)[0]
         with contextlib.suppress(gexc.AlreadyExists):
-            parent = name.rsplit("/queues/", 1)[0]
-            self._call(self.client.create_queue, ct.CreateQueueRequest(parent=parent, queue=definition))
+            self._invoke(self.client.create_queue, ct.CreateQueueRequest(parent=parent, queue=definition))
 
     # -- the contract -----------------------------------------------------------------
 
@@ -289,21 +328,12 @@ class CloudTasksBackend(Backend):
         name = self.task_name(queue, task.id)
         message = ct.Task(name=name, pull_message=ct.PullMessage(payload=task.payload, tag=task.tag or ""))
         if task.eta_us > 0:
-            message.schedule_time = _timestamp(task.eta_us)
+            message.schedule_time = timestamp_of(task.eta_us)
         request = ct.CreateTaskRequest(parent=self.queue_name(queue), task=message, response_view=ct.Task.View.BASIC)
-
-        def attempt(retried: bool) -> ct.Task:
-            try:
-                return self._call(self.client.create_task, request)
-            except gexc.AlreadyExists:
-                mine = self._ours_already(name, task) if retried else None
-                if mine is None:
-                    raise
-                return mine
-
+        mine = functools.partial(self._created_already, name, task)
         with translated("the task", task_id=task.id, queue=queue):
             try:
-                created = self._create_or_make_queue(queue, lambda: self._retrying(attempt))
+                created = self._invoke(self.client.create_task, request, idempotent=True, queue=queue, lost_reply=mine)
             except gexc.InvalidArgument as exc:
                 if not task.eta_us:
                     raise
@@ -316,63 +346,50 @@ class CloudTasksBackend(Backend):
         stored = _task(created)
         return Task(stored.id, task.payload, task.tag, stored.enqueue_us, stored.eta_us, stored.retry_count)
 
-    def _ours_already(self, name: str, task: NewTask) -> ct.Task | None:
-        """After a create whose reply was lost: the task, if it is the one we sent."""
+    def _created_already(self, name: str, task: NewTask, exc: gexc.GoogleAPICallError) -> ct.Task:
+        """A retried create that failed: the task, if the first try created it (its reply
+        lost, the name now taken by the task we sent); otherwise the failure."""
+        if not isinstance(exc, gexc.AlreadyExists):
+            raise exc
+        request = ct.GetTaskRequest(name=name, response_view=ct.Task.View.FULL)
         try:
-            found = self._call(self.client.get_task, ct.GetTaskRequest(name=name, response_view=ct.Task.View.FULL))
+            found = self._invoke(self.client.get_task, request)
         except gexc.NotFound:
-            return None
+            raise exc from None
         pull = ct.Task.pb(found).pull_message
-        return found if (pull.payload, pull.tag) == (task.payload, task.tag or "") else None
-
-    def _create_or_make_queue(self, queue: Queue, create: Callable[[], T]) -> T:
-        """CreateTask reports a missing queue as FAILED_PRECONDITION; tell it apart from
-        other refusals by asking for the queue."""
-        try:
-            return create()
-        except gexc.FailedPrecondition:
-            try:
-                self._call(self.client.get_queue, ct.GetQueueRequest(name=self.queue_name(queue)))
-            except gexc.NotFound as exc:
-                if not self.create_queues:
-                    raise missing_queue(queue.name) from exc
-                self._create_queue(queue)
-                return create()
-            raise
+        if (pull.payload, pull.tag) != (task.payload, task.tag or ""):
+            raise exc
+        return found
 
     def get(self, queue: Queue, task_id: str) -> Task:
         request = ct.GetTaskRequest(name=self.task_name(queue, task_id), response_view=ct.Task.View.FULL)
         with translated("reading the task", task_id=task_id):
-            return _task(self._retrying(lambda _: self._call(self.client.get_task, request)))
+            return _task(self._invoke(self.client.get_task, request, idempotent=True))
 
     def list_tasks(self, queue: Queue) -> list[Task]:
         request = ct.ListTasksRequest(
             parent=self.queue_name(queue), response_view=ct.Task.View.BASIC, page_size=LIST_LIMIT
         )
         with translated("listing the queue", queue=queue):
-            page = self._queue_level(queue, lambda: self._retrying(lambda _: self._call(self._list_page, request)))
+            # The pager holds the first page and fetches others only when iterated.
+            page = self._invoke(self.client.list_tasks, request, idempotent=True, queue=queue)
         # One page, in no order the service promises; sorted here as v1 lists.
         return sorted((_task(message) for message in page.tasks), key=lambda t: (t.eta_us, t.id))
 
-    def _list_page(self, request: ct.ListTasksRequest, **kwargs: Any) -> ct.ListTasksResponse:
-        # The pager would fetch every page; one page is what v1 returns.
-        pages = self.client.list_tasks(request, **kwargs).pages
-        return next(iter(pages))
-
-    def delete(self, queue: Queue, task_id: str) -> None:
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        if token_us is not None:
+            # Not retried, as renew and cancel: a lost reply may have taken effect.
+            acknowledge = ct.AcknowledgeTaskRequest(
+                name=self.task_name(queue, task_id), schedule_time=timestamp_of(token_us)
+            )
+            with translated("the acknowledgement", task_id=task_id, fence=True):
+                self._invoke(self.client.acknowledge_task, acknowledge)
+            return
         request = ct.DeleteTaskRequest(name=self.task_name(queue, task_id))
-
-        def attempt(retried: bool) -> None:
-            try:
-                self._call(self.client.delete_task, request)
-            except gexc.NotFound:
-                if not retried:  # gone after a lost reply: the first try deleted it
-                    raise
-
         with translated("deleting the task", task_id=task_id):
-            self._retrying(attempt)
+            self._invoke(self.client.delete_task, request, idempotent=True, lost_reply=admin.gone_already)
 
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         if not request.group_by_tag:
             selection = ""
         elif request.tag is None:
@@ -388,61 +405,118 @@ class CloudTasksBackend(Backend):
         )
         with translated("the lease", queue=queue):
             try:
-                response = self._queue_level(queue, lambda: self._call(self.client.lease_tasks, call))
+                response = self._invoke(self.client.lease_tasks, call, queue=queue)
             except gexc.ResourceExhausted as exc:
                 # Past 10 LeaseTasks a second App Engine answered with no tasks; so does this.
                 # Logged, since a project quota running out looks the same from here.
                 log.info("LeaseTasks on %s throttled, no tasks returned: %s", call.parent, exc.message)
-                return []
-        return [_task(message) for message in response.tasks]
+                THROTTLED_LEASES.labels(queue.project, queue.name).inc()
+                return LeaseResult()
+            except gexc.FailedPrecondition as exc:
+                # A paused (or disabled) pull queue refuses leases; v1 leases nothing from it.
+                log.info("LeaseTasks on %s refused, no tasks returned: %s", call.parent, exc.message)
+                return LeaseResult()
+        # Cloud Tasks drops a task after max_attempts without saying so: none reported.
+        return LeaseResult(_task(message) for message in response.tasks)
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         name = self.task_name(queue, task_id)
         if token_us is None:
             basic = ct.GetTaskRequest(name=name, response_view=ct.Task.View.BASIC)
             with translated("reading the task", task_id=task_id):
-                token_us = _task(self._retrying(lambda _: self._call(self.client.get_task, basic))).eta_us
-        fence = _timestamp(token_us)
+                token_us = _task(self._invoke(self.client.get_task, basic, idempotent=True)).eta_us
+        fence = timestamp_of(token_us)
         with translated("the lease change", task_id=task_id, fence=True):
             if lease_us == 0:
                 cancel = ct.CancelLeaseRequest(name=name, schedule_time=fence, response_view=ct.Task.View.FULL)
-                return _task(self._call(self.client.cancel_lease, cancel))
+                return _task(self._invoke(self.client.cancel_lease, cancel))
             renew = ct.RenewLeaseRequest(
                 name=name,
                 schedule_time=fence,
                 lease_duration=duration_pb2.Duration(seconds=lease_us // US),
                 response_view=ct.Task.View.FULL,
             )
-            return _task(self._call(self.client.renew_lease, renew))
+            return _task(self._invoke(self.client.renew_lease, renew))
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         request = ct.GetQueueRequest(name=self.queue_name(queue))
         if with_stats:
-            request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "stats"])
+            request.read_mask = field_mask_pb2.FieldMask(paths=["name", "retry_config", "state", "stats"])
         with translated("reading the queue", queue=queue):
-            found = self._queue_level(
-                queue, lambda: self._retrying(lambda _: self._call(self.client.get_queue, request))
-            )
-        raw = ct.Queue.pb(found)
-        attempts = raw.retry_config.max_attempts if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" else 0
-        max_leases = attempts if attempts > 0 else None
+            found = self._invoke(self.client.get_queue, request, idempotent=True, queue=queue)
+        max_leases = admin.max_leases_of(found)
+        paused = found.state == ct.Queue.State.PAUSED
         if not with_stats:
-            return QueueInfo(max_leases)
+            return QueueInfo(max_leases, paused=paused)
+        raw = ct.Queue.pb(found)
         oldest = (
-            _us(raw.stats.oldest_estimated_arrival_time)
+            us_of(raw.stats.oldest_estimated_arrival_time)
             if raw.stats.HasField("oldest_estimated_arrival_time")
             else None
         )
-        # leasedLastMinute / leasedLastHour: Cloud Tasks keeps no such counts (None: omitted).
-        return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None))
+        # leasedLastMinute / leasedLastHour and the counts by state: Cloud Tasks keeps no
+        # such counts (None: omitted, "n/a"); nor dead letters.
+        return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None), paused)
+
+    # -- admin verbs (backends.cloudtasks_admin) -----------------------------------------
+
+    supports = admin.SUPPORTED
+
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        return admin.list_queues(self, project)
+
+    def create_queue(self, queue: Queue) -> None:
+        admin.create_queue(self, queue)
+
+    def update_queue(self, queue: Queue) -> None:
+        admin.update_queue(self, queue)
+
+    def delete_queue(self, queue: Queue) -> None:
+        admin.delete_queue(self, queue)
+
+    def purge_queue(self, queue: Queue) -> int:
+        return admin.purge_queue(self, queue)
+
+    def pause_queue(self, queue: Queue) -> None:
+        admin.set_paused(self, queue, True)
+
+    def resume_queue(self, queue: Queue) -> None:
+        admin.set_paused(self, queue, False)
+
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        return admin.list_tasks_page(
+            self,
+            queue,
+            page_size=page_size,
+            page_token=page_token,
+            tag=tag,
+            state=state,
+            with_payload=with_payload,
+            task_of=_task,
+        )
+
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        raise Unsupported("Cloud Tasks keeps no dead letters: it drops a task after max_attempts without a trace")
+
+    def clear_tombstones(self, queue: Queue) -> int:
+        raise Unsupported("Cloud Tasks keeps deleted names for the queue's tombstone_ttl; they cannot be freed")
+
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        raise Unsupported("Cloud Tasks keeps no per-minute counts of inserts, leases and deletes")
 
     def ping(self) -> None:
         request = ct.ListQueuesRequest(parent=self.where.name, page_size=1)
         with translated("listing queues"):
-            self._retrying(lambda _: self._call(self._queues_page, request))
-
-    def _queues_page(self, request: ct.ListQueuesRequest, **kwargs: Any) -> ct.ListQueuesResponse:
-        return next(iter(self.client.list_queues(request, **kwargs).pages))
+            self._invoke(self.client.list_queues, request, idempotent=True)
 
     def close(self) -> None:
         self.client.transport.close()  # type: ignore[no-untyped-call]

@@ -2,9 +2,11 @@
 
     ApiError                    500 backendError  (anything unexpected)
     ├── InvalidArgument         400 invalid
+    │   └── Unsupported         400 invalid       (a verb this backend cannot do)
     ├── Unauthenticated         401 required
     ├── PermissionDenied        403 forbidden
     ├── NotFound                404 notFound
+    │   └── Deleted             404 notFound      (the task was deleted; its name is reserved)
     ├── Conflict                409 conflict      (lease expired or held by another worker)
     │   └── Duplicate           409 duplicate     (task name live or tombstoned)
     └── Unavailable             503 backendError  (the storage cannot be reached)
@@ -36,6 +38,12 @@ class InvalidArgument(ApiError):
     reason = "invalid"
 
 
+class Unsupported(InvalidArgument):
+    """The backend cannot do this verb (see ``Backend.supports``); the message names it.
+
+    A v1 client sees a 400; a Cloud Tasks front answers UNIMPLEMENTED."""
+
+
 class Unauthenticated(ApiError):
     status = 401
     reason = "required"
@@ -49,6 +57,10 @@ class PermissionDenied(ApiError):
 class NotFound(ApiError):
     status = 404
     reason = "notFound"
+
+
+class Deleted(NotFound):
+    """The task is gone, but was there recently (its name is tombstoned)."""
 
 
 class Conflict(ApiError):

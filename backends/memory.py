@@ -2,7 +2,8 @@
 
 URL: ``memory://`` (no options). Every Lua script and every semantic is the Redis
 backend's own; only the connection differs. Tasks live as long as the process and are
-visible to that process alone, so the server refuses to run it with several workers.
+visible to that process alone, so the server refuses to run it with several workers
+(its entry in `backends.BACKENDS` says so).
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from backends.redis_backend import DEFAULT_PREFIX, RedisBackend
 
 
 class MemoryBackend(RedisBackend):
-    #: What the server says when asked to run this backend in several processes.
-    SINGLE_PROCESS = "memory:// keeps tasks inside one process; use one worker, or a redis:// backend for more"
-
     @classmethod
     def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> MemoryBackend:
         if url.rstrip("/") != "memory:":

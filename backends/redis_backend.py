@@ -2,17 +2,26 @@
 
 URLs::
 
-    redis://[[user]:password@]host[:port][/db][?prefix=tq]
+    redis://[[user]:password@]host[:port][/db][?prefix=tq&max_tombstones=100000]
     rediss://…                      (TLS)
-    redis+cluster://host:port[?prefix=tq]
+    redis+cluster://host:port[?prefix=tq&max_tombstones=100000]
 
 Options (query string): ``prefix``, the start of every key (default ``tq``), so that
-several bridges or test runs can share one server.
+several bridges or test runs can share one server; ``max_tombstones``, the most
+deleted names one queue keeps reserved (default 100,000; 0: no bound), past which the
+names deleted longest ago become usable again before their window ends.
 
 Layout: all keys of a queue share the cluster hash tag ``{project/queue}``, so each
 script touches one slot of a Redis Cluster; `lua/common.lua` describes the keys. Time
 comes from the server's ``TIME`` inside the scripts, so bridge processes with skewed
 clocks agree on every lease. A lease costs O(k log N) for k tasks, however many wait.
+One key stands apart, ``<prefix>:queues``, the set of known queues ("project/queue")
+that list_queues reads: a queue's scripts cannot reach it (another slot), so a script
+reports a queue it sees for the first time (its ``meta`` key was missing) and the
+backend adds it then; an ordinary insert costs no second round trip. Admin verbs:
+list_tasks_page costs O(G k log N) for G tag groups and a page of k; activity and
+dead letters are kept by the scripts themselves (see common.lua), so every process
+sees the same.
 
 Limits: values are kept whole in memory (a 1 MiB payload is 1 MiB of Redis). Calls are
 not retried: when Redis cannot be reached the call fails with Unavailable (503) at once
@@ -25,9 +34,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.resources
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 import redis.cluster
@@ -35,27 +44,67 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
+from backends import url_options
 from backends.base import (
+    ACTIVITY_MINUTES,
     DEFAULT_TOMBSTONE_SECONDS,
-    LIST_LIMIT,
-    MAX_ETA_AHEAD_US,
+    MINUTE_US,
     Backend,
+    DeadLetter,
     LeaseRequest,
+    LeaseResult,
+    MinuteActivity,
     NewTask,
     Queue,
     QueueInfo,
     QueueStats,
     Task,
+    TaskPage,
+    TaskState,
 )
-from backends.errors import LEASE_CONFLICT, ApiError, Conflict, Duplicate, InvalidArgument, NotFound, Unavailable
+from backends.errors import (
+    LEASE_CONFLICT,
+    ApiError,
+    Conflict,
+    Deleted,
+    Duplicate,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
+from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
+from backends.paging import position_of, token_after
 
 DEFAULT_PREFIX = "tq"
+#: Tombstones kept per queue: 11 MiB of Redis at the bound with generated names, 57 MiB
+#: with 500-character ones (measured with MEMORY USAGE). Without a bound, insert and
+#: delete at a few hundred pairs a second fill tens of GB in the default 7-day window.
+DEFAULT_MAX_TOMBSTONES = 100_000
 #: Seconds to wait for a TCP connection before answering 503.
 CONNECT_TIMEOUT = 2.0
-#: Seconds to wait for a reply; the slowest script (a 1,000-task lease) takes milliseconds.
-SOCKET_TIMEOUT = 10.0
-_SCRIPTS = ("insert", "lease", "modify_lease", "delete", "list", "stats")
-_KEY_NAMES = ("tasks", "index", "heads", "dead", "leased")
+#: Seconds to wait for a reply. The slowest script (a lease of 32 MiB) takes
+#: milliseconds, so a Redis silent this long is stalled (DEBUG SLEEP, a fork on a full
+#: machine, a network partition): the call answers 503 instead of holding a thread.
+SOCKET_TIMEOUT = 3.0
+#: Tries of a script that the server keeps forgetting (SCRIPT FLUSH while serving).
+SCRIPT_ATTEMPTS = 3
+_SCRIPTS = (
+    "insert",
+    "lease",
+    "modify_lease",
+    "delete",
+    "list",
+    "stats",
+    "create_queue",
+    "set_queue",
+    "delete_queue",
+    "purge",
+    "list_page",
+    "dead_letters",
+    "clear_tombstones",
+    "activity",
+)
+_KEY_NAMES = ("tasks", "index", "heads", "dead", "leased", "meta", "pending", "dropped", "letters", "activity")
 
 
 def _load_scripts() -> dict[str, str]:
@@ -67,17 +116,28 @@ def _load_scripts() -> dict[str, str]:
 SOURCES = _load_scripts()
 
 
+#: Driver errors that mean the store cannot serve now, whatever their message says:
+#: unreachable or stalled, loading, out of memory (maxmemory with noeviction), a
+#: read-only replica after a failover, a cluster that is down, resharding or has an
+#: uncovered slot, or redirected too many times (ClusterError).
+_OUTAGES: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterError,
+    redis.exceptions.SlotNotCoveredError,
+)
+
+
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
-    """Turn driver errors into API errors where they enter."""
+    """Turn driver errors into API errors where they enter, by class (never by text)."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable("The task store (Redis) cannot be reached; try again shortly.") from exc
-    except redis.ResponseError as exc:
-        if str(exc).startswith(("OOM", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")):
-            raise Unavailable("The task store (Redis) cannot take the request now; try again shortly.") from exc
-        raise ApiError("The task store (Redis) failed.") from exc
+    except _OUTAGES as exc:
+        raise Unavailable("The task store (Redis) cannot take the request now; try again shortly.") from exc
     except redis.RedisError as exc:
         raise ApiError("The task store (Redis) failed.") from exc
 
@@ -95,6 +155,12 @@ def _task(task_id: bytes | str, packed: bytes, *, with_payload: bool = True) -> 
         int(eta),
         int(retries),
     )
+
+
+def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
+    """Decode a dead letter record: "DROPPED:LEASES:SIZE:TAGLEN:" + tag."""
+    dropped, leases, size, _, tag = record.split(b":", 4)
+    return DeadLetter(task_id.decode(), tag.decode() or None, int(size), int(leases), int(dropped))
 
 
 def _drop_if_stale(connection: Any) -> None:
@@ -117,12 +183,17 @@ def _keys(prefix: str, project: str, queue: str) -> tuple[str, ...]:
     return tuple(base + name for name in _KEY_NAMES)
 
 
-def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster, str]:
+def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster, dict[str, Any]]:
+    """The client, and the backend's own options from the query string."""
     parts = urlsplit(url)
-    options = parse_qs(parts.query)
-    prefix = options.pop("prefix", [DEFAULT_PREFIX])[-1]
+    options = url_options(url, ("prefix", "max_tombstones"))
+    prefix = options.get("prefix", DEFAULT_PREFIX)
     if not prefix or "{" in prefix or "}" in prefix:
         raise ValueError(f"invalid prefix {prefix!r} in {url!r}: it must be non-empty, without braces")
+    most = options.get("max_tombstones", str(DEFAULT_MAX_TOMBSTONES))
+    if not most.isdigit():
+        raise ValueError(f"invalid max_tombstones {most!r} in {url!r}: it must be a whole number (0: no bound)")
+    backend_options = {"prefix": prefix, "max_tombstones": int(most)}
     settings: dict[str, Any] = {
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": SOCKET_TIMEOUT,
@@ -130,9 +201,20 @@ def _client_from_url(url: str) -> tuple[redis.Redis | redis.cluster.RedisCluster
     }
     if parts.scheme == "redis+cluster":
         plain = urlunsplit(("redis", parts.netloc, parts.path, "", ""))
-        return redis.cluster.RedisCluster.from_url(plain, **settings), prefix
+        return redis.cluster.RedisCluster.from_url(plain, **settings), backend_options
     plain = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    return redis.Redis.from_url(plain, **settings), prefix
+    return redis.Redis.from_url(plain, **settings), backend_options
+
+
+def _max_leases(queue: Queue, stored: bytes | str | None) -> int | None:
+    """queue.yaml's value when there is one, else the queue's stored one (0: unlimited)."""
+    if queue.max_leases is not None:
+        return queue.max_leases
+    return int(stored) or None if stored else None
+
+
+def _missing_queue(queue: Queue) -> NotFound:
+    return NotFound(f"Queue not found: {queue.name}", location="taskqueue")
 
 
 class RedisBackend(Backend):
@@ -142,10 +224,12 @@ class RedisBackend(Backend):
         *,
         prefix: str = DEFAULT_PREFIX,
         tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS,
+        max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
     ) -> None:
         self.client = client
         self.prefix = prefix
-        self.tombstone_us = tombstone_seconds * 1_000_000
+        self.tombstone_us = tombstone_seconds * US
+        self.max_tombstones = max_tombstones
         #: µs added to the server's clock by every script; tests move time with it.
         self.clock_shift_us = 0
         self._scripts: dict[str, Script] = {name: client.register_script(src) for name, src in SOURCES.items()}
@@ -156,22 +240,35 @@ class RedisBackend(Backend):
 
     @classmethod
     def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> RedisBackend:
-        client, prefix = _client_from_url(url)
-        return cls(client, prefix=prefix, tombstone_seconds=tombstone_seconds)
+        client, options = _client_from_url(url)
+        return cls(client, tombstone_seconds=tombstone_seconds, **options)
 
     def keys(self, queue: Queue) -> tuple[str, ...]:
         return _keys(self.prefix, queue.project, queue.name)
 
+    @property
+    def registry_key(self) -> str:
+        """The set of every known queue, "project/name". Its own key (its own slot in a
+        cluster): a script, bound to a queue's slot, reports a new queue and the caller
+        adds it here, so only a queue's first insert or lease pays a second round trip."""
+        return f"{self.prefix}:queues"
+
+    def _register(self, queue: Queue) -> None:
+        with _translated():
+            self.client.sadd(self.registry_key, f"{queue.project}/{queue.name}")
+
     def _run(self, script: str, queue: Queue, *args: str | int | bytes) -> Any:
-        # A server that lost its scripts (a restart) gets them again once.
+        # A server that lost its scripts (a restart, SCRIPT FLUSH) gets them again, a few
+        # times at most, then the call is a 503 rather than a loop.
         sha = self._scripts[script].sha
         keys_and_args = (*self.keys(queue), self.clock_shift_us, *args)
         with _translated():
-            try:
-                return self._evalsha(sha, keys_and_args)
-            except redis.exceptions.NoScriptError:
-                self.client.script_load(SOURCES[script])
-                return self._evalsha(sha, keys_and_args)
+            for _ in range(SCRIPT_ATTEMPTS):
+                try:
+                    return self._evalsha(sha, keys_and_args)
+                except redis.exceptions.NoScriptError:
+                    self.client.script_load(SOURCES[script])
+        raise Unavailable("The task store (Redis) keeps losing its scripts; try again shortly.")
 
     def _evalsha(self, sha: str, keys_and_args: tuple[str | int | bytes, ...]) -> Any:
         """EVALSHA on a connection of the backend's own (plain Redis), else through the client.
@@ -211,13 +308,19 @@ class RedisBackend(Backend):
             raise Duplicate(f"A task named {task.id} already exists", location="id")
         if status == b"too_late":
             raise InvalidArgument("leaseTimestamp may be at most 30 days ahead of now", location="leaseTimestamp")
-        enqueue, eta = rest
+        enqueue, eta, unknown = rest
+        if unknown:
+            self._register(queue)
         return Task(task.id, task.payload, task.tag, int(enqueue), int(eta), 0)
 
     def get(self, queue: Queue, task_id: str) -> Task:
         with _translated():
             packed = self.client.hget(self.keys(queue)[0], task_id)
         if packed is None:
+            found = self._run("dead_letters", queue, 1, task_id)
+            if found:
+                leases = _dead_letter(*found).leases
+                raise NotFound(f"Task {task_id} was dropped after {leases} leases (maxLeases)", location="task")
             raise NotFound(f"Task not found: {task_id}", location="task")
         return _task(task_id, packed)  # type: ignore[arg-type]
 
@@ -225,31 +328,46 @@ class RedisBackend(Backend):
         flat = self._run("list", queue, LIST_LIMIT)
         return [_task(flat[i], flat[i + 1], with_payload=False) for i in range(0, len(flat), 2)]
 
-    def delete(self, queue: Queue, task_id: str) -> None:
-        status = self._run("delete", queue, task_id, self.tombstone_us)
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        token = "" if token_us is None else str(token_us)
+        status = self._run("delete", queue, task_id, self.tombstone_us, token, self.max_tombstones)
+        if status == b"conflict":
+            raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
-            raise NotFound(f"Task {task_id} was deleted", location="task")
+            raise Deleted(f"Task {task_id} was deleted", location="task")
         if status == b"missing":
             raise NotFound(f"Task not found: {task_id}", location="task")
 
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         if not request.group_by_tag:
             mode = "any"
         elif request.tag is None:
             mode = "oldest"
         else:
             mode = "tag"
-        flat: Sequence[bytes] = self._run(
-            "lease",
-            queue,
-            request.num_tasks,
-            request.lease_us,
-            mode,
-            request.tag or "",
-            queue.max_leases or 0,
-            self.tombstone_us,
+        flat: list[bytes] = list(
+            self._run(
+                "lease",
+                queue,
+                request.num_tasks,
+                request.lease_us,
+                mode,
+                request.tag or "",
+                "" if queue.max_leases is None else queue.max_leases,
+                self.tombstone_us,
+                request.max_bytes,
+                request.task_bytes,
+                self.max_tombstones,
+            )
         )
-        return [_task(task_id, packed) for task_id, packed in zip(flat[::2], flat[1::2], strict=True)]
+        unknown, dropped = flat[0], 2 + 2 * int(flat[1])
+        if unknown:
+            self._register(queue)
+        tasks = []
+        for i in range(dropped, len(flat), 2):
+            tasks.append(_task(flat[i], flat[i + 1]))
+            flat[i + 1] = b""  # a lease can be 32 MiB: hold each payload once, not twice
+        return LeaseResult(tasks, (_dead_letter(flat[i], flat[i + 1]) for i in range(2, dropped, 2)))
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         token = "" if token_us is None else str(token_us)
@@ -259,17 +377,125 @@ class RedisBackend(Backend):
         if status == b"conflict":
             raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
-            raise NotFound(f"Task {task_id} was deleted", location="task")
+            raise Deleted(f"Task {task_id} was deleted", location="task")
         raise NotFound(f"Task not found: {task_id}", location="task")
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         if not with_stats:
-            # Nothing to read, but a queue is only described while its store answers.
-            self.ping()
-            return QueueInfo(queue.max_leases)
-        total, oldest, minute, hour = self._run("stats", queue)
-        stats = QueueStats(int(total), int(oldest) if oldest else None, int(minute), int(hour))
-        return QueueInfo(queue.max_leases, stats)
+            with _translated():
+                paused, stored = self.client.hmget(self.keys(queue)[5], "paused", "max_leases")
+            return QueueInfo(_max_leases(queue, stored), paused=paused == b"1")
+        total, oldest, minute, hour, available, delayed, dead, paused, stored = self._run("stats", queue)
+        stats = QueueStats(
+            int(total),
+            int(oldest) if oldest else None,
+            int(minute),
+            int(hour),
+            available=int(available),
+            leased=int(total) - int(available) - int(delayed),
+            delayed=int(delayed),
+            dead_letters=int(dead),
+        )
+        return QueueInfo(_max_leases(queue, stored), stats, paused == b"1")
+
+    # -- admin verbs ------------------------------------------------------------------
+
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        with _translated():
+            found: set[bytes] = self.client.smembers(self.registry_key)  # type: ignore[assignment]
+            members = sorted(tuple(m.decode().rsplit("/", 1)) for m in found)
+            names = [Queue(p, n) for p, n in members if project is None or p == project]
+            # One read per queue, each on its queue's node (redis-py's cluster pipeline
+            # leaves a connection open behind it).
+            stored = [self.client.hget(self.keys(queue)[5], "max_leases") for queue in names]
+        return [Queue(q.project, q.name, _max_leases(q, value)) for q, value in zip(names, stored, strict=True)]
+
+    def create_queue(self, queue: Queue) -> None:
+        if self._run("create_queue", queue, queue.max_leases or 0) == b"exists":
+            raise Duplicate(f"Queue {queue.name} already exists", location="taskqueue")
+        self._register(queue)
+
+    def _set(self, queue: Queue, setting: str, value: int) -> None:
+        status, *rest = self._run("set_queue", queue, setting, value)
+        if status == b"missing":
+            raise _missing_queue(queue)
+        if rest[0]:
+            self._register(queue)
+
+    def update_queue(self, queue: Queue) -> None:
+        self._set(queue, "max_leases", queue.max_leases or 0)
+
+    def pause_queue(self, queue: Queue) -> None:
+        self._set(queue, "paused", 1)
+
+    def resume_queue(self, queue: Queue) -> None:
+        self._set(queue, "paused", 0)
+
+    def delete_queue(self, queue: Queue) -> None:
+        # Unlisted first: an insert racing with this either lands before the delete and
+        # goes with the queue, or after it and lists the queue again.
+        with _translated():
+            self.client.srem(self.registry_key, f"{queue.project}/{queue.name}")
+        if self._run("delete_queue", queue) == b"missing":
+            raise _missing_queue(queue)
+
+    def purge_queue(self, queue: Queue) -> int:
+        count = int(self._run("purge", queue))
+        if count < 0:
+            raise _missing_queue(queue)
+        return count
+
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        after = "" if page_token is None else position_of(page_token)
+        more, *flat = self._run(
+            "list_page",
+            queue,
+            page_size,
+            "" if tag is None else "1",
+            tag or "",
+            after,
+            "" if state is None else str(state),
+            "1" if with_payload else "",
+        )
+        tasks = [_task(flat[i], flat[i + 1], with_payload=with_payload) for i in range(0, len(flat), 2)]
+        return TaskPage(tasks, token_after(tasks[-1]) if more and tasks else None)
+
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        flat = self._run("dead_letters", queue, limit, "")
+        return [_dead_letter(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
+
+    def clear_tombstones(self, queue: Queue) -> int:
+        return int(self._run("clear_tombstones", queue))
+
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        now, depth, n, *flat = self._run("activity", queue)
+        counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, int(n), 2)}
+        # Lease counts per minute are the lease script's own ("m<minute>" in leased).
+        leases = {flat[i][1:].decode(): int(flat[i + 1]) for i in range(int(n), len(flat), 2) if flat[i][:1] == b"m"}
+        last = int(now) // MINUTE_US
+        minutes: list[MinuteActivity] = []
+        # From now backwards: the depth at the end of a minute, less what it changed,
+        # is the depth at the end of the minute before.
+        depth = int(depth)
+        for minute in range(last, last - ACTIVITY_MINUTES, -1):
+            inserted, deleted, dropped = (counts.get(f"{kind}{minute}", 0) for kind in "idx")
+            changed = (f"i{minute}" in counts) or (f"d{minute}" in counts) or (f"x{minute}" in counts)
+            minutes.append(
+                MinuteActivity(
+                    minute * MINUTE_US, inserted, leases.get(str(minute), 0), deleted, depth if changed else None
+                )
+            )
+            depth -= inserted - deleted - dropped
+        return minutes[::-1]
 
     def ping(self) -> None:
         # SCRIPT EXISTS answers like PING and also tells whether a restarted server lost
@@ -285,4 +511,8 @@ class RedisBackend(Backend):
         self._closed = True
         while self._idle:
             self._idle.pop().disconnect()
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            # RedisCluster.close() leaves the pools of the nodes it reached open (redis-py
+            # 8.1); the queue registry is on another node than most queues.
+            self.client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
         self.client.close()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 
-from backends.base import MAX_ETA_AHEAD_US, LeaseRequest, NewTask, Queue
+from backends.base import LeaseRequest, NewTask, Queue
+from backends.limits import MAX_ETA_AHEAD_US
 from backends.redis_backend import SOURCES, RedisBackend
 from bench.plan import FILL_BATCH
 
@@ -44,7 +45,14 @@ def insert_many(backend: RedisBackend, into: Queue, tasks: Iterable[NewTask]) ->
         nonlocal inserted
         pipe = backend.client.pipeline(transaction=False)
         for task in batch:
-            args = [backend.clock_shift_us, task.id, task.payload, task.tag or "", task.eta_us, MAX_ETA_AHEAD_US]
+            args: list[str | int | bytes] = [
+                backend.clock_shift_us,
+                task.id,
+                task.payload,
+                task.tag or "",
+                task.eta_us,
+                MAX_ETA_AHEAD_US,
+            ]
             script(keys=keys, args=args, client=pipe)
         refused = [reply for reply in pipe.execute() if reply[0] != b"ok"]
         if refused:

@@ -106,17 +106,25 @@ def _api_style_tasks(count: int) -> list[NewTask]:
     return [NewTask(new_task_id(), os.urandom(MEMORY_PAYLOAD_BYTES)) for _ in range(count)]
 
 
+def _server(backend: RedisBackend) -> redis.Redis:
+    """The client of the one Redis server the measurement starts (never a cluster)."""
+    client = backend.client
+    assert isinstance(client, redis.Redis), "the memory measurement runs on one redis-server"
+    return client
+
+
 def _warm(backend: RedisBackend) -> None:
     """Load every script the measurement runs and create the server's lazy structures."""
     warmup = queue("memory-warmup")
     fill(backend, warmup, numbered("w", 2, MEMORY_PAYLOAD_BYTES))
-    backend.client.connection_pool.disconnect()
+    _server(backend).connection_pool.disconnect()
 
 
 def _key_usages(client: redis.Redis, backend: RedisBackend, count: int) -> tuple[KeyUsage, ...]:
     usages = []
     for key in backend.keys(queue("memory")):
-        kind = client.type(key).decode()
+        reply = client.type(key)
+        kind = reply.decode() if isinstance(reply, bytes) else reply
         if kind == "none":
             usages.append(KeyUsage(key, "none", "-", 0.0))
             continue
@@ -135,12 +143,12 @@ def measure_once(plan: Plan, folder: Path) -> MemoryResult:
             tasks = _api_style_tasks(plan.memory_tasks)
             before = _used_memory(url)
             inserted = insert_many(backend, queue("memory"), tasks)
-            backend.client.connection_pool.disconnect()
+            _server(backend).connection_pool.disconnect()
             after = _used_memory(url)
             if total_tasks(backend, queue("memory")) != inserted:
                 raise RuntimeError("the memory queue does not hold the tasks inserted")
             tasks_key, index_key = backend.keys(queue("memory"))[:2]
-            client = backend.client
+            client = _server(backend)
             sample = tasks[0].id
             return MemoryResult(
                 tasks=inserted,

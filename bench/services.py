@@ -127,12 +127,15 @@ def _wait(service: Service, ready: Callable[[], bool]) -> Service:
     return service
 
 
-def start_redis(folder: Path) -> Service:
-    """An empty redis-server that saves nothing, so that memory figures start from zero."""
+def start_redis(folder: Path, *options: str, port: int | None = None) -> Service:
+    """An empty redis-server that saves nothing, so that memory figures start from zero.
+
+    ``options`` come last and so win (``--appendonly yes`` keeps an AOF in ``folder``).
+    """
     binary = require("redis-server", "install it (apt-get install redis-server)")
-    port = free_port()
+    port = port or free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    command += ["--dir", str(folder)]
+    command += ["--dir", str(folder), *options]
     service = Service(f"redis-server :{port}", command, port, folder / f"redis-{port}.log")
 
     def ready() -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 from backends.base import Backend, LeaseRequest, Queue
 from backends.errors import InvalidArgument
+from backends.limits import US
 from bridge import wire
 from bridge.errors import Required
 from bridge.queues import QueueConfig
@@ -31,6 +32,8 @@ class Call:
     body: Any
     #: The identities allowed everything (reported as the queue's adminEmails).
     admins: tuple[str, ...] = ()
+    #: Largest lease or list response, in bytes of JSON (0: no limit).
+    max_response_bytes: int = 0
 
     @property
     def queue_name(self) -> str:
@@ -39,8 +42,6 @@ class Call:
 
 Result = tuple[int, dict[str, Any] | None]
 Handler = Callable[[Backend, Call], Result]
-
-US = 1_000_000
 
 
 def get_queue(backend: Backend, call: Call) -> Result:
@@ -67,13 +68,20 @@ def lease(backend: Backend, call: Call) -> Result:
         group_by_tag=group_by_tag,
         # "tag=" asks for the untagged group; no tag asks for the oldest task's group.
         tag=None if tag is None else (wire.check_tag(tag) or ""),
+        max_bytes=max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1) if call.max_response_bytes else 0,
+        task_bytes=wire.task_bytes(call.queue_name),
     )
     tasks = backend.lease(call.queue, request)
     return 200, wire.tasks_json("taskqueue#tasks", tasks, call.queue_name)
 
 
 def list_tasks(backend: Backend, call: Call) -> Result:
-    return 200, wire.tasks_json("taskqueues#tasks", backend.list_tasks(call.queue), call.queue_name)
+    tasks = backend.list_tasks(call.queue)
+    if call.max_response_bytes:
+        # Listing changes nothing, so the budget can be applied after the fact.
+        budget = max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1)
+        tasks = wire.within(tasks, budget, wire.task_bytes(call.queue_name))
+    return 200, wire.tasks_json("taskqueues#tasks", tasks, call.queue_name)
 
 
 def get_task(backend: Backend, call: Call) -> Result:
@@ -83,6 +91,10 @@ def get_task(backend: Backend, call: Call) -> Result:
 def modify_lease(backend: Backend, call: Call) -> Result:
     task_id = call.params["task"]
     token = wire.read_lease_token(call.body, call.project, call.queue.name, task_id)
+    if token is None and call.config.strict_leases:
+        # Without the token, a worker whose lease expired could renew or release the
+        # lease another worker now holds.
+        raise Required("leaseTimestamp (the lease's token) is required on this queue", location="leaseTimestamp")
     task = backend.modify_lease(call.queue, task_id, call.params["newLeaseSeconds"] * US, token)
     return 200, wire.task_json(task, call.queue_name)
 

@@ -5,21 +5,26 @@ Under plain gunicorn, ``gunicorn 'bridge:create_app()'`` reads the BRIDGE_* vari
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Flask, Request, Response, request
+from gunicorn.http.errors import ParseException
 
 from backends import open_backend
 from backends.base import Backend, Queue
-from backends.errors import NotFound
-from bridge import errors, fields, health, logs, metrics
+from backends.errors import ApiError, InvalidArgument, NotFound
+from bridge import batch, console, errors, fields, health, logs, metrics
 from bridge.acl import Policy
 from bridge.api import HANDLERS, Call, Handler
-from bridge.auth import Authenticator, open_authenticator
+from bridge.auth import Anonymous, Authenticator, TokenFile
+from bridge.cloudtasks import methods as cloudtasks
+from bridge.cloudtasks import rest as cloudtasks_rest
 from bridge.discovery import Discovery, Method
 from bridge.errors import BodyTooLarge, ParseError
 from bridge.front import ApiCall, ApiFront
@@ -31,6 +36,10 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 _OVERRIDABLE = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+#: A Host header: a name or IPv4 address, or an IPv6 address in brackets, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9._-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+#: Methods whose request line says how many tasks they handed out.
+_COUNTED = frozenset({"taskqueue.tasks.lease", "taskqueue.tasks.list"})
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,11 @@ class Bridge:
 def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
     """Build the app; ``backend`` replaces the one ``settings.backend`` names (tests)."""
     settings = settings or Settings.from_env()
-    queues = QueueRegistry.from_file(settings.queues) if settings.queues else QueueRegistry()
+    projects, strict = settings.projects, settings.strict_leases
+    if settings.queues:
+        queues = QueueRegistry.from_file(settings.queues, projects=projects, strict_leases=strict)
+    else:
+        queues = QueueRegistry(projects=projects, strict_leases=strict)
     discovery = Discovery.load()
     authenticator = open_authenticator(settings)
     backend = backend or open_backend(settings.backend, **settings.backend_options())
@@ -61,11 +74,16 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     bridge = Bridge(settings, metered, queues, discovery, authenticator, Policy.from_settings(settings))
     app.extensions["bridge"] = bridge
     errors.register(app)
+    app.before_request(_check_host)
     logs.register(app)
     # /metrics shows queue names and traffic; a staging proxy may want it behind the API's credentials.
     guard = (lambda: authenticator.identify(request.headers.get("Authorization"))) if settings.metrics_auth else None
     metrics.register(app, metered, queues, guard)
     health.register(app, metered)
+    # The Cloud Tasks v2beta2 front on the same queues: HTTP/JSON here, gRPC per worker (bridge.serving).
+    front = cloudtasks.Front(metered, queues, authenticator, bridge.policy, settings.queues is not None)
+    app.extensions["cloudtasks"] = front
+    cloudtasks_rest.register(app, front)
 
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:
@@ -76,9 +94,36 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
-    app.wsgi_app = ApiFront(app, calls, settings.max_body_bytes)  # type: ignore[method-assign]
-    app.wsgi_app = _MethodOverride(app.wsgi_app)  # type: ignore[method-assign]
+    batch.register(app, lambda: _body_bytes(request, settings.max_body_bytes))
+    console.register(app, bridge)
+    # The API's short way (bridge.front) inside the method override, which rewrites the
+    # request it then reads; the Host check is a hook it runs itself.
+    api_front = ApiFront(app, calls, settings.max_body_bytes, checks=(_check_host,))
+    app.wsgi_app = _MethodOverride(api_front, settings.max_body_bytes)  # type: ignore[method-assign]
     return app
+
+
+def open_authenticator(settings: Settings) -> Authenticator:
+    """The authenticator ``settings.auth`` names (settings were checked when built)."""
+    if settings.auth == "token":
+        assert settings.tokens_file is not None
+        return TokenFile.load(settings.tokens_file)
+    if settings.auth == "google":
+        # Imported in this mode only: the rest of the time google-auth's JWT code is not needed.
+        from bridge.idtoken import GoogleIdTokens
+
+        assert settings.auth_audience is not None
+        return GoogleIdTokens(settings.auth_audience, settings.auth_certs_url)
+    return Anonymous()
+
+
+def _check_host(environ: WSGIEnvironment | None = None) -> None:
+    """A Host that is no host[:port] is a 400: the Discovery document's rootUrl is made
+    from it. (A well-formed but foreign Host is the proxy's to refuse; see --public-url.)
+    A before_request hook, which bridge.front also runs with the request's environ."""
+    host = (request.environ if environ is None else environ).get("HTTP_HOST")
+    if host is not None and _HOST.fullmatch(host) is None:
+        raise InvalidArgument("The Host header is not a valid host[:port]", location="Host")
 
 
 def _api_view(call: ApiCall) -> Callable[..., Response]:
@@ -99,7 +144,7 @@ def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
     # Most calls set none of the global parameters (alt, fields, prettyPrint, …).
     global_defaults = {p.name: p.parse(None) for p in global_params}
 
-    def call(req: Request, path: Mapping[str, str]) -> tuple[int, bytes | None]:
+    def call(req: Request, path: Mapping[str, str]) -> tuple[int, list[bytes] | None]:
         # Credentials first: a caller who has none learns nothing, not even which queues exist.
         identity = bridge.authenticator.identify(req.headers.get("Authorization"))
         # One dict: werkzeug's MultiDict.get raises and catches internally for every absent name.
@@ -111,21 +156,48 @@ def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
         selection = _selection(options["fields"]) if options["fields"] else None
         params = {p.name: p.parse(path[p.name] if p.location == "path" else args.get(p.name)) for p in method.params}
         project = params["project"]
+        key = project_key(project)
+        bridge.queues.check_project(key, project)
         config = bridge.queues.resolve(params["taskqueue"])
         # Before the body is read and before the backend is asked anything.
         bridge.policy.check(identity, config, method.id)
-        queue = Queue(project_key(project), config.name, config.max_leases)
+        queue = Queue(key, config.name, config.max_leases)
         body = _read_body(req, bridge.settings.max_body_bytes) if method.takes_body else None
-        status, resource = handler(bridge.backend, Call(project, queue, config, params, body, bridge.settings.admins))
+        call = Call(project, queue, config, params, body, bridge.settings.admins, bridge.settings.max_response_bytes)
+        status, resource = handler(bridge.backend, call)
+        if method.id in _COUNTED:
+            req.environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
         if resource is None:
             return status, None
         if selection is not None:
             resource = fields.apply(resource, selection)
-        # orjson: the standard library's indenting encoder is pure Python, and pretty
-        # printing is Google's default, so it would run on nearly every response.
-        return status, orjson.dumps(resource, option=orjson.OPT_INDENT_2 if options["prettyPrint"] else 0)
+        return status, _encoded(resource, options["prettyPrint"])
 
     return call
+
+
+def _encoded(resource: dict[str, Any], pretty: bool) -> list[bytes]:
+    """The resource as JSON, in parts that werkzeug sends one after the other.
+
+    A lease response can be 32 MiB. Encoding its items one at a time, each dropped
+    from the resource once encoded, keeps the peak near one response in memory, where
+    one ``dumps`` of the whole held the resource, the output and orjson's growing
+    buffer at once (measured: over 3x the response). orjson: the standard library's
+    indenting encoder is pure Python, and pretty printing is Google's default.
+    """
+    option = orjson.OPT_INDENT_2 if pretty else 0
+    items = resource.get("items")
+    if not isinstance(items, list) or len(items) < 2:
+        return [orjson.dumps(resource, option=option)]
+    frame = orjson.dumps({**resource, "items": []}, option=option)
+    before, after = frame.split(b'"items": []' if pretty else b'"items":[]', 1)
+    parts = [before + (b'"items": [' if pretty else b'"items":[')]
+    for index, item in enumerate(items):
+        text = orjson.dumps(item, option=option)
+        items[index] = None  # its payload can go now
+        parts.append((b"," if index else b"") + (b"\n    " + text.replace(b"\n", b"\n    ") if pretty else text))
+    parts.append((b"\n  ]" if pretty else b"]") + after)
+    return parts
 
 
 @functools.lru_cache(maxsize=256)
@@ -151,11 +223,36 @@ def _body_bytes(req: Request, limit: int) -> bytes:
     the limit and hand back its start as if it were all, so it is read here instead.
     """
     if req.content_length is not None or not req.environ.get("wsgi.input_terminated"):
-        return req.get_data(cache=False)
-    stream, chunks, size = req.environ["wsgi.input"], [], 0
-    while size <= limit and (chunk := stream.read(min(65536, limit + 1 - size))):
-        chunks.append(chunk)
-        size += len(chunk)
+        with _body_errors():
+            return req.get_data(cache=False)
+    return _read_limited(req.environ["wsgi.input"], limit)
+
+
+#: What a WSGI server's input stream raises for a body it cannot decode (a chunk size
+#: that is not hex, a missing chunk terminator, a body cut short): gunicorn's parse
+#: errors, and OSError or ValueError from werkzeug's server and gunicorn alike.
+_BODY_ERRORS = (OSError, ValueError, ParseException)
+
+
+@contextlib.contextmanager
+def _body_errors() -> Iterator[None]:
+    try:
+        yield
+    except TimeoutError:
+        raise InvalidArgument("The request body stopped arriving", location="body") from None
+    except _BODY_ERRORS:
+        raise InvalidArgument(
+            "The request body is malformed (bad chunked encoding or cut short)", location="body"
+        ) from None
+
+
+def _read_limited(stream: Any, limit: int) -> bytes:
+    """All of ``stream``; past ``limit`` bytes a 413, with at most one byte more read."""
+    chunks, size = [], 0
+    with _body_errors():
+        while size <= limit and (chunk := stream.read(min(65536, limit + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
     if size > limit:
         raise BodyTooLarge("Request body too large")
     return b"".join(chunks)
@@ -178,11 +275,13 @@ class _MethodOverride:
     """Honours X-HTTP-Method-Override on POST, as Google's front end did.
 
     Google's Python client tunnels long GETs through POST, with the query string moved
-    into a form-encoded body; that body becomes the query string again here.
+    into a form-encoded body; that body becomes the query string again here, whole,
+    and under the same size limit as any other body.
     """
 
-    def __init__(self, app: WSGIApplication) -> None:
+    def __init__(self, app: WSGIApplication, limit: int) -> None:
         self.app = app
+        self.limit = limit
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper()
@@ -190,8 +289,28 @@ class _MethodOverride:
             environ["REQUEST_METHOD"] = override
             form = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
             if override == "GET" and form:
-                length = int(environ.get("CONTENT_LENGTH") or 0)
-                extra = environ["wsgi.input"].read(min(length, 65536)).decode("latin-1")
+                try:
+                    extra = self._form(environ)
+                except ApiError as exc:
+                    response = errors.error_response(exc.status, exc.reason, exc.message, exc.location)
+                    return response(environ, start_response)
                 environ["QUERY_STRING"] = "&".join(part for part in (environ.get("QUERY_STRING", ""), extra) if part)
                 environ["CONTENT_LENGTH"] = "0"
         return self.app(environ, start_response)
+
+    def _form(self, environ: WSGIEnvironment) -> str:
+        length = environ.get("CONTENT_LENGTH")
+        if length:
+            try:
+                size = int(length)
+            except ValueError:
+                raise InvalidArgument("Content-Length is not a number", location="Content-Length") from None
+            if size > self.limit:
+                raise BodyTooLarge("Request body too large")
+            with _body_errors():
+                data = environ["wsgi.input"].read(size)
+        elif environ.get("wsgi.input_terminated"):
+            data = _read_limited(environ["wsgi.input"], self.limit)
+        else:
+            data = b""
+        return bytes(data).decode("latin-1")

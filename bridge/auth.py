@@ -4,6 +4,10 @@
     token   ``Authorization: Bearer <token>``, looked up in a token file (below)
     google  ``Authorization: Bearer <Google-signed ID token>`` (`bridge.idtoken`)
 
+This module holds the authenticator interface and the first two modes; `bridge.idtoken`
+builds on it, and the app factory picks the mode (`bridge.app`), so the dependencies
+point one way.
+
 Only the API's methods ask for credentials: the API view hands the Authorization header
 to `Authenticator.identify` before it looks at anything else in the request. Discovery, the health endpoints and
 any other route stay public unless they ask too (``/metrics`` should when
@@ -32,13 +36,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from bridge.errors import InvalidCredentials, LoginRequired
-from bridge.settings import Settings
 
 #: Fewer characters than this make a token that a leaked token file gives away.
 MIN_TOKEN_LENGTH = 16
 _ALGORITHM = "sha256"
-_LINE = re.compile(r"^sha256:([0-9a-fA-F]{64})\s+(\S+)$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_LINE = re.compile(r"sha256:([0-9a-fA-F]{64})\s+(\S+)")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 class TokenFileError(ValueError):
@@ -113,11 +116,11 @@ class TokenFile(BearerAuthenticator):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
-            match = _LINE.match(line)
+            match = _LINE.fullmatch(line)
             if match is None:
                 raise TokenFileError(f"{path} line {number}: expected 'sha256:<64 hex digits> <email>'")
             digest, email = bytes.fromhex(match[1]), match[2]
-            if not EMAIL.match(email):
+            if not EMAIL.fullmatch(email):
                 raise TokenFileError(f"{path} line {number}: {email!r} is not an email address")
             if digest in seen:
                 raise TokenFileError(f"{path} line {number}: the same token is listed twice")
@@ -137,16 +140,3 @@ class TokenFile(BearerAuthenticator):
         if found is None:
             raise InvalidCredentials("unknown token")
         return found
-
-
-def open_authenticator(settings: Settings) -> Authenticator:
-    """The authenticator ``settings.auth`` names (settings were checked when built)."""
-    if settings.auth == "token":
-        assert settings.tokens_file is not None
-        return TokenFile.load(settings.tokens_file)
-    if settings.auth == "google":
-        from bridge.idtoken import GoogleIdTokens
-
-        assert settings.auth_audience is not None
-        return GoogleIdTokens(settings.auth_audience, settings.auth_certs_url)
-    return Anonymous()

@@ -1,33 +1,28 @@
-"""The command line: ``python -m bridge serve``, ``smoke`` and ``compat``.
+"""The command line: ``python -m bridge serve`` and ``hash-token``, and the tools.
 
 Every option has an environment twin of the same name (``--backend`` and
 ``BRIDGE_BACKEND``); the option wins. A bad setting stops the command with one line.
+The tools' commands (``compat``, ``smoke``, the queue CLI: `TOOLS`) live in `bridge_tools` and are
+imported only when called, so serving imports none of them.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from backends import open_backend
+from backends import all_settings
 from bridge.app import create_app
 from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
-from bridge.compat.options import (
-    DEFAULT_CLOCK_TOLERANCE,
-    DEFAULT_PROJECT,
-    DEFAULT_QUEUE_PREFIX,
-    DEFAULT_TIMEOUT,
-    Options,
-)
 from bridge.queues import QueueFileError
-from bridge.serving import gunicorn_options
+from bridge.serving import backend_answer, gunicorn_options, port_problem, startup_line
 from bridge.settings import (
     ACL_DEFAULTS,
     AUTH_MODES,
@@ -38,17 +33,15 @@ from bridge.settings import (
     Settings,
     SettingsError,
 )
+from bridge.version import __version__
 
-#: Where the commands that call a bridge (compat, smoke) find a token when --token is not given.
-TOKEN_ENV = "BRIDGE_CLIENT_TOKEN"
-
-#: ``--token``, for commands that call a bridge run with --auth token or google (see bridge.client).
-token_option = click.option(
-    "--token",
-    envvar=TOKEN_ENV,
-    default=None,
-    help=f"Bearer token to send, for a bridge run with --auth token or google (or {TOKEN_ENV}).",
-)
+#: The commands of tools outside the server ("module:command"), imported only when called,
+#: so that serving imports none of them.
+TOOLS: dict[str, str] = {
+    "compat": "bridge_tools.compat.command:compat",
+    "smoke": "bridge_tools.smoke:smoke_command",
+    **{name: f"bridge_tools.queue_cli:{name}" for name in ("queues", "tasks", "peek", "purge", "insert")},
+}
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -69,29 +62,43 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _cloudtasks_options(command: F) -> F:
-    """The options naming how to reach Cloud Tasks, shared by serve and smoke."""
-    command = click.option(
-        "--cloudtasks-endpoint",
-        envvar="BRIDGE_CLOUDTASKS_ENDPOINT",
-        help="host:port of a local Cloud Tasks gRPC server (an emulator), reached without credentials.",
-    )(command)
-    return click.option(
-        "--cloudtasks-credentials",
-        envvar="BRIDGE_CLOUDTASKS_CREDENTIALS",
-        type=click.Path(path_type=Path),
-        help="Service-account key file for Cloud Tasks (default: Application Default Credentials).",
-    )(command)
+def backend_setting_options(command: F) -> F:
+    """An option for each setting a backend takes besides its URL (`backends.BACKENDS`),
+    for the commands that open a backend (serve, smoke)."""
+    for name, (setting, _) in reversed(all_settings().items()):
+        command = click.option(
+            "--" + name.replace("_", "-"),
+            envvar=f"BRIDGE_{name.upper()}",
+            type=click.Path(dir_okay=False) if setting.kind == "file" else str,
+            help=setting.help,
+        )(command)
+    return command
 
 
-def _settings(**options: Any) -> Settings:
+def settings_from(**options: Any) -> Settings:
+    """Settings from the environment and a command's options; a bad one stops the command."""
     try:
         return Settings.from_env(**options)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-@click.group()
+class _Main(click.Group):
+    """The bridge's commands, and the tools' commands of `TOOLS`, loaded on demand."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *TOOLS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in TOOLS:
+            return super().get_command(ctx, cmd_name)
+        module, _, name = TOOLS[cmd_name].partition(":")
+        command: click.Command = getattr(importlib.import_module(module), name)
+        return command
+
+
+@click.group(cls=_Main)
+@click.version_option(__version__, prog_name="Task Queue Bridge", message="%(prog)s %(version)s")
 def main() -> None:
     """Task Queue Bridge: the App Engine Task Queue v1beta2 API over Redis or Cloud Tasks."""
 
@@ -100,6 +107,7 @@ def main() -> None:
 @click.option("--backend", envvar="BRIDGE_BACKEND", help="Backend URL (default memory://).")
 @click.option("--host", envvar="BRIDGE_HOST", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", envvar="BRIDGE_PORT", type=int, help="Port to listen on (default 8080).")
+@click.option("--grpc-port", envvar="BRIDGE_GRPC_PORT", type=int, help="Also serve Cloud Tasks v2beta2 over gRPC here.")
 @click.option("--queues", envvar="BRIDGE_QUEUES", type=click.Path(path_type=Path), help="queue.yaml to serve.")
 @click.option("--workers", envvar="BRIDGE_WORKERS", type=int, help="gunicorn worker processes (default 1).")
 @click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per gthread worker (default 8).")
@@ -115,8 +123,24 @@ def main() -> None:
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help=f"Lowest level logged (default {DEFAULT_LOG_LEVEL}).",
 )
+@click.option(
+    "--head-timeout", envvar="BRIDGE_HEAD_TIMEOUT", type=int, help="Seconds to send a request head (default 10)."
+)
+@click.option(
+    "--max-response-bytes", envvar="BRIDGE_MAX_RESPONSE_BYTES", type=int, help="Lease/list response cap (32 MiB)."
+)
+@click.option("--projects", envvar="BRIDGE_PROJECTS", help="Comma-separated projects served (default: any).")
+@click.option(
+    "--strict-leases", envvar="BRIDGE_STRICT_LEASES", type=bool, help="Renew/release only with leaseTimestamp."
+)
 @click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
 @click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
+@click.option(
+    "--tombstone-seconds",
+    envvar="BRIDGE_TOMBSTONE_SECONDS",
+    type=int,
+    help="How long a deleted task's name stays reserved (default 604800, a week).",
+)
 @click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")
 @click.option("--tokens-file", envvar="BRIDGE_TOKENS_FILE", type=click.Path(path_type=Path), help="Token hashes.")
 @click.option("--auth-audience", envvar="BRIDGE_AUTH_AUDIENCE", help="--auth google: the aud ID tokens must carry.")
@@ -124,16 +148,24 @@ def main() -> None:
 @click.option("--acl-default", envvar="BRIDGE_ACL_DEFAULT", type=click.Choice(ACL_DEFAULTS), help="Queues without ACL.")
 @click.option("--admins", envvar="BRIDGE_ADMINS", help="Comma-separated emails allowed everything on every queue.")
 @click.option("--metrics-auth", envvar="BRIDGE_METRICS_AUTH", type=bool, help="Whether /metrics needs credentials.")
-@_cloudtasks_options
+@backend_setting_options
 def serve(**options: Any) -> None:
     """Serve the API under gunicorn."""
-    settings = _settings(**options)
+    settings = settings_from(**options)
     try:
         # Build one app before forking, so that a bad queue file or backend URL stops
         # here with its message instead of in every worker.
-        create_app(settings).extensions["bridge"].backend.close()
+        backend = create_app(settings).extensions["bridge"].backend
     except (QueueFileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    try:
+        answer = backend_answer(backend)
+    finally:
+        backend.close()
+    problem = port_problem(settings.host, settings.port)
+    if problem:
+        raise click.ClickException(problem)
+    click.echo(startup_line(settings, answer), err=True)
     _Gunicorn(settings).run()
 
 
@@ -146,7 +178,7 @@ def hash_token_command(email: str, token_stdin: bool) -> None:
     \b
         python -m bridge hash-token worker@example.com >> tokens.txt
     """
-    if not EMAIL.match(email):
+    if not EMAIL.fullmatch(email):
         raise click.ClickException(f"{email!r} is not an email address")
     if token_stdin:
         token = sys.stdin.readline().strip()
@@ -156,76 +188,3 @@ def hash_token_command(email: str, token_stdin: bool) -> None:
         token = new_token()
         click.echo(f"token for {email} (give it to the client; it is stored nowhere): {token}", err=True)
     click.echo(f"{hash_token(token)} {email}")
-
-
-@main.command()
-@click.option("--backend", envvar="BRIDGE_BACKEND", required=True, help="cloudtasks://projects/P/locations/L")
-@_cloudtasks_options
-@click.option("--queue", default="bridge-smoke", show_default=True, help="A pull queue of that location to test on.")
-def smoke(queue: str, **options: Any) -> None:
-    """Check, in a minute, that a project's Cloud Tasks v2beta2 pull queues do what the bridge needs.
-
-    Creates, leases, renews (with a stale token, then the right one), cancels and deletes
-    one task of its own, reads the queue's stats, and prints the exact status of every
-    call. It deletes what it created. Exit status 1 when a check failed.
-    """
-    from backends.cloudtasks import CloudTasksBackend
-    from backends.cloudtasks_smoke import smoke as run_smoke
-
-    settings = _settings(**options)
-    if urlsplit(settings.backend).scheme != "cloudtasks":
-        raise click.ClickException(f"smoke checks a cloudtasks:// backend, not {settings.backend!r}")
-    try:
-        backend = open_backend(settings.backend, **settings.backend_options())
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    assert isinstance(backend, CloudTasksBackend)
-    try:
-        passed = run_smoke(backend, queue, click.echo)
-    finally:
-        backend.close()
-    if not passed:
-        raise SystemExit(1)
-
-
-@main.command()
-@click.argument("urls", nargs=-1, metavar="URL_A [URL_B]")
-@click.option("--project", default=DEFAULT_PROJECT, show_default=True, help="Project (app id) the calls name.")
-@click.option(
-    "--queue-prefix", default=DEFAULT_QUEUE_PREFIX, show_default=True, help="Start of each fresh queue's name."
-)
-@click.option("--queue", help="Run every scenario on this existing, empty queue (targets that cannot create queues).")
-@click.option("--ledger", type=click.Path(path_type=Path, dir_okay=False), help="TOML file of accepted differences.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path, dir_okay=False), help="Write a JSON report here.")
-@click.option("--scenario", "names", multiple=True, help="Run only this scenario (repeatable).")
-@click.option("--list", "list_only", is_flag=True, help="Name the scenarios and stop.")
-@click.option(
-    "--clock-tolerance",
-    type=float,
-    default=DEFAULT_CLOCK_TOLERANCE,
-    show_default=True,
-    help="Seconds of clock skew allowed.",
-)
-@click.option(
-    "--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True, help="Seconds to wait for one response."
-)
-@token_option
-def compat(urls: tuple[str, ...], ledger: Path | None, json_path: Path | None, **options: Any) -> None:
-    """Check one endpoint against the expectations, or compare two, scenario by scenario."""
-    # Imported here: the Google API client is not needed to serve.
-    from bridge.compat.command import UsageError, command
-
-    names, list_only = options.pop("names"), options.pop("list_only")
-    try:
-        status = command(
-            urls,
-            options=Options(**options),
-            names=names,
-            ledger_path=ledger,
-            json_path=json_path,
-            list_only=list_only,
-            echo=click.echo,
-        )
-    except UsageError as exc:
-        raise click.UsageError(str(exc)) from None
-    raise SystemExit(status)

@@ -1,8 +1,7 @@
-"""The Google API client for a bridge that asks for credentials.
+"""The Google API client for a bridge, for workers and for the tools that call one.
 
-Commands that talk to a bridge (the compatibility checker, the smoke command) take a
-token with `bridge.cli.token_option` (``--token``, or ``BRIDGE_CLIENT_TOKEN``) and
-build their client with `connect`::
+`connect` builds Google's own client from the Discovery document a bridge serves,
+with a bearer token when the bridge asks for one::
 
     api = connect("https://tasks.staging.example.com", token=token)
     api.tasks().lease(project="s~app", taskqueue="render", numTasks=1, leaseSecs=60).execute()

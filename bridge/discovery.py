@@ -2,8 +2,11 @@
 
 The document is the single description of the API: the bridge serves it to clients,
 builds its URL rules from each method's ``path`` and ``httpMethod``, and validates
-parameters by its ``type``, ``required``, ``pattern``, ``minimum``, ``maximum`` and
-``enum``. Adding a method means describing it there and writing its handler.
+parameters by its ``type``, ``required`` and ``enum``. The rules a value must meet
+beyond those (a queue name's alphabet, numTasks' range) come from `backends.limits`,
+by parameter name: Google's document carried none, and a client enforces a ``pattern``
+itself, raising before it sends, where the real service answered with a 400.
+Adding a method means describing it there and writing its handler.
 """
 
 from __future__ import annotations
@@ -18,11 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from backends.errors import InvalidArgument
+from backends.limits import INT64, LEASE_SECONDS, NUM_TASKS, PROJECT, QUEUE_NAME, TASK_ID, Bounds, Name
 from bridge.errors import Required
 
 DOCUMENT = "taskqueue.v1beta2.json"
-_INT = re.compile(r"^-?[0-9]{1,19}$")
 _BOOLEANS = {"true": True, "false": False}
+#: What a string parameter's value must be, by parameter name.
+_NAMES: dict[str, Name] = {"project": PROJECT, "taskqueue": QUEUE_NAME, "task": TASK_ID}
+#: The range of an integer parameter, by parameter name.
+_BOUNDS: dict[str, Bounds] = {"numTasks": NUM_TASKS, "leaseSecs": LEASE_SECONDS, "newLeaseSeconds": LEASE_SECONDS}
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,8 @@ class Param:
     type: str
     location: str
     required: bool = False
-    pattern: re.Pattern[str] | None = None
-    minimum: int | None = None
-    maximum: int | None = None
+    rule: Name | None = None
+    bounds: Bounds | None = None
     enum: tuple[str, ...] | None = None
     default: str | None = None
 
@@ -44,9 +50,8 @@ class Param:
             type=doc["type"],
             location=doc["location"],
             required=bool(doc.get("required")),
-            pattern=re.compile(doc["pattern"]) if "pattern" in doc else None,
-            minimum=int(doc["minimum"]) if "minimum" in doc else None,
-            maximum=int(doc["maximum"]) if "maximum" in doc else None,
+            rule=_NAMES.get(name),
+            bounds=_BOUNDS.get(name),
             enum=tuple(doc["enum"]) if "enum" in doc else None,
             default=doc.get("default"),
         )
@@ -60,16 +65,13 @@ class Param:
             if raw is None:
                 return None
         if self.type == "integer":
-            if not _INT.match(raw):
+            if not INT64.matches(raw):
                 raise InvalidArgument(f"Invalid value for {self.name}: {raw!r} is not an integer", location=self.name)
             value: Any = int(raw)
-            if self.minimum is not None and value < self.minimum:
+            if self.bounds is not None and value not in self.bounds:
+                low, high = self.bounds.low, self.bounds.high
                 raise InvalidArgument(
-                    f"Invalid value for {self.name}: {value} is below the minimum {self.minimum}", location=self.name
-                )
-            if self.maximum is not None and value > self.maximum:
-                raise InvalidArgument(
-                    f"Invalid value for {self.name}: {value} is above the maximum {self.maximum}", location=self.name
+                    f"Invalid value for {self.name}: {value} is not between {low} and {high}", location=self.name
                 )
             return value
         if self.type == "boolean":
@@ -77,9 +79,9 @@ class Param:
                 message = f"Invalid value for {self.name}: {raw!r} is not true or false"
                 raise InvalidArgument(message, location=self.name)
             return _BOOLEANS[raw]
-        if self.pattern is not None and not self.pattern.match(raw):
+        if self.rule is not None and not self.rule.matches(raw):
             raise InvalidArgument(
-                f"Invalid value for {self.name}: {raw!r} does not match {self.pattern.pattern}", location=self.name
+                f"Invalid value for {self.name}: {raw!r} must be {self.rule.described}", location=self.name
             )
         if self.enum is not None and raw not in self.enum:
             raise InvalidArgument(

@@ -1,42 +1,45 @@
 """Errors found by the HTTP front, and the one handler that renders every error.
 
-The front adds these leaves to the tree of `backends.errors`::
+The tree of `backends.errors`, with the classes the front adds to it (ParseError,
+Required, LoginRequired, InvalidCredentials, MethodNotAllowed, BodyTooLarge)::
 
-    ApiError
+    ApiError                    500 backendError           (anything unexpected)
     ├── InvalidArgument         400 invalid
     │   ├── ParseError          400 parseError             (body is not JSON)
-    │   └── Required            400 required               (missing parameter)
+    │   ├── Required            400 required               (missing parameter)
+    │   └── Unsupported         400 invalid                (a verb the backend cannot do)
     ├── Unauthenticated         401 required
     │   ├── LoginRequired       401 required               (no credentials)
     │   └── InvalidCredentials  401 authError              (malformed, unknown, expired, not for us)
-    ├── MethodNotAllowed        405 httpMethodNotAllowed
-    └── BodyTooLarge            413 requestEntityTooLarge
+    ├── PermissionDenied        403 forbidden
+    ├── NotFound                404 notFound               (also: no such route)
+    │   └── Deleted             404 notFound               (the task was deleted recently)
+    ├── MethodNotAllowed        405 httpMethodNotAllowed   (a route without that verb)
+    ├── Conflict                409 conflict
+    │   └── Duplicate           409 duplicate
+    ├── BodyTooLarge            413 requestEntityTooLarge
+    └── Unavailable             503 backendError
 
-Everything reaches the client as Google's envelope; Flask's own 404 and 405, and any
-unexpected exception (500, with no internal text), included. A 401 also carries a
-``WWW-Authenticate: Bearer`` challenge (RFC 6750), as Google's front end sent.
+Status and reason come from the class alone. Flask's own errors (werkzeug's
+HTTPExceptions: no route, wrong verb, Content-Length over the limit) are mapped to
+these classes first, and any unexpected exception is an ApiError (500, with no
+internal text), so everything reaches the client as Google's envelope. A 401 also
+carries a ``WWW-Authenticate: Bearer`` challenge (RFC 6750), as Google's front end
+sent; a 405 carries ``Allow``.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from flask import Flask, Response, json
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, has_request_context, json, request
+from werkzeug import exceptions as wexc
 
-from backends.errors import ApiError, InvalidArgument, Unauthenticated
+from backends.errors import ApiError, InvalidArgument, NotFound, Unauthenticated
+from bridge import logs
 
 log = logging.getLogger("bridge")
-
-_REASONS = {
-    400: "invalid",
-    401: "required",
-    403: "forbidden",
-    404: "notFound",
-    405: "httpMethodNotAllowed",
-    409: "conflict",
-    413: "requestEntityTooLarge",
-}
 
 
 class ParseError(InvalidArgument):
@@ -80,6 +83,11 @@ class MethodNotAllowed(ApiError):
     status = 405
     reason = "httpMethodNotAllowed"
 
+    def __init__(self, message: str, *, allow: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        #: The verbs the URL does take, for the Allow header.
+        self.allow = allow
+
 
 class BodyTooLarge(ApiError):
     status = 413
@@ -99,54 +107,68 @@ def envelope(
 def error_response(
     status: int, reason: str, message: str, location: str | None = None, location_type: str = "parameter"
 ) -> Response:
+    if has_request_context():
+        request.environ[logs.REASON] = reason
+    return _response(status, reason, message, location, location_type)
+
+
+def _response(status: int, reason: str, message: str, location: str | None, location_type: str) -> Response:
     body = json.dumps(envelope(status, reason, message, location, location_type), indent=1)
     return Response(body + "\n", status=status, mimetype="application/json")
 
 
-def _api_error(exc: ApiError) -> Response:
-    if exc.status >= 500:
-        log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
-    response = error_response(exc.status, exc.reason, exc.message, exc.location, exc.location_type)
+def _render(exc: ApiError) -> Response:
+    response = _response(exc.status, exc.reason, exc.message, exc.location, exc.location_type)
     if isinstance(exc, Unauthenticated):
         error = getattr(exc, "bearer_error", None)
         response.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"' + (f', error="{error}"' if error else "")
+    if isinstance(exc, MethodNotAllowed) and exc.allow:
+        response.headers["Allow"] = ", ".join(exc.allow)
     return response
 
 
-def _http_error(exc: HTTPException) -> Response:
-    status = exc.code or 500
-    reason = _REASONS.get(status, "backendError")
-    if status == 404:
-        message = "Not Found: no such method of the taskqueue v1beta2 API"
-    elif status == 405:
-        message = "Method not allowed for this URL"
-    elif status == 413:
-        message = "Request body too large"
-    else:
-        message = exc.name
-    response = error_response(status, reason, message)
-    if status == 405 and exc.get_headers():
-        allow = dict(exc.get_headers()).get("Allow")
-        if allow:
-            response.headers["Allow"] = allow
-    return response
+def from_werkzeug(exc: wexc.HTTPException) -> ApiError:
+    """The API error a werkzeug HTTPException stands for, by class."""
+    if isinstance(exc, wexc.NotFound):
+        return NotFound("Not Found: no such method of the taskqueue v1beta2 API")
+    if isinstance(exc, wexc.MethodNotAllowed):
+        return MethodNotAllowed("Method not allowed for this URL", allow=tuple(exc.valid_methods or ()))
+    if isinstance(exc, wexc.RequestEntityTooLarge):
+        return BodyTooLarge("Request body too large")
+    if exc.code is not None and exc.code < 500:
+        # Any other refusal of the request itself (werkzeug's BadRequest and kin) is the caller's.
+        return InvalidArgument(exc.name)
+    return ApiError(exc.name)
 
 
-def _unexpected(exc: Exception) -> Response:
-    log.exception("unexpected error")
-    return error_response(500, "backendError", "Internal error")
+def _as_api_error(exc: Exception) -> ApiError:
+    """The API error ``exc`` is answered with, logged when it is the server's fault."""
+    if isinstance(exc, wexc.HTTPException):
+        exc = from_werkzeug(exc)
+    if not isinstance(exc, ApiError):
+        log.exception("unexpected error")
+        return ApiError("Internal error")
+    if exc.status >= 500:
+        log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
+    return exc
 
 
-def render(exc: Exception) -> Response:
-    """The response of the handler that `register` installs for ``exc``."""
-    if isinstance(exc, ApiError):
-        return _api_error(exc)
-    if isinstance(exc, HTTPException):
-        return _http_error(exc)
-    return _unexpected(exc)
+def _handle(exc: Exception) -> Response:
+    error = _as_api_error(exc)
+    request.environ[logs.REASON] = error.reason
+    return _render(error)
+
+
+def render(exc: Exception, environ: dict[str, Any]) -> Response:
+    """What the handler that `register` installs answers for ``exc``, for a request that
+    Flask does not dispatch (bridge.front): the error reason goes into its ``environ``,
+    not into whatever request context is active (a batch's, around its parts)."""
+    error = _as_api_error(exc)
+    environ[logs.REASON] = error.reason
+    return _render(error)
 
 
 def register(app: Flask) -> None:
-    app.register_error_handler(ApiError, _api_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    app.register_error_handler(ApiError, _handle)
+    app.register_error_handler(wexc.HTTPException, _handle)
+    app.register_error_handler(Exception, _handle)

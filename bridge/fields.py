@@ -16,6 +16,9 @@ from backends.errors import InvalidArgument
 Selection = dict[str, "Selection | None"]
 
 _TOKEN = re.compile(r"[A-Za-z0-9_*]+|[,/()]")
+#: Deepest nesting a selector may have. The API's resources are three levels deep;
+#: the parser recurses once per level, so an unbounded depth would exhaust the stack.
+MAX_DEPTH = 16
 
 
 def _invalid(text: str) -> InvalidArgument:
@@ -45,30 +48,32 @@ def parse(text: str) -> Selection:
             raise _invalid(text)
         return token
 
-    def selection_list() -> Selection:
+    def selection_list(depth: int) -> Selection:
         selection: Selection = {}
         while True:
-            key, sub = item()
+            key, sub = item(depth)
             _merge(selection, key, sub)
             if peek() != ",":
                 return selection
             take()
 
-    def item() -> tuple[str, Selection | None]:
+    def item(depth: int) -> tuple[str, Selection | None]:
+        if depth > MAX_DEPTH:
+            raise InvalidArgument(f"Field selection nested deeper than {MAX_DEPTH} levels", location="fields")
         key = name()
         if peek() == "/":
             take()
-            sub_key, sub = item()
+            sub_key, sub = item(depth + 1)
             return key, {sub_key: sub}
         if peek() == "(":
             take()
-            inner = selection_list()
+            inner = selection_list(depth + 1)
             if take() != ")":
                 raise _invalid(text)
             return key, inner
         return key, None
 
-    selection = selection_list()
+    selection = selection_list(1)
     if peek() is not None:
         raise _invalid(text)
     return selection

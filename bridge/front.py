@@ -11,16 +11,18 @@ Flask path does.
 
 Anything it is unsure of goes to Flask untouched: other paths, other methods (so 404,
 405, HEAD and OPTIONS answer as before), paths with empty segments or a trailing slash.
-It steps aside altogether when the app has per-request work it does not know of (a
-``before_request`` hook someone adds, ``SERVER_NAME`` or ``TRUSTED_HOSTS``), so that
-such work is never skipped silently: it is then only slower.
+It steps aside altogether when the app has per-request work it does not know of (an
+app-wide ``before_request`` hook someone adds, ``SERVER_NAME`` or ``TRUSTED_HOSTS``), so
+that such work is never skipped silently: it is then only slower. The app's checks of
+a request (`checks`: before_request hooks that take the WSGI environ when called with
+it, as the Host check does) it runs itself, first, as Flask would.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from flask import Flask, Request
@@ -33,8 +35,10 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 #: The core of an API view: the request and its path arguments in, status and JSON out
-#: (None: no body).
-ApiCall = Callable[[Request, Mapping[str, str]], tuple[int, bytes | None]]
+#: in parts sent one after the other (None: no body).
+ApiCall = Callable[[Request, Mapping[str, str]], tuple[int, list[bytes] | None]]
+#: A before_request hook that also takes the request's WSGI environ.
+Check = Callable[["WSGIEnvironment"], None]
 
 log = logging.getLogger("bridge.front")
 
@@ -71,8 +75,15 @@ class _Route:
 class ApiFront:
     """WSGI middleware over Flask's ``wsgi_app``; see the module docstring."""
 
-    def __init__(self, app: Flask, calls: Iterable[tuple[Method, ApiCall]], max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: Flask,
+        calls: Iterable[tuple[Method, ApiCall]],
+        max_body_bytes: int,
+        checks: Sequence[Check] = (),
+    ) -> None:
         self.app = app
+        self.checks = tuple(checks)
         self.flask = app.wsgi_app
         self.max_body_bytes = max_body_bytes
         self.routes: dict[tuple[str, int], list[_Route]] = {}
@@ -96,7 +107,7 @@ class ApiFront:
                 *app.teardown_request_funcs.get(None, ()),
                 *app.url_value_preprocessors.get(None, ()),
             ]
-            unknown = [f for f in hooks if f not in _KNOWN_HOOKS]
+            unknown = [f for f in hooks if f not in _KNOWN_HOOKS and f not in self.checks]
             hosts = app.config.get("SERVER_NAME") or app.config.get("TRUSTED_HOSTS")
             self._enabled = not unknown and not hosts
             if not self._enabled:
@@ -128,9 +139,11 @@ class ApiFront:
         req = self.app.request_class(environ)
         req.max_content_length = self.max_body_bytes
         try:
+            for check in self.checks:
+                check(environ)
             status, body = route.call(req, args)
         except Exception as exc:  # noqa: BLE001 - rendered as Flask's handlers render it
-            response = errors.render(exc)
+            response = errors.render(exc, environ)
             response.headers[logs.REQUEST_ID_HEADER] = ident
             status, body = response.status_code, None
             result: Iterable[bytes] = response(environ, start_response)
@@ -141,11 +154,11 @@ class ApiFront:
             else:
                 headers = [
                     ("Content-Type", "application/json"),
-                    ("Content-Length", str(len(body))),
+                    ("Content-Length", str(sum(map(len, body)))),
                     (logs.REQUEST_ID_HEADER, ident),
                 ]
-                result = [body]
+                result = body
             start_response(_STATUS_LINES[status], headers)
-        logs.write_line(ident, route.id, args, status, started, environ["REQUEST_METHOD"], req.path)
+        logs.write_line(environ, ident, route.id, args, status, started, environ["REQUEST_METHOD"], req.path)
         metrics.count_request(route.id, status, started)
         return result

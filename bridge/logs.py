@@ -1,13 +1,14 @@
 """Logs: one JSON line per request, and the JSON formatter every log line goes through.
 
-A request line carries the Discovery method id, project, queue, HTTP status, duration
-and a request id, taken from the caller's ``X-Request-Id`` when it is a sane token, else
-made here, and echoed in the response header so a client can quote it::
+A request line carries the Discovery method id, project, queue, HTTP status, duration,
+the number of tasks a lease or list handed out, the error reason of a refusal, and a
+request id, taken from the caller's ``X-Request-Id`` when it is a sane token, else made
+here, and echoed in the response header so a client can quote it::
 
     {"time": "2026-11-28T22:30:01.123Z", "level": "INFO", "logger": "bridge.request",
      "pid": 12, "message": "request", "request_id": "5f0c…", "method": "taskqueue.tasks.lease",
      "project": "s~my-app", "queue": "render", "status": 200, "duration_ms": 1.84,
-     "http_method": "POST", "path": "/taskqueue/v1beta2/…/tasks/lease"}
+     "http_method": "POST", "path": "/taskqueue/v1beta2/…/tasks/lease", "tasks": 10}
 
 Never logged: bodies (payloads), the query string (``oauth_token`` and ``key`` travel
 there), and headers other than the request id (``Authorization``). Health probes and
@@ -29,7 +30,7 @@ from flask import Flask, Response, request
 REQUEST_ID_HEADER = "X-Request-Id"
 #: A caller's request id is kept when it looks like an id; anything else is replaced,
 #: so that a header cannot smuggle text or megabytes into the logs.
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 #: Endpoints that probes and scrapers call every few seconds.
 QUIET_ENDPOINTS = frozenset({"healthz", "readyz", "metrics"})
 
@@ -39,6 +40,9 @@ FIELDS = "fields"
 #: Where a request's id and start time are kept, in its WSGI environ.
 _ID = "bridge.request_id"
 _STARTED = "bridge.log_started"
+#: Where the API view and the error handler leave what the request line reports.
+TASKS = "bridge.log_tasks"
+REASON = "bridge.log_reason"
 
 #: Attributes every LogRecord has; whatever else a record carries came in ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -105,11 +109,12 @@ def request_id(environ: dict[str, Any] | None = None) -> str:
     ident = environ.get(_ID)
     if ident is None:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
-        ident = environ[_ID] = offered if _REQUEST_ID.match(offered) else os.urandom(16).hex()
+        ident = environ[_ID] = offered if _REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
     return str(ident)
 
 
 def write_line(
+    environ: Mapping[str, Any],
     ident: str,
     endpoint: str,
     path_args: Mapping[str, Any],
@@ -118,7 +123,8 @@ def write_line(
     http_method: str,
     path: str,
 ) -> None:
-    """The request's log line (INFO; DEBUG for probes and scrapes)."""
+    """The request's log line (INFO; DEBUG for probes and scrapes); ``environ`` is the
+    request's WSGI environ, where the view and the error handler leave `TASKS` and `REASON`."""
     level = logging.DEBUG if endpoint in QUIET_ENDPOINTS else logging.INFO
     if log.isEnabledFor(level):
         fields = {
@@ -131,6 +137,10 @@ def write_line(
             "http_method": http_method,
             "path": path,
         }
+        if TASKS in environ:
+            fields["tasks"] = environ[TASKS]
+        if REASON in environ:
+            fields["reason"] = environ[REASON]
         # makeRecord + handle: Logger.log would walk the stack to find its caller,
         # which costs more than the rest of the line.
         log.handle(log.makeRecord(log.name, level, __name__, 0, "request", (), None, extra={FIELDS: fields}))
@@ -155,7 +165,14 @@ def _finish(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = ident
     started = environ.get(_STARTED) or time.perf_counter()
     write_line(
-        ident, req.endpoint or "unmatched", req.view_args or {}, response.status_code, started, req.method, req.path
+        environ,
+        ident,
+        req.endpoint or "unmatched",
+        req.view_args or {},
+        response.status_code,
+        started,
+        req.method,
+        req.path,
     )
     return response
 

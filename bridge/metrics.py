@@ -6,6 +6,7 @@ Counted in every worker and summed at scrape time::
     bridge_http_request_duration_seconds{method}      histogram
     bridge_tasks_inserted_total, bridge_tasks_leased_total, bridge_tasks_deleted_total
     bridge_lease_conflicts_total                      update/patch refused: lease lost
+    bridge_tasks_dead_lettered_total                  tasks dropped after maxLeases
     bridge_backend_errors_total{operation, kind}      kind = unavailable | failed
 
 Sampled from the backend by the worker that answers the scrape::
@@ -28,6 +29,7 @@ per scrape, hence the bound; sampling stops at the first backend error.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import threading
 import time
@@ -47,8 +49,21 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from backends.base import Backend, LeaseRequest, NewTask, Queue, QueueInfo, Task
+from backends.base import (
+    Backend,
+    DeadLetter,
+    LeaseRequest,
+    LeaseResult,
+    MinuteActivity,
+    NewTask,
+    Queue,
+    QueueInfo,
+    Task,
+    TaskPage,
+    TaskState,
+)
 from backends.errors import ApiError, Conflict, Duplicate, Unavailable
+from backends.limits import US
 from bridge.queues import QueueRegistry
 
 MAX_SAMPLED_QUEUES = 50
@@ -71,9 +86,11 @@ INSERTED = Counter("bridge_tasks_inserted", "Tasks inserted")
 LEASED = Counter("bridge_tasks_leased", "Tasks handed out by lease calls")
 DELETED = Counter("bridge_tasks_deleted", "Tasks deleted")
 LEASE_CONFLICTS = Counter("bridge_lease_conflicts", "Lease renewals refused because the lease was lost")
+DEAD_LETTERED = Counter("bridge_tasks_dead_lettered", "Tasks dropped after maxLeases leases")
 BACKEND_ERRORS = Counter("bridge_backend_errors", "Backend calls that failed", ["operation", "kind"])
 
 T = TypeVar("T")
+log = logging.getLogger("bridge.dead_letters")
 
 
 class MeteredBackend(Backend):
@@ -81,12 +98,9 @@ class MeteredBackend(Backend):
 
     def __init__(self, inner: Backend) -> None:
         self.inner = inner
+        self.supports = inner.supports
         self._seen: OrderedDict[Queue, None] = OrderedDict()
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_url(cls, url: str, *, tombstone_seconds: int = 0) -> Backend:
-        raise TypeError("MeteredBackend wraps a backend; open one with backends.open_backend")
 
     def seen_queues(self) -> list[Queue]:
         with self._lock:
@@ -127,14 +141,25 @@ class MeteredBackend(Backend):
     def list_tasks(self, queue: Queue) -> list[Task]:
         return self._call("list_tasks", queue, lambda: self.inner.list_tasks(queue))
 
-    def delete(self, queue: Queue, task_id: str) -> None:
-        self._call("delete", queue, lambda: self.inner.delete(queue, task_id))
+    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
+        self._call("delete", queue, lambda: self.inner.delete(queue, task_id, token_us))
         DELETED.inc()
 
-    def lease(self, queue: Queue, request: LeaseRequest) -> list[Task]:
+    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
         tasks = self._call("lease", queue, lambda: self.inner.lease(queue, request))
         if tasks:
             LEASED.inc(len(tasks))
+        if tasks.dropped:
+            DEAD_LETTERED.inc(len(tasks.dropped))
+            for letter in tasks.dropped:
+                log.warning(
+                    "task %s of queue %s/%s dropped after %d leases (maxLeases)",
+                    letter.id,
+                    queue.project,
+                    queue.name,
+                    letter.leases,
+                    extra={"project": queue.project, "queue": queue.name, "task": letter.id, "leases": letter.leases},
+                )
         return tasks
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
@@ -142,6 +167,58 @@ class MeteredBackend(Backend):
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         return self._call("queue_info", queue, lambda: self.inner.queue_info(queue, with_stats=with_stats))
+
+    def list_queues(self, project: str | None = None) -> list[Queue]:
+        return self._call("list_queues", None, lambda: self.inner.list_queues(project))
+
+    def create_queue(self, queue: Queue) -> None:
+        self._call("create_queue", queue, lambda: self.inner.create_queue(queue))
+
+    def update_queue(self, queue: Queue) -> None:
+        self._call("update_queue", queue, lambda: self.inner.update_queue(queue))
+
+    def delete_queue(self, queue: Queue) -> None:
+        self._call("delete_queue", None, lambda: self.inner.delete_queue(queue))
+        with self._lock:
+            self._seen.pop(queue, None)
+
+    def purge_queue(self, queue: Queue) -> int:
+        count = self._call("purge_queue", queue, lambda: self.inner.purge_queue(queue))
+        DELETED.inc(count)
+        return count
+
+    def pause_queue(self, queue: Queue) -> None:
+        self._call("pause_queue", queue, lambda: self.inner.pause_queue(queue))
+
+    def resume_queue(self, queue: Queue) -> None:
+        self._call("resume_queue", queue, lambda: self.inner.resume_queue(queue))
+
+    def list_tasks_page(
+        self,
+        queue: Queue,
+        *,
+        page_size: int,
+        page_token: str | None = None,
+        tag: str | None = None,
+        state: TaskState | None = None,
+        with_payload: bool = False,
+    ) -> TaskPage:
+        return self._call(
+            "list_tasks_page",
+            queue,
+            lambda: self.inner.list_tasks_page(
+                queue, page_size=page_size, page_token=page_token, tag=tag, state=state, with_payload=with_payload
+            ),
+        )
+
+    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
+        return self._call("dead_letters", queue, lambda: self.inner.dead_letters(queue, limit))
+
+    def clear_tombstones(self, queue: Queue) -> int:
+        return self._call("clear_tombstones", queue, lambda: self.inner.clear_tombstones(queue))
+
+    def activity(self, queue: Queue) -> list[MinuteActivity]:
+        return self._call("activity", queue, lambda: self.inner.activity(queue))
 
     def ping(self) -> None:
         self._call("ping", None, self.inner.ping)
@@ -173,14 +250,14 @@ class QueueCollector:
         )
         try:
             self.backend.inner.ping()
-            now_us = time.time() * 1_000_000
+            now_us = time.time() * US
             for queue in self.sampled():
                 stats = self.backend.inner.queue_info(queue, with_stats=True).stats
                 if stats is None:
                     continue
                 depth.add_metric([queue.project, queue.name], stats.total_tasks)
                 oldest = stats.oldest_eta_us
-                waited = max(0.0, (now_us - oldest) / 1_000_000) if oldest else 0.0
+                waited = max(0.0, (now_us - oldest) / US) if oldest else 0.0
                 age.add_metric([queue.project, queue.name], waited)
         except ApiError:
             up.add_metric([], 0)

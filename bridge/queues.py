@@ -10,14 +10,20 @@ The bridge reads the parts that matter to pull queues::
       - writer_email: frontend@example.com # a producer: insert
       retry_parameters:
         task_retry_limit: 5                # maxLeases
+      strict_leases: true                  # renew/release only with the leaseTimestamp token
+
+and, at the top, the bridge's own optional ``application: my-app`` (a queue.yaml
+belongs to one App Engine application), which limits the queues to that project, as
+``--projects`` does.
 
 With a file, an unknown queue is a 404 and a push queue a 400. Without one, every
 well-formed queue name exists (created on first use), as the local emulator did.
+A queue's ``strict_leases`` overrides ``--strict-leases``.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +31,31 @@ from typing import Any
 import yaml
 
 from backends.errors import InvalidArgument, NotFound
+from backends.limits import QUEUE_NAME
+from bridge.wire import project_key
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9-]{1,100}$")
+#: The keys App Engine's queue.yaml knows, at each level. The bridge reads a few of them;
+#: the others (push queues' rates, targets) are accepted and ignored, and any other key
+#: is refused, because a misspelt key (``retry_paramters``) would silently do nothing.
+_KNOWN_KEYS: dict[str, frozenset[str]] = {
+    "file": frozenset({"application", "queue", "total_storage_limit"}),
+    "queue": frozenset(
+        {
+            "name",
+            "mode",
+            "rate",
+            "bucket_size",
+            "max_concurrent_requests",
+            "retry_parameters",
+            "target",
+            "acl",
+            "strict_leases",
+        }
+    ),
+    "retry_parameters": frozenset(
+        {"task_retry_limit", "task_age_limit", "min_backoff_seconds", "max_backoff_seconds", "max_doublings"}
+    ),
+}
 
 
 class QueueFileError(ValueError):
@@ -40,30 +69,68 @@ class QueueConfig:
     max_leases: int | None = None
     consumers: tuple[str, ...] = ()
     producers: tuple[str, ...] = ()
+    #: Whether renewing or releasing a lease needs its leaseTimestamp token.
+    strict_leases: bool = False
 
 
 class QueueRegistry:
-    """Resolves queue names; ``QueueRegistry()`` accepts every name."""
+    """Resolves projects and queue names; ``QueueRegistry()`` accepts every name.
 
-    def __init__(self, queues: dict[str, QueueConfig] | None = None) -> None:
+    ``projects`` (application ids without partition prefix) limits the projects served;
+    empty serves every project. ``strict_leases`` is the default of queues that do not
+    choose.
+    """
+
+    def __init__(
+        self,
+        queues: dict[str, QueueConfig] | None = None,
+        *,
+        projects: Iterable[str] = (),
+        strict_leases: bool = False,
+    ) -> None:
         self._queues = queues
+        self.projects = frozenset(project_key(project) for project in projects)
+        self.strict_leases = strict_leases
+
+    def check_project(self, key: str, project: str) -> None:
+        """NotFound unless the project (``key``: without its partition prefix) is served."""
+        if self.projects and key not in self.projects:
+            raise NotFound(f"Project not found: {project}", location="project")
 
     @classmethod
-    def from_file(cls, path: Path) -> QueueRegistry:
+    def from_file(cls, path: Path, *, projects: Iterable[str] = (), strict_leases: bool = False) -> QueueRegistry:
         try:
-            document = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise QueueFileError(f"{path}: cannot be read as YAML: {exc}".splitlines()[0]) from None
+            data = path.read_bytes()
+        except OSError as exc:
+            raise QueueFileError(f"{path}: cannot be read: {exc.strerror}") from None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise QueueFileError(f"{path} line {line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
+        try:
+            _check_keys(yaml.compose(text), path)
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise QueueFileError(f"{path}: cannot be read as YAML: {exc}".replace("\n", " ")) from None
         entries = (document or {}).get("queue") if isinstance(document, dict | None) else None
         if not isinstance(entries, list):
             raise QueueFileError(f"{path}: expected a top-level 'queue:' list")
         queues: dict[str, QueueConfig] = {}
         for number, entry in enumerate(entries, 1):
-            config = _parse_entry(entry, f"{path}: queue entry {number}")
+            config = _parse_entry(entry, f"{path}: queue entry {number}", strict_leases)
             if config.name in queues:
                 raise QueueFileError(f"{path}: queue {config.name!r} is defined twice")
             queues[config.name] = config
-        return cls(queues)
+        application = document.get("application")
+        if application is not None:
+            key = _application_key(application) if isinstance(application, str) else None
+            if key is None:
+                raise QueueFileError(f"{path}: application {application!r} is not an App Engine application id")
+            if projects and {project_key(project) for project in projects} != {key}:
+                raise QueueFileError(f"{path}: application {application!r} contradicts --projects; keep one of them")
+            projects = (key,)
+        return cls(queues, projects=projects, strict_leases=strict_leases)
 
     def declared(self) -> tuple[QueueConfig, ...]:
         """The pull queues the file declares; none without a file."""
@@ -72,7 +139,7 @@ class QueueRegistry:
     def resolve(self, name: str) -> QueueConfig:
         """The queue's definition; NotFound when undeclared, InvalidArgument for a push queue."""
         if self._queues is None:
-            return QueueConfig(name)
+            return QueueConfig(name, strict_leases=self.strict_leases)
         config = self._queues.get(name)
         if config is None:
             raise NotFound(f"Queue not found: {name}", location="taskqueue")
@@ -81,12 +148,49 @@ class QueueRegistry:
         return config
 
 
-def _parse_entry(entry: Any, where: str) -> QueueConfig:
+def _application_key(application: str) -> str | None:
+    try:
+        return project_key(application)
+    except InvalidArgument:
+        return None
+
+
+def _check_keys(root: yaml.Node | None, path: Path) -> None:
+    """Refuse a key queue.yaml does not know, naming its line."""
+
+    def check(node: yaml.Node, level: str, where: str) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            return  # the wrong shape is reported, with its entry, by the parser below
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            if name not in _KNOWN_KEYS[level]:
+                known = ", ".join(sorted(_KNOWN_KEYS[level]))
+                raise QueueFileError(
+                    f"{path} line {key.start_mark.line + 1}: unknown key {name!r}{where} (known: {known})"
+                )
+            if level == "file" and name == "queue" and isinstance(value, yaml.SequenceNode):
+                for entry in value.value:
+                    check(entry, "queue", f" in queue {_entry_name(entry)!r}")
+            elif level == "queue" and name == "retry_parameters":
+                check(value, "retry_parameters", f" in retry_parameters{where.replace(' in ', ' of ', 1)}")
+
+    if root is not None:
+        check(root, "file", "")
+
+
+def _entry_name(entry: yaml.Node) -> str:
+    for key, value in entry.value if isinstance(entry, yaml.MappingNode) else ():
+        if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode):
+            return str(value.value)
+    return "?"
+
+
+def _parse_entry(entry: Any, where: str, strict_default: bool) -> QueueConfig:
     if not isinstance(entry, dict):
         raise QueueFileError(f"{where}: expected a mapping with a name")
     name = entry.get("name")
-    if not isinstance(name, str) or not QUEUE_NAME.match(name):
-        raise QueueFileError(f"{where}: name {name!r} must be 1-100 letters, digits or '-'")
+    if not QUEUE_NAME.matches(name):
+        raise QueueFileError(f"{where}: name {name!r} must be {QUEUE_NAME.described}")
     mode = entry.get("mode", "push")
     if mode not in ("push", "pull"):
         raise QueueFileError(f"{where} ({name}): mode must be push or pull, not {mode!r}")
@@ -105,4 +209,7 @@ def _parse_entry(entry: Any, where: str) -> QueueConfig:
             producers.append(str(email))
         else:
             raise QueueFileError(f"{where} ({name}): unknown acl entry {kind!r}")
-    return QueueConfig(name, mode == "pull", limit, tuple(consumers), tuple(producers))
+    strict = entry.get("strict_leases", strict_default)
+    if not isinstance(strict, bool):
+        raise QueueFileError(f"{where} ({name}): strict_leases must be true or false")
+    return QueueConfig(name, mode == "pull", limit, tuple(consumers), tuple(producers), strict)

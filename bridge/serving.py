@@ -9,16 +9,24 @@ gunicorn.conf.py.
 
 from __future__ import annotations
 
+import errno
+import functools
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from prometheus_client import multiprocess
 
+from backends.base import Backend
+from backends.errors import ApiError
 from bridge.logs import logging_config
 from bridge.metrics import MULTIPROC_ENV
 from bridge.settings import Settings
+from bridge.version import __version__
+from bridge.workers import worker_class
 
 #: Seconds a stopping worker gives in-flight requests (SIGTERM) before it is killed;
 #: under the 30 s that Kubernetes and docker-compose.yml wait before SIGKILL.
@@ -28,6 +36,9 @@ GRACEFUL_TIMEOUT = 25
 TIMEOUT = 60
 #: Seconds an idle keep-alive connection stays open; workers keep theirs between polls.
 KEEPALIVE = 5
+#: Connections one worker holds at once (gunicorn's default); past it, new ones wait
+#: in the listen backlog until the head deadline frees places.
+WORKER_CONNECTIONS = 1000
 
 log = logging.getLogger("bridge.serving")
 
@@ -37,9 +48,12 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     options: dict[str, Any] = {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
-        "worker_class": settings.worker_class,
+        # The name stays gthread or sync; the class is the bridge's hardened subclass.
+        "worker_class": worker_class(settings.worker_class, settings.head_timeout),
         # gunicorn turns sync into gthread when threads > 1, so sync gets exactly one.
         "threads": settings.threads if settings.worker_class == "gthread" else 1,
+        # Whole heads reach the threads, so idle connections cost no thread: keep many.
+        "worker_connections": WORKER_CONNECTIONS,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "timeout": TIMEOUT,
         "keepalive": KEEPALIVE,
@@ -50,7 +64,32 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "on_starting": on_starting,
         "child_exit": child_exit,
     }
+    if settings.grpc_port is not None:
+        address = f"{settings.host}:{settings.grpc_port}"
+        options["post_worker_init"] = functools.partial(start_grpc, address, settings.max_body_bytes)
+        options["worker_exit"] = stop_grpc
     return options
+
+
+def start_grpc(address: str, max_request_bytes: int, worker: Any) -> None:
+    """In each worker, once its app is built: serve the Cloud Tasks front over gRPC too.
+
+    Every worker binds the same port with SO_REUSEPORT, so the kernel spreads gRPC
+    connections over the workers as it does the HTTP ones, and each serves them from
+    its own backend client; a worker that dies takes only its connections with it.
+    """
+    from bridge.cloudtasks.grpc_server import GrpcFront
+
+    front = worker.wsgi.extensions["cloudtasks"]
+    worker.cloudtasks_grpc = GrpcFront(front, address, max_request_bytes=max_request_bytes)
+    log.info("Cloud Tasks v2beta2 gRPC front listening on %s (worker %s)", address, os.getpid())
+
+
+def stop_grpc(server: Any, worker: Any) -> None:
+    """In a stopping worker: let gRPC calls in flight finish, as HTTP ones do."""
+    front = getattr(worker, "cloudtasks_grpc", None)
+    if front is not None:
+        front.stop(GRACEFUL_TIMEOUT)
 
 
 def on_starting(server: Any) -> None:
@@ -71,3 +110,51 @@ def child_exit(server: Any, worker: Any) -> None:
     """In the master, after a worker died: retire its live gauges' files."""
     if os.environ.get(MULTIPROC_ENV):
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def backend_answer(backend: Backend) -> str:
+    """Whether the backend answers now, in a few words for the start-up line."""
+    try:
+        backend.ping()
+    except ApiError as exc:
+        return f"NOT ANSWERING ({exc.message}); /readyz says 503 until it does"
+    return "answering"
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the server could not listen on host:port, in one line naming the setting; None when it can."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As gunicorn binds: a port whose last connections are closing is free to use.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return f"port {port} on {host} is in use by another program: choose another with --port (BRIDGE_PORT)"
+            where = "check --host (BRIDGE_HOST) and --port (BRIDGE_PORT)"
+            return f"cannot listen on {host}:{port} ({exc.strerror}): {where}"
+    return None
+
+
+def _shown(url: str) -> str:
+    """A backend URL without its password."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def startup_line(settings: Settings, backend_answer: str) -> str:
+    """The one line a new user reads first: what runs, on what, and where to point a client."""
+    shown_host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
+    root = (settings.public_url or f"http://{shown_host}:{settings.port}").rstrip("/")
+    queues = f"queues from {settings.queues}" if settings.queues else "no queue file (queues are made on first use)"
+    return (
+        f"Task Queue Bridge {__version__}: backend {_shown(settings.backend)} {backend_answer}; {queues}; "
+        f"auth {settings.auth}; API {root}/taskqueue/v1beta2/projects/; "
+        f"Discovery {root}/discovery/v1/apis/taskqueue/v1beta2/rest; console {root}/console/"
+    )

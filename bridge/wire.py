@@ -9,29 +9,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 from typing import Any
 
+import orjson
+
 from backends.base import NewTask, QueueInfo, Task
 from backends.errors import InvalidArgument
+from backends.limits import INT64, MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, PROJECT, TASK_ID, US, app_id
 
-#: An application id with an optional partition ("s~", "dev~", …) and domain ("example.com:").
-_PROJECT = re.compile(r"^(?:[a-z0-9-]+~)?((?:[a-z0-9][a-z0-9.-]*:)?[A-Za-z0-9][A-Za-z0-9-]{0,99})$")
-_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
-_LONG_QUEUE = re.compile(r"^projects/([^/]+)/taskqueues/([^/]+)$")
-_URLSAFE_B64 = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
-_INT64 = re.compile(r"^-?[0-9]{1,19}$")
-MAX_PAYLOAD_BYTES = 1024 * 1024
-MAX_TAG_BYTES = 500
+_LONG_QUEUE = re.compile(r"projects/([^/]+)/taskqueues/([^/]+)")
+_URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+#: What a Tasks resource costs besides its items, at most: kind, items, brackets.
+TASKS_FRAME_BYTES = 100
 
 
 def project_key(project: str) -> str:
     """The application id without its partition prefix: what names the queue's storage."""
-    match = _PROJECT.match(project)
-    if match is None:
-        raise InvalidArgument(f"Invalid project: {project!r}", location="project")
-    return match.group(1)
+    key = app_id(project)
+    if key is None:
+        raise InvalidArgument(f"Invalid project: {project!r} must be {PROJECT.described}", location="project")
+    return key
 
 
 def queue_path(project: str, queue: str) -> str:
@@ -58,7 +58,7 @@ def decode_payload(text: Any) -> bytes:
         raise InvalidArgument("payloadBase64 must be a string", location="payloadBase64")
     if len(text) > (MAX_PAYLOAD_BYTES * 4) // 3 + 4:
         raise InvalidArgument("payloadBase64 is larger than 1 MiB once decoded", location="payloadBase64")
-    if not _URLSAFE_B64.match(text):
+    if not _URLSAFE_B64.fullmatch(text):
         raise InvalidArgument(
             "payloadBase64 must be URL-safe base64: '-' and '_' instead of '+' and '/'", location="payloadBase64"
         )
@@ -91,7 +91,7 @@ def _int64(body: dict[str, Any], name: str) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | str) or not _INT64.match(str(value)):
+    if isinstance(value, bool) or not isinstance(value, int | str) or not INT64.matches(str(value)):
         raise InvalidArgument(f"{name} must be an integer (int64, as a string)", location=name)
     return int(value)
 
@@ -104,7 +104,7 @@ def _check_names(body: dict[str, Any], project: str, queue: str, task_id: str | 
     name = body.get("queueName")
     if name is None:
         return
-    long = _LONG_QUEUE.match(name) if isinstance(name, str) else None
+    long = _LONG_QUEUE.fullmatch(name) if isinstance(name, str) else None
     if name == queue or (long and long.group(2) == queue and _same_project(long.group(1), project)):
         return
     raise InvalidArgument(f"queueName {name!r} does not match the queue in the URL", location="queueName")
@@ -125,8 +125,8 @@ def read_new_task(body: Any, project: str, queue: str) -> NewTask:
     task_id = body.get("id")
     if task_id is None or task_id == "":
         task_id = new_task_id()
-    elif not isinstance(task_id, str) or not _TASK_ID.match(task_id):
-        raise InvalidArgument("id must be 1-500 letters, digits, '_' or '-'", location="id")
+    elif not TASK_ID.matches(task_id):
+        raise InvalidArgument(f"id must be {TASK_ID.described}", location="id")
     payload = decode_payload(body["payloadBase64"]) if body.get("payloadBase64") is not None else b""
     eta = _int64(body, "leaseTimestamp") or 0
     return NewTask(task_id, payload, check_tag(body.get("tag")), max(eta, 0))
@@ -183,7 +183,7 @@ def queue_json(
     if info.stats is not None:
         stats: dict[str, Any] = {
             "totalTasks": info.stats.total_tasks,
-            "oldestTask": str((info.stats.oldest_eta_us or 0) // 1_000_000),
+            "oldestTask": str((info.stats.oldest_eta_us or 0) // US),
         }
         if info.stats.leased_last_minute is not None:
             stats["leasedLastMinute"] = str(info.stats.leased_last_minute)
@@ -191,3 +191,32 @@ def queue_json(
             stats["leasedLastHour"] = str(info.stats.leased_last_hour)
         resource["stats"] = stats
     return resource
+
+
+@functools.lru_cache(maxsize=1024)
+def task_bytes(queue_name: str) -> int:
+    """What a task costs in a Tasks response besides its id, tag and payload, at most.
+
+    Measured on a pretty-printed task with the longest numbers, plus the indentation
+    and separators of an item of ``items``.
+    """
+    widest = Task("", b"", "", 10**19 - 1, 10**19 - 1, 2**31 - 1)
+    return len(orjson.dumps(task_json(widest, queue_name), option=orjson.OPT_INDENT_2)) + 64
+
+
+def task_size(task: Task, overhead: int) -> int:
+    """An upper bound of ``task``'s size in JSON, counted as the lease script counts it:
+    ``overhead`` (see `task_bytes`), the id, 6 bytes per tag byte (escaped) and the
+    payload in base64."""
+    payload = 0 if task.payload is None else 4 * -(-len(task.payload) // 3)
+    return overhead + len(task.id) + 6 * len((task.tag or "").encode()) + payload
+
+
+def within(tasks: list[Task], budget: int, overhead: int) -> list[Task]:
+    """The first tasks whose sizes fit ``budget``; at least one."""
+    used = 0
+    for count, task in enumerate(tasks):
+        used += task_size(task, overhead)
+        if count and used > budget:
+            return tasks[:count]
+    return tasks

@@ -14,10 +14,20 @@ from typing import Any
 
 import pytest
 
+from backends.memory import MemoryBackend
 from bridge import create_app
 from bridge.auth import hash_token
 from bridge.settings import Settings
-from tests.support.harness import Harness, Variant, cloudtasks_harness, memory_harness, redis_harness
+from tests.support import google_facts
+from tests.support.harness import (
+    BACKENDS,
+    Harness,
+    Variant,
+    cloudtasks_bridge_harness,
+    cloudtasks_harness,
+    memory_harness,
+    redis_harness,
+)
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
 from tests.support.redis_server import RedisCluster, RedisServer
@@ -72,13 +82,14 @@ def grpc_available() -> None:
 
 
 VARIANTS = [
-    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
-    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
-    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
-    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
+    *BACKENDS,
     # The HTTP suite once more with token auth on. Credentials are checked before the
-    # backend is reached, so the cheapest backend is enough.
+    # backend is reached, so the cheapest backend is enough (and the backend-level
+    # contract suite, which has no credentials, runs on BACKENDS alone).
     pytest.param(Variant("memory", "token"), marks=[pytest.mark.memory, pytest.mark.auth], id="memory-token"),
+    # Once more with clients built from Google's own document instead of the served one:
+    # a worker written against Google's service must see the same answers.
+    pytest.param(Variant("memory", discovery="google"), marks=pytest.mark.memory, id="memory-google-document"),
 ]
 
 #: Who the suite is when its bridges ask for tokens, and the token that proves it.
@@ -108,6 +119,9 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
         elif variant.backend == "cloudtasks":
             request.getfixturevalue("grpc_available")
             harness = cloudtasks_harness(**options)
+        elif variant.backend == "cloudtasks-bridge":
+            request.getfixturevalue("grpc_available")
+            harness = cloudtasks_bridge_harness(**options)
         else:
             harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)
@@ -142,8 +156,11 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
             if "queues" in settings:
                 # The suite's queue files carry ACLs naming other people: be their admin.
                 settings.setdefault("admins", (SUITE_IDENTITY,))
+        if "queues" in settings and harness.use_queues is not None:
+            harness.use_queues(settings["queues"])
         app = create_app(Settings(backend=harness.url, **settings), backend=harness.backend)
-        servers.append(BridgeServer(app, token))
+        document = google_facts.document if variant.discovery == "google" else None
+        servers.append(BridgeServer(app, token, document))
         return servers[-1]
 
     yield start
@@ -154,6 +171,17 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
 @pytest.fixture
 def bridge(make_bridge: Callable[..., BridgeServer]) -> BridgeServer:
     return make_bridge()
+
+
+@pytest.fixture
+def memory_server() -> Iterator[BridgeServer]:
+    """A bridge with default settings on a memory:// backend of its own, for tests of what
+    every backend shows alike (the console's pages, the queue CLI)."""
+    backend = MemoryBackend.from_url("memory://")
+    server = BridgeServer(create_app(Settings(), backend=backend))
+    yield server
+    server.close()
+    backend.close()
 
 
 @pytest.fixture
@@ -169,3 +197,35 @@ def queue_file(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+V2_TARGETS = [
+    pytest.param(("fake", "grpc"), marks=pytest.mark.cloudtasks, id="fake"),
+    pytest.param(("memory", "grpc"), marks=pytest.mark.memory, id="grpc-memory"),
+    pytest.param(("memory", "rest"), marks=pytest.mark.memory, id="rest-memory"),
+    pytest.param(("redis", "grpc"), marks=pytest.mark.redis, id="grpc-redis"),
+    pytest.param(("redis-cluster", "rest"), marks=pytest.mark.cluster, id="rest-redis-cluster"),
+]
+
+
+@pytest.fixture(params=V2_TARGETS)
+def v2(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A Cloud Tasks v2beta2 server under the official client: the strict fake, or the
+    bridge's front over gRPC or HTTP/JSON on a backend (tests.support.v2beta2)."""
+    request.getfixturevalue("grpc_available")
+    from tests.support import v2beta2
+
+    backend, transport = request.param
+    if backend == "fake":
+        target = v2beta2.fake_target()
+    else:
+        if backend == "memory":
+            harness = memory_harness()
+        else:
+            fixture = "redis_server" if backend == "redis" else "redis_cluster"
+            harness = redis_harness(request.getfixturevalue(fixture).url)
+        app = create_app(Settings(backend=harness.url), backend=harness.backend)
+        target = v2beta2.front_target(f"{transport}-{backend}", app, transport, harness.advance_us)
+        target.closers.insert(0, harness.close)
+    yield target
+    target.close()

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.auth import hash_token
-from bridge.cli import TOKEN_ENV, token_option
 from bridge.client import BearerHttp, authorized_http, connect
+from bridge_tools.options import TOKEN_ENV, token_option
 from tests.support.api import PROJECT, ids, insert, lease
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer, error_of

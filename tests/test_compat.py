@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,12 +16,13 @@ from flask import Flask
 from backends.redis_backend import RedisBackend
 from bridge import create_app
 from bridge.auth import hash_token
-from bridge.cli import TOKEN_ENV, main
-from bridge.compat.runner import run
-from bridge.compat.scenarios import SCENARIOS, Scenario
-from bridge.compat.session import Session
+from bridge.cli import main
 from bridge.discovery import Discovery
 from bridge.settings import Settings
+from bridge_tools.compat.runner import run
+from bridge_tools.compat.scenarios import SCENARIOS, Scenario
+from bridge_tools.compat.session import LeasePacer, Session
+from bridge_tools.options import TOKEN_ENV
 from tests.support.harness import Harness, memory_harness, redis_harness
 from tests.support.http import BridgeServer, serving
 from tests.support.redis_server import RedisServer
@@ -307,3 +310,63 @@ def test_a_bridge_that_asks_for_a_token_is_checked_with_one(memory: Harness, tmp
     assert json.loads(report.read_text())["options"]["token"] == "(sent)"
     assert without.exit_code == 1
     assert "401" in without.output
+
+
+def test_a_queue_neither_endpoint_has_is_an_error_that_says_what_to_do(memory: Harness, queue_file: Any) -> None:
+    # Two bridges serving a queue.yaml: the battery's fresh queues exist on neither.
+    queues = queue_file("queue:\n- name: render\n  mode: pull\n")
+    other = memory_harness()
+    # A pinned queue is shared by both sides of a run: each bridge keeps its own tasks.
+    apps = [create_app(Settings(backend=h.url, queues=queues), backend=h.backend) for h in (memory, other)]
+    with serving(apps[0]) as a, serving(apps[1]) as b:
+        result = compat(a.url, b.url, "--scenario", "insert-named", "--scenario", "renew")
+        pinned = compat(a.url, b.url, "--scenario", "renew", "--queue", "missing")
+        fixed = compat(a.url, b.url, "--scenario", "renew", "--queue", "render")
+    assert result.exit_code == 1, result.output
+    lines = scenario_lines(result.output)
+    assert all(line.split()[0] == "error" for line in lines.values()) and len(lines) == 2, result.output
+    assert "does not exist (HTTP 404)" in lines["renew"]
+    assert "both depart" not in result.output and "no differences" not in result.output
+    assert "2 scenarios: 0 same, 0 accepted, 0 differ, 2 failed to run" in result.output
+    assert "to fix: " in result.output and "--queue NAME" in result.output
+    assert pinned.exit_code == 1 and "queue missing at" in pinned.output and "queue.yaml" in pinned.output
+    assert fixed.exit_code == 0, fixed.output
+    other.close()
+
+
+def test_one_side_missing_the_queue_is_an_error_too(
+    start: Callable[..., BridgeServer], memory: Harness, queue_file: Any
+) -> None:
+    strict = create_app(Settings(backend=memory.url, queues=queue_file("queue:\n- name: other\n  mode: pull\n")))
+    with serving(strict) as b:
+        result = compat(start().url, b.url, "--scenario", "renew")
+    assert result.exit_code == 1
+    assert scenario_lines(result.output)["renew"].startswith("error") and "B: setup: queue" in result.output
+
+
+def test_an_unreachable_endpoint_is_named_within_two_seconds(start: Callable[..., BridgeServer]) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nothing = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    started = time.monotonic()
+    result = compat(start().url, nothing)
+    assert time.monotonic() - started <= 2.0
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"cannot reach {nothing}: ConnectionRefusedError: [Errno 111] Connection refused"
+    ]
+
+
+def test_an_endpoint_that_is_not_a_bridge_is_named(start: Callable[..., BridgeServer]) -> None:
+    bridge = start()
+    result = compat(bridge.url, bridge.url + "/elsewhere")
+    assert result.exit_code == 2
+    assert f"{bridge.url}/elsewhere answers, but not as a bridge" in result.output
+
+
+def test_leases_on_one_queue_are_paced_under_the_cloud_tasks_rate() -> None:
+    pacer = LeasePacer(calls=10, window=60.0)
+    assert [pacer.delay("pinned", 4) for _ in range(2)] == [0.0, 0.0]
+    assert 59.0 < pacer.delay("pinned", 4) <= 60.0  # 12 in the window would be over
+    assert pacer.delay("pinned", 2) == 0.0
+    assert pacer.delay("other", 10) == 0.0  # each queue has its own budget

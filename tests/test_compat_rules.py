@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from bridge.compat.compare import ABSENT, Difference, differences
-from bridge.compat.ledger import Ledger, LedgerError
-from bridge.compat.rules import At, Context, Generated, Same, SecondsOf, ZeroOrAbsent, normalise, render
+from bridge_tools.compat.compare import ABSENT, Difference, differences
+from bridge_tools.compat.ledger import Ledger, LedgerError
+from bridge_tools.compat.rules import At, Context, Generated, Same, SecondsOf, ZeroOrAbsent, normalise, render
 
 
 def _context() -> Context:
@@ -40,6 +40,10 @@ def test_generated_ids_bind_and_later_responses_must_repeat_them() -> None:
         "id": "=g1",
         "queueName": "projects/p/taskqueues/{queue}",
     }
+
+
+def test_a_generated_id_must_be_a_task_name_as_a_whole() -> None:
+    assert normalise("x1\n", Generated("g1"), _context()) == "<not a task id: 'x1\\n'>"
 
 
 def test_ledger_fields_are_globs_over_the_whole_name(tmp_path: Path) -> None:

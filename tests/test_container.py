@@ -19,8 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,10 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+import bridge
+from tests.support import sockets
 from tests.support.dockerfile import Dockerfile, parse
+from tests.support.http import Reply
 from tests.support.process import serving_process
 from tests.support.redis_server import RedisServer, free_port
 
@@ -107,8 +109,7 @@ def test_image_is_small_runs_as_non_root_and_is_labelled() -> None:
     assert "--no-cache-dir" in image.runs[install]
     sources = [copy[0] for copy in image.copies]
     assert sources.index("requirements.txt") < min(sources.index(s) for s in ("bridge/", "backends/"))
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert image.labels["org.opencontainers.image.version"] == pyproject["project"]["version"]
+    assert image.labels["org.opencontainers.image.version"] == bridge.__version__
     assert "org.opencontainers.image.source" in image.labels
     assert image.cmd[:3] == ["gunicorn", "--config", "gunicorn.conf.py"]
     assert image.healthcheck[0] == "python" and "/healthz" in image.healthcheck[-1]
@@ -127,14 +128,13 @@ class Container:
     log: Path
     redis: RedisServer
 
-    def call(self, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None) -> Any:
+    def call(self, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None) -> Reply:
         """One request on its own connection, so that either worker may take it."""
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
             connection.request(method, path, body=body, headers={"Connection": "close", **(headers or {})})
             response = connection.getresponse()
-            response.data = response.read()
-            return response
+            return Reply(response.status, dict(response.getheaders()), response.read())
         finally:
             connection.close()
 
@@ -153,6 +153,8 @@ def _container_env(image: Dockerfile, redis: RedisServer, port: int, metrics: Pa
     env["BRIDGE_QUEUES"] = str(ROOT / queue_file)
     env["BRIDGE_BACKEND"] = env["BRIDGE_BACKEND"].replace("redis://redis:6379", f"redis://127.0.0.1:{redis.port}")
     env["BRIDGE_PORT"] = str(port)
+    if "BRIDGE_GRPC_PORT" in env:  # a free port here, not compose's fixed one
+        env["BRIDGE_GRPC_PORT"] = str(free_port())
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
     return env
 
@@ -193,6 +195,11 @@ def container(redis_binary: str, tmp_path: Path) -> Iterator[Container]:
         redis.stop()
 
 
+def _insert_workers(container: Container) -> set[int]:
+    """The pids of the workers that have logged an insert."""
+    return {line["pid"] for line in container.log_lines() if line.get("method") == "taskqueue.tasks.insert"}
+
+
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
@@ -205,7 +212,7 @@ def _value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def _wait_for(container: Container, path: str, status: int, seconds: float = 15) -> Any:
+def _wait_for(container: Container, path: str, status: int, seconds: float = 15) -> Reply:
     deadline = time.monotonic() + seconds
     while True:
         reply = container.call("GET", path)
@@ -214,7 +221,25 @@ def _wait_for(container: Container, path: str, status: int, seconds: float = 15)
         time.sleep(0.2)
 
 
+def _exits(lines: list[dict[str, Any]]) -> int:
+    """How many workers the log shows exiting (gunicorn logs it as a worker stops)."""
+    return sum(1 for line in lines if line.get("message", "").startswith("Worker exiting"))
+
+
+def _wait_for_log(
+    container: Container, since: int, condition: Callable[[list[dict[str, Any]]], bool], what: str
+) -> None:
+    """Poll the log's lines after the first ``since`` until ``condition`` holds."""
+    deadline = time.monotonic() + 30
+    while not condition(container.log_lines()[since:]):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the log never showed that {what}: {container.log.read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
 INSERTS = 40
+#: Where inserting stops waiting for a second worker to take a connection.
+MAX_INSERTS = 2000
 
 
 @pytest.mark.redis
@@ -227,16 +252,20 @@ def test_the_image_command_serves_probes_metrics_and_logs_and_stops_gracefully(c
     assert probe.returncode == 0, probe.stderr
     assert container.call("GET", "/readyz").status == 200
 
-    # Traffic, each request on a new connection, so that both workers serve some.
-    for n in range(INSERTS):
+    # Traffic, each request on a new connection. Which worker accepts a connection is the
+    # kernel's choice, so a busy machine can hand a short run to one worker alone: insert
+    # on until the log shows two workers (a bounded number of times), not a fixed count.
+    inserted = 0
+    while inserted < INSERTS or (len(_insert_workers(container)) < 2 and inserted < MAX_INSERTS):
         reply = container.call(
-            "POST", BASE + "/tasks", json.dumps({"id": f"t{n}", "payloadBase64": "c2VjcmV0LXBheWxvYWQ="})
+            "POST", BASE + "/tasks", json.dumps({"id": f"t{inserted}", "payloadBase64": "c2VjcmV0LXBheWxvYWQ="})
         )
-        assert reply.status == 200, reply.data
+        assert reply.status == 200, reply.body
+        inserted += 1
     leased = []
     for _ in range(INSERTS // 2):
         reply = container.call("POST", BASE + "/tasks/lease?numTasks=1&leaseSecs=600")
-        leased += json.loads(reply.data)["items"]
+        leased += json.loads(reply.body)["items"]
     for task in leased[:10]:
         assert container.call("DELETE", f"{BASE}/tasks/{task['id']}").status == 204
     renew = container.call(
@@ -248,23 +277,22 @@ def test_the_image_command_serves_probes_metrics_and_logs_and_stops_gracefully(c
         f"{BASE}/tasks/{leased[11]['id']}?oauth_token=query-secret-9",
         headers={"X-Request-Id": "trace-me-42", "Authorization": "Bearer header-secret-7"},
     )
-    assert traced.getheader("X-Request-Id") == "trace-me-42"
+    assert traced.headers["X-Request-Id"] == "trace-me-42"
 
     scraped = container.call("GET", "/metrics")
-    assert scraped.status == 200 and scraped.getheader("Content-Type").startswith("text/plain")
-    samples = _samples(scraped.data.decode())
+    assert scraped.status == 200 and scraped.headers["Content-Type"].startswith("text/plain")
+    samples = _samples(scraped.body.decode())
     # Several workers served, and the scrape added up all of them.
-    workers = {line["pid"] for line in container.log_lines() if line.get("method") == "taskqueue.tasks.insert"}
-    assert len(workers) >= 2, "the inserts all went to one worker"
+    assert len(_insert_workers(container)) >= 2, f"{inserted} inserts all went to one worker"
     inserts = _value(samples, "bridge_http_requests_total", method="taskqueue.tasks.insert", status="200")
-    assert inserts == INSERTS
-    assert _value(samples, "bridge_http_request_duration_seconds_count", method="taskqueue.tasks.insert") == INSERTS
-    assert _value(samples, "bridge_tasks_inserted_total") == INSERTS
+    assert inserts == inserted
+    assert _value(samples, "bridge_http_request_duration_seconds_count", method="taskqueue.tasks.insert") == inserted
+    assert _value(samples, "bridge_tasks_inserted_total") == inserted
     assert _value(samples, "bridge_tasks_leased_total") == INSERTS // 2
     assert _value(samples, "bridge_tasks_deleted_total") == 10
     assert _value(samples, "bridge_lease_conflicts_total") == 1
     assert _value(samples, "bridge_backend_up") == 1
-    assert _value(samples, "bridge_queue_tasks", project="demo-app", queue=QUEUE) == INSERTS - 10
+    assert _value(samples, "bridge_queue_tasks", project="demo-app", queue=QUEUE) == inserted - 10
     assert ("bridge_queue_oldest_task_age_seconds", (("project", "demo-app"), ("queue", QUEUE))) in samples
     assert ("bridge_queue_tasks", (("project", "demo-app"), ("queue", "reports"))) in samples, "declared queues"
 
@@ -279,23 +307,35 @@ def test_the_image_command_serves_probes_metrics_and_logs_and_stops_gracefully(c
     # Readiness follows Redis down and back up; liveness does not.
     container.redis.stop()
     down = _wait_for(container, "/readyz", 503)
-    assert down.status == 503, down.data
-    assert json.loads(down.data)["error"]["errors"][0]["reason"] == "backendError"
+    assert down.status == 503, down.body
+    assert json.loads(down.body)["error"]["errors"][0]["reason"] == "backendError"
     assert container.call("GET", "/healthz").status == 200
     container.redis.start()  # same port, empty data
     assert _wait_for(container, "/readyz", 200).status == 200
-    samples = _samples(container.call("GET", "/metrics").data.decode())
+    samples = _samples(container.call("GET", "/metrics").body.decode())
     assert _value(samples, "bridge_backend_errors_total", operation="ping", kind="unavailable") >= 1
 
     # SIGTERM with a request half sent: it is answered, then the server exits cleanly.
+    worker_count = int(container.env["BRIDGE_WORKERS"])
     body = json.dumps({"id": "last-one"}).encode()
     with socket.create_connection(("127.0.0.1", container.port), timeout=30) as sock:
         head = f"POST {BASE}/tasks HTTP/1.1\r\nHost: bridge\r\nContent-Type: application/json\r\n"
         sock.sendall(f"{head}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[:5])
-        time.sleep(0.5)  # the worker is now reading the body
+        # A worker thread has taken the head and the first bytes of the body from the
+        # socket: the request is in its hands, waiting for the rest.
+        sockets.wait_for(sockets.peer_has_read_everything(sock), "a worker has read the request's first bytes")
+        logged = len(container.log_lines())
         container.process.send_signal(signal.SIGTERM)
-        time.sleep(0.5)
+        # The master took the signal and passed it on: every other worker has exited,
+        # while the one holding the request cannot finish it before the rest is sent.
+        _wait_for_log(container, logged, lambda lines: _exits(lines) == worker_count - 1, "the idle workers exit")
         sock.sendall(body[5:])
-        answer = sock.makefile("rb").readline()
-    assert answer.startswith(b"HTTP/1.1 200"), answer
+        answer = http.client.HTTPResponse(sock)
+        answer.begin()
+        reply = Reply(answer.status, dict(answer.getheaders()), answer.read())
+        answer.close()
+    assert reply.status == 200, reply.body
+    assert reply.json["id"] == "last-one"
     assert container.process.wait(30) == 0
+    # Every worker exited on its own, none killed at the end of the grace period.
+    assert _exits(container.log_lines()[logged:]) == worker_count

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from flask import Blueprint, Flask
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from bridge import create_app
+from bridge.auth import hash_token
 from bridge.front import ApiFront
 from bridge.settings import Settings
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 BASE = "/taskqueue/v1beta2/projects/s~app/taskqueues/q"
 #: Requests in order: successes, each kind of error, and paths the short way leaves to Flask.
@@ -102,13 +109,106 @@ def test_the_short_way_steps_aside_for_a_trusted_hosts_setting() -> None:
     assert app.test_client().get(f"{BASE}/tasks").status_code == 400
 
 
-def test_a_blueprints_own_hooks_leave_the_short_way_on() -> None:
-    app = create_app(Settings())
-    console = Blueprint("console", __name__)
+QUEUE_YAML = """\
+queue:
+- name: q
+  mode: pull
+  acl:
+  - user_email: worker@example.com
+  - writer_email: worker@example.com
+  retry_parameters:
+    task_retry_limit: 3
+"""
+TOKEN = "token-of-worker-0123456789abcdef"
 
-    @console.before_request
-    def console_only() -> None:
-        """Runs for the blueprint's routes only, never for the API's."""
 
-    app.register_blueprint(console, url_prefix="/console")
-    assert _front(app).enabled()
+class _Counted:
+    """Counts the requests that reach Flask's own dispatch."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        self.paths.append(environ["PATH_INFO"])
+        return self.app(environ, start_response)
+
+
+def test_the_short_way_takes_the_api_in_the_fully_configured_app(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Console, v2beta2 front, batch, Host check, tokens, queue file, project allow-list
+    and strict leases all on: none of them may switch the short way off."""
+    queues = tmp_path / "queue.yaml"
+    queues.write_text(QUEUE_YAML)
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"{hash_token(TOKEN)}  worker@example.com\n")
+    settings = Settings(
+        queues=queues,
+        auth="token",
+        tokens_file=tokens,
+        projects=("app",),
+        strict_leases=True,
+        admins=("worker@example.com",),
+        metrics_auth=True,
+    )
+    app = create_app(settings)
+    front = _front(app)
+    flask = front.flask = _Counted(front.flask)
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with caplog.at_level(logging.INFO, logger="bridge.request"):
+        assert client.post(f"{BASE}/tasks", json={"id": "t1"}, headers=auth).status_code == 200
+        lease = client.post(f"{BASE}/tasks/lease?numTasks=5&leaseSecs=60", headers=auth)
+        assert lease.status_code == 200 and [t["id"] for t in lease.json["items"]] == ["t1"]  # type: ignore[index]
+        assert client.post(f"{BASE}/tasks", json={"id": "t2"}).status_code == 401
+        other = "/taskqueue/v1beta2/projects/other-app/taskqueues/q/tasks"
+        assert client.post(other, json={"id": "t3"}, headers=auth).status_code == 404
+        assert client.get(f"{BASE}/tasks", headers={**auth, "Host": "bad host"}).status_code == 400
+    assert front.enabled() and flask.paths == []
+    lines = [r.__dict__["fields"] for r in caplog.records if r.name == "bridge.request"]
+    assert [(line["status"], line.get("tasks"), line.get("reason")) for line in lines] == [
+        (200, None, None),
+        (200, 1, None),
+        (401, None, "required"),
+        (404, None, "notFound"),
+        (400, None, "invalid"),
+    ]
+    # Everything else is Flask's: the console, the v2beta2 routes, batches.
+    client.get("/console/")
+    client.get("/v2beta2/projects/app/locations/l/queues/q/tasks", headers=auth)
+    client.post("/batch", data=b"", content_type="multipart/mixed; boundary=x", headers=auth)
+    assert flask.paths == [
+        "/console/",
+        "/v2beta2/projects/app/locations/l/queues/q/tasks",
+        "/batch",
+    ]
+
+
+def test_a_batch_part_taken_by_the_short_way_logs_its_reason_on_its_own_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A part runs inside the batch's Flask request: its error reason belongs to its own
+    log line, not to the batch's, as when Flask dispatches the part."""
+    body = (
+        f"--b0\r\nContent-Type: application/http\r\n\r\nGET {BASE}/tasks/missing HTTP/1.1\r\n\r\n\r\n--b0--\r\n"
+    ).encode()
+    lines = {}
+    for name, app in (("short", create_app(Settings())), ("flask", create_app(Settings()))):
+        if name == "flask":
+            app.before_request(lambda: None)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bridge.request"):
+            reply = app.test_client().post("/batch", data=body, content_type="multipart/mixed; boundary=b0")
+        assert reply.status_code == 200 and b"404" in reply.get_data()
+        assert _front(app).enabled() == (name == "short")
+        lines[name] = [
+            {k: v for k, v in r.__dict__["fields"].items() if k not in ("request_id", "duration_ms")}
+            for r in caplog.records
+            if r.name == "bridge.request"
+        ]
+    assert lines["short"] == lines["flask"]
+    assert [(line["method"], line.get("reason")) for line in lines["short"]] == [
+        ("taskqueue.tasks.get", "notFound"),
+        ("batch", None),
+    ]

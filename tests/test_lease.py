@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.api import PROJECT, QUEUE, b64, ids, insert, lease, now_us
+from tests.support.api import PROJECT, QUEUE, b64, ids, insert, lease, listed, now_us
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer, error_of
 
@@ -250,3 +250,91 @@ def test_concurrent_leasers_never_receive_the_same_task(bridge: BridgeServer) ->
         thread.join()
     assert max(seen.values()) == 1
     assert set(seen) == {f"t{i:03d}" for i in range(200)}
+
+
+def test_a_lease_stops_at_the_response_budget_and_leaves_the_rest_available(
+    make_bridge: Callable[..., BridgeServer],
+) -> None:
+    bridge = make_bridge(max_response_bytes=20_000)
+    api = bridge.api()
+    for i in range(6):
+        insert(api, id=f"t{i}", payloadBase64=b64(bytes(6000)))  # 8,000 bytes of base64 each
+    path = f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}/tasks/lease?numTasks=10&leaseSecs=600"
+    reply = bridge.request("POST", path)
+    assert reply.status == 200 and len(reply.body) <= 20_000
+    assert ids(reply.json["items"]) == ["t0", "t1"]
+    second = lease(api, num=10, secs=600)
+    assert ids(second) == ["t2", "t3"], "tasks that did not fit were not leased"
+    assert [task["retry_count"] for task in second] == [1, 1]
+
+
+def test_a_task_larger_than_the_response_budget_is_still_leased_alone(
+    make_bridge: Callable[..., BridgeServer],
+) -> None:
+    api = make_bridge(max_response_bytes=1000).api()
+    insert(api, id="big", payloadBase64=b64(bytes(3000)))
+    insert(api, id="small")
+    assert ids(lease(api, num=10)) == ["big"]
+    assert ids(lease(api, num=10)) == ["small"]
+
+
+def test_a_list_stops_at_the_response_budget_but_always_shows_a_task(
+    make_bridge: Callable[..., BridgeServer],
+) -> None:
+    api = make_bridge(max_response_bytes=1000).api()
+    for i in range(5):
+        insert(api, id=f"t{i}", tag="x" * 100)
+    assert ids(listed(api)) == ["t0"]
+
+
+def test_tasks_dropped_after_max_leases_do_not_end_a_lease_early(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path]
+) -> None:
+    path = queue_file("queue:\n- name: limited\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 1\n")
+    api = make_bridge(queues=path).api()
+    for i in range(3):
+        insert(api, queue="limited", id=f"old{i}")
+    assert ids(lease(api, queue="limited", num=3, secs=0)) == ["old0", "old1", "old2"]
+    insert(api, queue="limited", id="fresh", tag="x")
+    assert ids(lease(api, queue="limited", num=1)) == ["fresh"]
+
+
+def test_with_strict_leases_a_stale_worker_without_the_token_cannot_release_the_new_holder(
+    make_bridge: Callable[..., BridgeServer], harness: Harness
+) -> None:
+    bridge = make_bridge(strict_leases=True)
+    api = bridge.api()
+    insert(api, id="t1")
+    lease(api, secs=60)  # worker A
+    harness.advance(61)
+    [second] = lease(api, secs=60)  # worker B
+    path = f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}/tasks/t1?newLeaseSeconds=0"
+    reply = bridge.request("PATCH", path)  # A, body-less
+    assert reply.status == 400, reply.body
+    assert reply.json["error"]["errors"][0]["location"] == "leaseTimestamp"
+    assert lease(api) == [], "B still holds its lease"
+    assert _renew(api, "t1", 0, {"leaseTimestamp": second["leaseTimestamp"]}, "patch").execute()["id"] == "t1"
+
+
+def test_strict_leases_per_queue_in_queue_yaml_override_the_setting(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path]
+) -> None:
+    path = queue_file(
+        "queue:\n- name: strict\n  mode: pull\n  strict_leases: true\n"
+        "- name: loose\n  mode: pull\n- name: relaxed\n  mode: pull\n  strict_leases: false\n"
+    )
+    api = make_bridge(queues=path).api()
+    for queue in ("strict", "loose", "relaxed"):
+        insert(api, queue=queue, id="t1")
+        lease(api, queue=queue, secs=60)
+    renew = api.tasks().update
+    error_of(renew(project=PROJECT, taskqueue="strict", task="t1", newLeaseSeconds=30, body={}), 400, "required")
+    assert renew(project=PROJECT, taskqueue="loose", task="t1", newLeaseSeconds=30, body={}).execute()["id"] == "t1"
+    strict_everywhere = make_bridge(queues=path, strict_leases=True).api()
+    error_of(
+        strict_everywhere.tasks().update(project=PROJECT, taskqueue="loose", task="t1", newLeaseSeconds=30, body={}),
+        400,
+        "required",
+    )
+    relaxed = strict_everywhere.tasks().update(project=PROJECT, taskqueue="relaxed", task="t1", newLeaseSeconds=9)
+    assert relaxed.execute()["id"] == "t1"

@@ -180,3 +180,34 @@ def test_under_gunicorn_strangers_are_401_and_big_bodies_413_unread(gunicorn: in
     consumer = {"Authorization": f"Bearer {TOKENS[CONSUMER]}", "Content-Length": "0"}
     leased = exchange(gunicorn, f"POST {TASKS}/lease?numTasks=10&leaseSecs=60 HTTP/1.1", [], consumer)
     assert sorted(task["id"] for task in leased.json["items"]) == ["big", "t1"]
+
+
+def test_a_tunnelled_get_body_over_the_limit_is_413(server: BridgeServer) -> None:
+    body = "getStats=true&pad=" + "x" * (LIMIT * 3)
+    headers = {"X-HTTP-Method-Override": "GET", "Content-Type": "application/x-www-form-urlencoded"}
+    reply = server.request("POST", TASKS.removesuffix("/tasks"), body, headers)
+    assert reply.status == 413
+    assert reply.json["error"]["errors"][0]["reason"] == "requestEntityTooLarge"
+
+
+def test_a_tunnelled_get_body_past_64_kib_is_read_whole(bridge: BridgeServer) -> None:
+    body = "pad=" + "x" * 70_000 + "&getStats=true"
+    headers = {"X-HTTP-Method-Override": "GET", "Content-Type": "application/x-www-form-urlencoded"}
+    reply = bridge.request("POST", f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/render", body, headers)
+    assert reply.status == 200, reply.body
+    assert "stats" in reply.json, "the parameter after 64 KiB was read"
+
+
+MALFORMED_CHUNKS = {
+    "size-not-hex": [b"zz\r\n{}\r\n0\r\n\r\n"],
+    "chunk-without-terminator": [b"2\r\n{}{}\r\n0\r\n\r\n"],
+}
+
+
+@pytest.mark.parametrize("parts", MALFORMED_CHUNKS.values(), ids=MALFORMED_CHUNKS.keys())
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_a_malformed_chunked_body_is_400(server: BridgeServer, parts: list[bytes], method: str) -> None:
+    path = TASKS if method == "POST" else f"{TASKS}/t1?newLeaseSeconds=5"
+    reply = exchange(server.port, f"{method} {path} HTTP/1.1", parts, {"Transfer-Encoding": "chunked"})
+    assert reply.status == 400, reply.body
+    assert reply.json["error"]["errors"][0]["reason"] == "invalid"

@@ -86,6 +86,24 @@ def test_each_request_logs_one_json_line_without_payload_or_credentials(
         assert secret not in text
 
 
+def test_request_lines_say_how_many_tasks_a_lease_handed_out_and_why_a_call_failed(
+    bridge: BridgeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("one", "two"):
+        bridge.request("POST", BASE + "/tasks", {"id": name, "payloadBase64": b64(b"x")})
+    with caplog.at_level(logging.INFO, logger="bridge.request"):
+        bridge.request("POST", BASE + "/tasks/lease?numTasks=5&leaseSecs=60")
+        bridge.request("POST", BASE + "/tasks/lease?numTasks=5&leaseSecs=60")
+        bridge.request("GET", BASE + "/tasks/missing")
+    lines = [json.loads(JsonFormatter().format(r)) for r in caplog.records if r.name == "bridge.request"]
+    assert [(line["method"], line.get("tasks"), line.get("reason")) for line in lines] == [
+        ("taskqueue.tasks.lease", 2, None),
+        ("taskqueue.tasks.lease", 0, None),
+        ("taskqueue.tasks.get", None, "notFound"),
+    ]
+    assert lines[2]["queue"] == QUEUE and lines[2]["status"] == 404
+
+
 def test_metrics_count_requests_tasks_and_lease_conflicts(bridge: BridgeServer, api: Any) -> None:
     before = scrape(bridge)
     for n in range(3):

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from backends.redis_backend import SOURCES
+from backends.errors import Unavailable
+from backends.redis_backend import SOURCES, _translated
 from bridge import create_app
 from bridge.settings import Settings
 from tests.support.http import BridgeServer, serving
@@ -77,7 +78,9 @@ def test_readiness_fails_while_redis_is_down_and_recovers_with_the_scripts_loade
     assert server.request("GET", "/readyz").status == 200
     client = redis.Redis(port=own_redis.port)
     try:
-        assert client.script_exists(*(sha1(source.encode()).hexdigest() for source in SOURCES.values())) == [True] * 6
+        assert client.script_exists(*(sha1(source.encode()).hexdigest() for source in SOURCES.values())) == [
+            True
+        ] * len(SOURCES)
     finally:
         client.close()
 
@@ -92,3 +95,69 @@ def test_the_first_call_after_a_redis_restart_succeeds(own_redis: RedisServer, s
     assert server.request("GET", "/readyz").status == 200
     assert server.request("POST", BASE + "/tasks", b'{"id": "after"}').status == 200
     assert server.request("POST", BASE + "/tasks/lease?numTasks=5&leaseSecs=60").status == 200
+
+
+def test_scripts_flushed_again_while_reloading_are_retried_then_answer_503(
+    own_redis: RedisServer, server: BridgeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = server.app.extensions["bridge"].backend.inner
+    client = backend.client
+    load = client.script_load
+    flushes = {"left": 1}
+
+    def load_then_lose(source: str) -> str:
+        # Another client's SCRIPT FLUSH lands between the reload and the retry.
+        sha = load(source)
+        if flushes["left"]:
+            flushes["left"] -= 1
+            client.script_flush()
+        return sha  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(client, "script_load", load_then_lose)
+    client.script_flush()
+    assert server.request("POST", BASE + "/tasks", b'{"id": "t1"}').status == 200, "two NoScriptErrors in a row"
+    flushes["left"] = 100
+    client.script_flush()
+    reply = server.request("POST", BASE + "/tasks", b'{"id": "t2"}')
+    assert reply.status == 503, reply.body
+    assert reply.json["error"]["errors"][0]["reason"] == "backendError"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        redis.exceptions.ClusterDownError("The cluster is down"),
+        redis.exceptions.TryAgainError("Keys in request don't hash to the same slot"),
+        redis.exceptions.OutOfMemoryError("command not allowed when used memory > 'maxmemory'"),
+        redis.exceptions.ClusterError("TTL exhausted."),
+        redis.exceptions.SlotNotCoveredError("Command # 1 (EVALSHA) does not cover slot 1"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_redis_outages_are_503_by_their_class_whatever_their_text(error: Exception) -> None:
+    with pytest.raises(Unavailable):
+        with _translated():
+            raise error
+
+
+def test_a_full_redis_with_noeviction_answers_503_and_keeps_every_task(own_redis: RedisServer) -> None:
+    client = redis.Redis(port=own_redis.port)
+    app = create_app(Settings(backend=own_redis.url))
+    try:
+        with serving(app) as server:
+            assert server.request("POST", BASE + "/tasks", b'{"id": "t0"}').status == 200
+            used = int(client.info("memory")["used_memory"])
+            client.config_set("maxmemory-policy", "noeviction")
+            client.config_set("maxmemory", str(used + 200_000))
+            payload = '"' + "A" * 40_000 + '"'
+            statuses = [
+                server.request("POST", BASE + "/tasks", f'{{"id": "t{i}", "payloadBase64": {payload}}}'.encode()).status
+                for i in range(1, 20)
+            ]
+            assert 503 in statuses and set(statuses) <= {200, 503}, statuses
+            stored = statuses.count(200) + 1
+            client.config_set("maxmemory", "0")
+            assert server.request("GET", BASE + "?getStats=true").json["stats"]["totalTasks"] == stored
+    finally:
+        app.extensions["bridge"].backend.close()
+        client.close()

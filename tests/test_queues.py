@@ -6,6 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from bridge.queues import QueueFileError, QueueRegistry
 from tests.support.api import PROJECT, QUEUE, ids, insert, lease, listed, stats
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer, error_of
@@ -53,6 +56,7 @@ def test_stats_count_the_leases_of_the_last_minute_and_hour(api: Any, harness: H
     harness.advance(30)
     lease(api, num=1, secs=10)
     counts = stats(api)
+    # Strings, not numbers: both are int64 on the wire.
     assert (counts["leasedLastMinute"], counts["leasedLastHour"]) == ("3", "3")
     harness.advance(45)
     counts = stats(api)
@@ -63,12 +67,12 @@ def test_stats_count_the_leases_of_the_last_minute_and_hour(api: Any, harness: H
 
 
 def test_int64_stats_are_strings_and_int32_stats_are_numbers(bridge: BridgeServer, api: Any) -> None:
+    # leasedLastMinute and leasedLastHour are int64 too: the test above reads them as strings.
     insert(api, id="t1")
     reply = bridge.request("GET", f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{QUEUE}?getStats=true")
     counts = reply.json["stats"]
-    assert isinstance(counts["totalTasks"], int)
-    for name in ("oldestTask", "leasedLastMinute", "leasedLastHour"):
-        assert isinstance(counts[name], str) and counts[name].isdigit()
+    assert isinstance(counts["totalTasks"], int) and counts["totalTasks"] == 1
+    assert isinstance(counts["oldestTask"], str) and int(counts["oldestTask"]) > 0
 
 
 def test_queue_yaml_gives_max_leases_and_acl(
@@ -121,3 +125,47 @@ def test_domain_projects_work_escaped_or_not(bridge: BridgeServer, api: Any) -> 
 
 def test_a_malformed_project_is_refused(api: Any) -> None:
     error_of(api.tasks().list(project="bad project!", taskqueue=QUEUE), 400, "invalid")
+
+
+@pytest.mark.parametrize("project", ["p%0A", "s~p%0A", "example.com%3Ap%0A"])
+def test_a_project_ending_in_a_newline_is_refused(bridge: BridgeServer, project: str) -> None:
+    reply = bridge.request("GET", f"/taskqueue/v1beta2/projects/{project}/taskqueues/{QUEUE}/tasks")
+    assert reply.status == 400
+    assert reply.json["error"]["errors"][0]["location"] == "project"
+
+
+@pytest.mark.parametrize(("queue", "task"), [("bad queue!", "t1"), ("q" * 101, "t1"), (QUEUE, "bad.name")])
+def test_the_server_not_the_client_refuses_a_malformed_queue_or_task_name(api: Any, queue: str, task: str) -> None:
+    # The Discovery document carries no pattern, as Google's did not: the client sends
+    # the call (it would raise TypeError before sending if there were one).
+    envelope = error_of(api.tasks().get(project=PROJECT, taskqueue=queue, task=task), 400, "invalid")
+    assert envelope["error"]["errors"][0]["location"] == ("task" if queue == QUEUE else "taskqueue")
+
+
+def test_with_a_project_allow_list_other_projects_are_404_and_get_no_queue(
+    make_bridge: Callable[..., BridgeServer],
+) -> None:
+    bridge = make_bridge(projects=("demo-app",))
+    api = bridge.api()
+    insert(api, id="t1")  # s~demo-app: the partition prefix does not matter
+    envelope = error_of(api.tasks().insert(project="s~other-app", taskqueue=QUEUE, body={"id": "t1"}), 404, "notFound")
+    assert envelope["error"]["errors"][0]["location"] == "project"
+    error_of(api.taskqueues().get(project="other-app", taskqueue=QUEUE), 404, "notFound")
+    assert ids(lease(api)) == ["t1"]
+
+
+def test_queue_yaml_application_limits_the_projects_served(
+    make_bridge: Callable[..., BridgeServer], queue_file: Callable[[str], Path]
+) -> None:
+    path = queue_file("application: s~demo-app\nqueue:\n- name: work\n  mode: pull\n")
+    api = make_bridge(queues=path).api()
+    insert(api, id="t1")
+    error_of(api.tasks().insert(project="intruder", taskqueue=QUEUE, body={"id": "t2"}), 404, "notFound")
+
+
+def test_queue_yaml_application_and_projects_setting_must_agree(tmp_path: Path) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_text("application: demo-app\nqueue:\n- name: work\n  mode: pull\n")
+    assert QueueRegistry.from_file(path, projects=("s~demo-app",)).projects == {"demo-app"}
+    with pytest.raises(QueueFileError, match="contradicts --projects"):
+        QueueRegistry.from_file(path, projects=("other-app",))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -41,3 +42,90 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_finds_nothing() -> None:
     result = subprocess.run([_tool("mypy")], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+#: What `python -m bridge serve` does before gunicorn forks: parse the command line, build
+#: the app (whose backend it then closes); printed: the tools' modules that got imported.
+_SERVE_WITHOUT_SERVING = """
+import sys
+from bridge.cli import main
+
+serve = main.get_command(main.make_context("bridge", ["serve"]), "serve")
+serve.make_context("serve", [])
+from bridge import create_app
+from bridge.settings import Settings
+
+create_app(Settings()).extensions["bridge"].backend.close()
+print(sorted(name for name in sys.modules if name.split(".")[0] == "bridge_tools"))
+"""
+
+
+def test_starting_the_server_imports_none_of_the_tools() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE_WITHOUT_SERVING], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_tools_commands_are_reached_through_the_bridges_command_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bridge", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == {"compat", "hash-token", "serve", "smoke", "queues", "tasks", "peek", "purge", "insert"}
+
+
+def _imports() -> dict[str, set[str]]:
+    """module -> the project's modules it imports, anywhere in its code (lazy imports
+    too), except under ``if TYPE_CHECKING:``."""
+    files = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+        for package in ("bridge", "backends", "bridge_tools", "api_data")
+        for path in (ROOT / package).rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        tree = ast.parse(path.read_text())
+        skipped = {
+            id(node)
+            for branch in ast.walk(tree)
+            if isinstance(branch, ast.If) and ast.unparse(branch.test) == "TYPE_CHECKING"
+            for statement in branch.body
+            for node in ast.walk(statement)
+        }
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets.update(
+                    f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in files else node.module
+                    for alias in node.names
+                )
+        graph[module] = {target for target in targets if target in files and target != module}
+    return graph
+
+
+def test_the_packages_import_each_other_one_way_and_without_cycles() -> None:
+    graph = _imports()
+    for module, targets in graph.items():
+        if module.startswith("backends"):
+            assert not {t for t in targets if t.split(".")[0] in ("bridge", "bridge_tools")}, module
+        if module.startswith("bridge."):
+            assert not {t for t in targets if t.startswith("bridge_tools")}, module
+
+    def cycle_from(module: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if module in path:
+            return path[path.index(module) :] + (module,)
+        for target in sorted(graph.get(module, ())):
+            # A package's __init__ re-exporting a submodule is no cycle of the code's own.
+            if target != module.rpartition(".")[0] and (found := cycle_from(target, (*path, module))):
+                return found
+        return None
+
+    for module in graph:
+        assert cycle_from(module, ()) is None

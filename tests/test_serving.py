@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.sync import SyncWorker
 
 from bridge import serving
 from bridge.cli import _Gunicorn
 from bridge.settings import Settings, SettingsError
+from bridge.workers import HeadFirstThreadWorker, JsonErrorSyncWorker
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
@@ -38,14 +41,23 @@ def test_serve_and_gunicorn_conf_py_give_gunicorn_the_same_settings(monkeypatch:
     for name in names:
         assert embedded.settings[name].get() == loaded.settings[name].get(), name
     assert from_file["bind"] == "0.0.0.0:9999"
-    assert (from_file["workers"], from_file["threads"], from_file["worker_class"]) == (3, 5, "gthread")
+    assert (from_file["workers"], from_file["threads"]) == (3, 5)
+    assert issubclass(from_file["worker_class"], HeadFirstThreadWorker)
     assert from_file["loglevel"] == "warning" and from_file["control_socket_disable"] is True
     assert from_file["graceful_timeout"] == serving.GRACEFUL_TIMEOUT
 
 
 def test_sync_workers_get_one_thread_so_gunicorn_keeps_them_sync() -> None:
     options = serving.gunicorn_options(Settings(worker_class="sync", threads=8))
-    assert (options["worker_class"], options["threads"]) == ("sync", 1)
+    assert (options["worker_class"], options["threads"]) == (JsonErrorSyncWorker, 1)
+    assert issubclass(JsonErrorSyncWorker, SyncWorker)
+
+
+def test_the_head_timeout_setting_reaches_the_gthread_worker() -> None:
+    options = serving.gunicorn_options(Settings(head_timeout=4))
+    assert issubclass(options["worker_class"], ThreadWorker)
+    assert options["worker_class"].head_timeout == 4
+    assert serving.gunicorn_options(Settings(head_timeout=4))["worker_class"] is options["worker_class"]
 
 
 @pytest.mark.parametrize(

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from bridge.cli import main
+import bridge
+from backends import all_settings, open_backend
+from bridge.cli import main, serve
 from bridge.queues import QueueFileError, QueueRegistry
+from bridge.serving import backend_answer, startup_line
 from bridge.settings import Settings, SettingsError
 
 
@@ -68,17 +73,52 @@ def test_several_workers_are_allowed_on_redis() -> None:
     assert Settings.from_env({"BRIDGE_BACKEND": "redis://localhost", "BRIDGE_WORKERS": "3"}).workers == 3
 
 
+@pytest.mark.parametrize("url", ["redis://localhost:1/0?prefx=tq", "redis+cluster://localhost:1?db=2"])
+def test_a_redis_url_option_the_backend_does_not_know_is_refused(url: str) -> None:
+    # Before, the query string was dropped whatever it held, so a typo went unnoticed.
+    with pytest.raises(ValueError, match="unknown option.*(prefx|db).*options: prefix"):
+        open_backend(url)
+
+
+def test_backend_settings_are_passed_to_the_chosen_backend_by_their_argument_names(tmp_path: Path) -> None:
+    key = tmp_path / "key.json"
+    key.write_text("{}")
+    settings = Settings.from_env(
+        {"BRIDGE_BACKEND": "cloudtasks://projects/p/locations/l", "BRIDGE_CLOUDTASKS_CREDENTIALS": str(key)}
+    )
+    assert settings.backend_settings == {"cloudtasks_credentials": str(key)}
+    assert settings.backend_options() == {"tombstone_seconds": settings.tombstone_seconds, "credentials": str(key)}
+
+
+def test_every_backend_setting_is_an_option_of_the_commands_that_open_a_backend() -> None:
+    for command in ("serve", "smoke"):
+        context = main.make_context("bridge", [command, "--help"], resilient_parsing=True)
+        found = main.get_command(context, command)
+        assert found is not None
+        flags = {opt for param in found.params for opt in param.opts}
+        assert {"--" + name.replace("_", "-") for name in all_settings()} <= flags, command
+
+
 @pytest.mark.parametrize(
     "text, words",
     [
         ("queue: [", ["cannot be read as YAML"]),
-        ("queues: []", ["'queue:' list"]),
+        ("queues: []", ["line 1", "unknown key 'queues'"]),
+        ("total_storage_limit: 1M", ["'queue:' list"]),
         ("queue:\n- mode: pull", ["entry 1", "name"]),
         ("queue:\n- name: bad_name", ["entry 1", "bad_name"]),
         ("queue:\n- name: a\n  mode: pull\n- name: a\n  mode: pull", ["defined twice"]),
         ("queue:\n- name: a\n  mode: poll", ["mode must be push or pull"]),
         ("queue:\n- name: a\n  mode: pull\n  retry_parameters:\n    task_retry_limit: many", ["task_retry_limit"]),
         ("queue:\n- name: a\n  mode: pull\n  acl:\n  - admin_email: x@y", ["unknown acl entry"]),
+        (
+            "queue:\n- name: render\n  mode: pull\n  retry_paramters:\n    task_retry_limit: 5",
+            ["line 4", "unknown key 'retry_paramters'", "queue 'render'", "retry_parameters"],
+        ),
+        (
+            "queue:\n- name: a\n  mode: pull\n  retry_parameters:\n    task_retry_limt: 5",
+            ["line 5", "'task_retry_limt'", "task_retry_limit"],
+        ),
     ],
 )
 def test_a_bad_queue_file_names_the_entry_at_fault(tmp_path: Path, text: str, words: list[str]) -> None:
@@ -110,9 +150,85 @@ def test_serve_refuses_bad_settings_with_one_line(args: list[str], env: dict[str
         assert word in line
 
 
+def test_a_queue_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_bytes(b"queue:\n- name: render\n  mode: pull # r\xe9sum\xe9\n")
+    with pytest.raises(QueueFileError, match=r"queue.yaml line 3: not UTF-8"):
+        QueueRegistry.from_file(path)
+
+
 def test_serve_refuses_a_bad_queue_file(tmp_path: Path) -> None:
     path = tmp_path / "queue.yaml"
     path.write_text("queue:\n- name: bad_name\n")
     result = CliRunner().invoke(main, ["serve", "--queues", str(path)])
     assert result.exit_code == 1
     assert "bad_name" in result.output
+
+
+def test_new_serving_settings_come_from_the_environment_and_name_their_flag_when_bad() -> None:
+    settings = Settings.from_env(
+        {
+            "BRIDGE_HEAD_TIMEOUT": "4",
+            "BRIDGE_MAX_RESPONSE_BYTES": "1000",
+            "BRIDGE_PROJECTS": "s~demo-app, other",
+            "BRIDGE_STRICT_LEASES": "true",
+        }
+    )
+    assert (settings.head_timeout, settings.max_response_bytes) == (4, 1000)
+    assert (settings.projects, settings.strict_leases) == (("s~demo-app", "other"), True)
+    for environ, flag in [
+        ({"BRIDGE_HEAD_TIMEOUT": "0"}, "--head-timeout"),
+        ({"BRIDGE_MAX_RESPONSE_BYTES": "0"}, "--max-response-bytes"),
+        ({"BRIDGE_PROJECTS": "not a project"}, "--projects"),
+        ({"BRIDGE_STRICT_LEASES": "sometimes"}, "--strict-leases"),
+    ]:
+        with pytest.raises(SettingsError, match=flag):
+            Settings.from_env(environ)
+
+
+def test_every_setting_has_the_serve_option_its_messages_name() -> None:
+    options = {option for param in serve.params for option in getattr(param, "opts", ())}
+    envvars = {getattr(param, "envvar", None) for param in serve.params}
+    names = [field.name for field in fields(Settings) if field.name != "backend_settings"] + list(all_settings())
+    for name in names:
+        assert f"--{name.replace('_', '-')}" in options, name
+        assert f"BRIDGE_{name.upper()}" in envvars, name
+
+
+def test_version_prints_the_release() -> None:
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"Task Queue Bridge {bridge.__version__}\n"
+
+
+def test_a_port_in_use_stops_serve_with_one_line_naming_the_setting() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)])
+    assert result.exit_code == 1
+    [line] = result.output.strip().splitlines()
+    assert f"port {port} on 127.0.0.1 is in use" in line and "--port (BRIDGE_PORT)" in line
+
+
+def test_the_start_up_line_says_what_runs_where_without_secrets(tmp_path: Path) -> None:
+    queues = tmp_path / "queue.yaml"
+    queues.write_text("queue:\n- name: render\n  mode: pull\n")
+    settings = Settings(backend="redis://:s3cret@127.0.0.1:1/0", host="0.0.0.0", port=8090, queues=queues)
+    backend = open_backend(settings.backend)
+    try:
+        line = startup_line(settings, backend_answer(backend))
+    finally:
+        backend.close()
+    assert "\n" not in line and "s3cret" not in line
+    for words in (
+        f"Task Queue Bridge {bridge.__version__}",
+        "redis://:***@127.0.0.1:1/0 NOT ANSWERING",
+        f"queues from {queues}",
+        "auth none",
+        "API http://127.0.0.1:8090/taskqueue/v1beta2/projects/",
+        "Discovery http://127.0.0.1:8090/discovery/v1/apis/taskqueue/v1beta2/rest",
+        "console http://127.0.0.1:8090/console/",
+    ):
+        assert words in line

@@ -22,8 +22,13 @@ def test_insert_returns_the_stored_task_with_server_owned_fields(api: Any) -> No
     assert task["payloadBase64"] == b64(b"hello")
     assert task["tag"] == "red"
     assert task["retry_count"] == 0
-    enqueued = int(task["enqueueTimestamp"])
-    assert abs(enqueued - before) < 60_000_000
+    assert abs(int(task["enqueueTimestamp"]) - before) < 60_000_000
+    assert abs(int(task["leaseTimestamp"]) - before) < 60_000_000
+
+
+@pytest.mark.parametrize("eta", [None, "0", "1000"], ids=["absent", "zero", "past"])
+def test_a_task_available_at_once_has_its_enqueue_time_as_its_lease_timestamp(api: Any, eta: str | None) -> None:
+    task = insert(api, id="t1", **({} if eta is None else {"leaseTimestamp": eta}))
     assert task["leaseTimestamp"] == task["enqueueTimestamp"]
 
 
@@ -70,10 +75,12 @@ def test_a_future_eta_keeps_the_task_back_until_it_passes(api: Any, harness: Har
 
 
 def test_a_past_or_zero_eta_means_now(api: Any) -> None:
+    before = now_us()
     past = insert(api, id="past", leaseTimestamp="1000")
     zero = insert(api, id="zero", leaseTimestamp="0")
     for task in (past, zero):
-        assert task["leaseTimestamp"] == task["enqueueTimestamp"]
+        assert abs(int(task["leaseTimestamp"]) - before) < 60_000_000
+        assert int(task["leaseTimestamp"]) >= int(task["enqueueTimestamp"])
     assert sorted(ids(lease(api))) == ["past", "zero"]
 
 

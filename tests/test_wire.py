@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from backends import limits
 from tests.support.api import PROJECT, QUEUE, b64, insert, lease
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer
@@ -27,6 +28,28 @@ def test_discovery_is_served_with_the_callers_root_url_and_no_scopes(bridge: Bri
     assert not document.get("auth", {}).get("oauth2", {}).get("scopes")
     methods = {m["id"] for r in document["resources"].values() for m in r["methods"].values()}
     assert len(methods) == 8
+
+
+def test_discovery_sets_no_pattern_or_range_the_client_would_enforce(bridge: BridgeServer) -> None:
+    text = bridge.request("GET", "/api/taskqueue/v1beta2").body.decode()
+    for word in ('"pattern"', '"minimum"', '"maximum"'):
+        assert word not in text
+
+
+@pytest.mark.parametrize(
+    ("rule", "valid"),
+    [
+        (limits.TASK_ID, "t-1_x"),
+        (limits.QUEUE_NAME, "q-1"),
+        (limits.PROJECT, "s~example.com:app"),
+        (limits.INT64, "-12"),
+    ],
+)
+def test_every_name_rule_matches_the_whole_value(rule: limits.Name, valid: str) -> None:
+    assert rule.matches(valid)
+    for invalid in (valid + "\n", "\n" + valid, valid + " ", "", None, 12):
+        assert not rule.matches(invalid), invalid
+    assert limits.app_id("s~example.com:app") == "example.com:app" and limits.app_id("app\n") is None
 
 
 def test_discovery_answers_with_the_host_the_client_used(bridge: BridgeServer) -> None:

@@ -1,23 +1,35 @@
 -- common.lua: helpers that the loader puts in front of every other script here.
 --
--- Every script receives the same five keys, all under one cluster hash tag:
---   KEYS[1] tasks   hash  id -> "ENQUEUE:ETA:RETRIES:TAGLEN:" .. tag .. payload
---   KEYS[2] index   zset  every task, score 0, member GROUP .. ETA (16 digits) .. id,
---                         so that the lexicographic order is (group, ETA, id)
---   KEYS[3] heads   zset  GROUP -> ETA of the group's first task
---   KEYS[4] dead    zset  tombstoned id -> when its tombstone ends (µs)
---   KEYS[5] leased  hash  "s<second>" / "m<minute>" -> tasks leased in that second / minute
+-- Every script receives the same ten keys, all under one cluster hash tag:
+--   KEYS[1] tasks    hash  id -> "ENQUEUE:ETA:RETRIES:TAGLEN:" .. tag .. payload
+--   KEYS[2] index    zset  every task, score 0, member GROUP .. ETA (16 digits) .. id,
+--                          so that the lexicographic order is (group, ETA, id)
+--   KEYS[3] heads    zset  GROUP -> ETA of the group's first task
+--   KEYS[4] dead     zset  tombstoned id -> when its tombstone ends (µs)
+--   KEYS[5] leased   hash  "s<second>" / "m<minute>" -> tasks leased in that second / minute
+--   KEYS[6] meta     hash  the queue's settings: "created" (µs), "paused" ("1"),
+--                          "max_leases" ("0": unlimited); exists while the queue does
+--   KEYS[7] pending  zset  id -> ETA of tasks never leased whose ETA was ahead when it
+--                          was set (inserted for later, or renewed before a first lease)
+--   KEYS[8] dropped  zset  id of a task dropped after max leases -> when its record ends
+--   KEYS[9] letters  hash  id -> "DROPPED:LEASES:SIZE:TAGLEN:" .. tag, for `dropped`
+--   KEYS[10] activity hash "i<minute>" / "d<minute>" / "x<minute>" -> tasks inserted /
+--                          deleted or purged / dropped after max leases in that minute
 -- and ARGV[1]: µs added to the server's clock (0, except in tests that move time on).
 --
 -- Times are µs since the epoch, read from the server so that every bridge process
 -- agrees on them. GROUP is "-" for untagged tasks and otherwise the tag's byte length in
 -- three digits followed by the tag: no group name is a prefix of another, so a group's
 -- members are exactly the index range [GROUP, GROUP .. ":").
+-- A task is in `pending` only if its ETA differs from its enqueue time and it was never
+-- leased, so the usual task (available at once) costs nothing there.
 -- Numbers reach Redis only through int() or as string constants ('0'): Lua 5.1 writes
 -- a bare number with 14 significant digits, which would round a timestamp, and through
 -- the C library's floating-point formatting, which costs more than the command.
 
 local tasks_key, index_key, heads_key, dead_key, leased_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local meta_key, pending_key, dropped_key, letters_key, activity_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local MINUTE_US = 60000000
 
 local function int(n)
   return string.format('%d', n)
@@ -68,11 +80,54 @@ local function reset_head(group)
 end
 
 local function remove_task(id, packed)
-  local _, eta, _, taglen, body = unpack_task(packed)
+  local enq, eta, retries, taglen, body = unpack_task(packed)
   local group = group_of(string.sub(packed, body, body + taglen - 1))
   redis.call('HDEL', tasks_key, id)
   redis.call('ZREM', index_key, member_of(group, eta, id))
+  if retries == 0 and eta ~= enq then
+    redis.call('ZREM', pending_key, id)
+  end
   return group
+end
+
+-- Marks the queue as known, returning 1 when it was not (the caller registers it).
+local function touch_queue(now)
+  if redis.call('HSETNX', meta_key, 'created', int(now)) == 1 then
+    return 1
+  end
+  return 0
+end
+
+local function queue_exists()
+  return redis.call('EXISTS', meta_key) == 1 or redis.call('EXISTS', tasks_key) == 1
+end
+
+-- Adds n to this minute's count of `kind`: 'i' inserted, 'd' deleted (or purged), 'x'
+-- dropped after max leases. Every change of the task count is one of these, so the depth
+-- at the end of any minute of the hour follows from the count now (see activity.lua).
+-- The first count of a kind in a minute keeps the hash another hour and, now and then,
+-- drops the minutes that fell out of it.
+local function note_activity(now, kind, n)
+  local minute = math.floor(now / MINUTE_US)
+  if n > 0 and redis.call('HINCRBY', activity_key, kind .. int(minute), n) == n then
+    redis.call('PEXPIRE', activity_key, 3660000)
+    if redis.call('HLEN', activity_key) > 200 then
+      for _, field in ipairs(redis.call('HKEYS', activity_key)) do
+        if tonumber(string.sub(field, 2)) <= minute - 60 then
+          redis.call('HDEL', activity_key, field)
+        end
+      end
+    end
+  end
+end
+
+-- Forgets dead letters whose window ended, a bounded number per call.
+local function expire_letters(now)
+  local gone = redis.call('ZRANGEBYSCORE', dropped_key, '-inf', int(now), 'LIMIT', 0, 1000)
+  if #gone > 0 then
+    redis.call('ZREM', dropped_key, unpack(gone))
+    redis.call('HDEL', letters_key, unpack(gone))
+  end
 end
 
 local function purge_tombstones(now)
@@ -80,9 +135,17 @@ local function purge_tombstones(now)
 end
 
 -- The set lives as long as its newest tombstone, so an idle queue leaves nothing behind.
-local function bury(id, now, ttl_us)
+-- At most `most` tombstones stay (0: no bound): past it, those that end first go, so
+-- a queue's tombstones take bounded memory and the oldest names become usable again.
+local function bury(id, now, ttl_us, most)
   redis.call('ZADD', dead_key, int(now + ttl_us), id)
   redis.call('PEXPIRE', dead_key, int(math.floor(ttl_us / 1000)))
+  if most > 0 then
+    local excess = redis.call('ZCARD', dead_key) - most
+    if excess > 0 then
+      redis.call('ZREMRANGEBYRANK', dead_key, 0, excess - 1)
+    end
+  end
 end
 
 local function is_tombstoned(id, now)

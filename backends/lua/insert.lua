@@ -3,15 +3,16 @@
 -- ARGV[2] id   ARGV[3] payload   ARGV[4] tag ('' for none)
 -- ARGV[5] requested ETA in µs (0 or a past time: now)
 -- ARGV[6] the furthest ETA allowed, in µs after now
--- Touches tasks, index, heads; purges expired tombstones.
--- Returns {'ok', enqueue, eta} | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
+-- Touches tasks, index, heads, pending, meta, activity; purges expired tombstones.
+-- Returns {'ok', enqueue, eta, 1 if the queue was unknown until now else 0}
+--       | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
 --
--- Six commands: TIME, the purge, the tombstone check, HSETNX (which is also the check
--- for a live task of that name), ZADD to the index, ZADD LT to the heads.
+-- The usual insert is eight commands: TIME, the tombstone check, HSETNX (which is also
+-- the check for a live task of that name), the purge, ZADD to the index, ZADD LT to the
+-- heads, HINCRBY of this minute's activity, HSETNX of the queue's meta.
 
 local now = now_us()
 local id = ARGV[2]
-purge_tombstones(now)
 local eta = tonumber(ARGV[5])
 local latest = now + tonumber(ARGV[6])
 if eta > latest then
@@ -33,11 +34,19 @@ if is_tombstoned(id, now) then
   return {'duplicate', 'tombstoned'}
 end
 local tag = ARGV[4]
+-- HSETNX is the script's first write on purpose: a Redis at maxmemory (noeviction)
+-- refuses a script's first write that may grow memory (OOM), but lets every write
+-- after any first one through, so a purge before it would let a full Redis grow.
 if redis.call('HSETNX', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3]) == 0 then
   return {'duplicate', 'live'}
 end
+purge_tombstones(now)
 local group = group_of(tag)
 redis.call('ZADD', index_key, '0', member_of(group, eta, id))
 -- LT: the group's head moves only to an earlier ETA; a new group is added.
 redis.call('ZADD', heads_key, 'LT', int(eta), group)
-return {'ok', int(now), int(eta)}
+if eta ~= now then
+  redis.call('ZADD', pending_key, int(eta), id)
+end
+note_activity(now, 'i', 1)
+return {'ok', int(now), int(eta), touch_queue(now)}

@@ -2,10 +2,17 @@
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] most tasks   ARGV[3] lease length in µs
 -- ARGV[4] 'any' | 'tag' (only ARGV[5]'s group) | 'oldest' (only the oldest task's group)
--- ARGV[5] tag ('' for untagged)   ARGV[6] max leases per task (0: unlimited)
+-- ARGV[5] tag ('' for untagged)
+-- ARGV[6] max leases per task (0: unlimited; '': the value stored in meta)
 -- ARGV[7] tombstone lifetime in µs, for tasks dropped after max leases
--- Touches tasks, index, heads, dead, leased.
--- Returns {id, packed task, id, packed task, ...} as stored after the lease.
+-- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
+--         its id, tag and payload (see `size_of`)
+-- ARGV[10] most tombstones kept (0: no bound), for tasks dropped after max leases
+-- Touches tasks, index, heads, dead, leased, meta, pending, dropped, letters, activity.
+-- Returns {1 if the queue was unknown until now else 0, d,
+--          d dropped tasks as id, dead letter record (see common.lua), ...,
+--          then id, packed task, id, packed task, ... as stored after the lease}.
+-- A paused queue (meta "paused") leases nothing and drops nothing.
 --
 -- Cost: O((k + d) log N) for k tasks leased and d dropped, whatever N tasks wait or
 -- are leased already, because leased tasks sort after every available one.
@@ -14,10 +21,26 @@ local now = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
-local max_leases = tonumber(ARGV[6])
 local ttl_us = tonumber(ARGV[7])
+local budget = tonumber(ARGV[8])
+local overhead = tonumber(ARGV[9])
+local most_tombstones = tonumber(ARGV[10])
+local settings = redis.call('HMGET', meta_key, 'created', 'paused', 'max_leases')
+local unknown = 0
+if not settings[1] then
+  unknown = touch_queue(now)
+end
+if settings[2] == '1' then
+  return {unknown, 0}
+end
+local max_leases = tonumber(ARGV[6]) or tonumber(settings[3]) or 0
 local out = {}
 local count = 0
+local dropped = {}
+local used = 0
+-- Set once a task did not fit the budget: nothing after it is leased either, so the
+-- call still returns the oldest tasks, and the one that did not fit stays available.
+local full = false
 -- A lease of 0 s puts a task back in range; never hand it out twice in one call.
 local taken = {}
 
@@ -26,20 +49,45 @@ local function available(group)
   return '(' .. group .. eta16(now + 1)
 end
 
+-- An upper bound of what the task costs in the response: its payload in base64
+-- (4 bytes per 3, rounded up), its id, and its tag as if every byte were escaped
+-- (\u00XX, 6 bytes), plus the fields every task has.
+local function size_of(id, packed, body, taglen)
+  local payload = #packed - (body + taglen) + 1
+  return overhead + #id + 6 * taglen + 4 * math.ceil(payload / 3)
+end
+
 -- The new ETA as it sorts in index members and as it sits in a stored task (the same
 -- for every task leased here).
 local new_eta16 = eta16(new_eta)
 local new_eta_field = ':' .. int(new_eta) .. ':'
 
--- Leases from one group, in index order, up to the exclusive bound `stop`. Each batch of
--- the index costs five commands whatever its size (ZRANGEBYLEX, HMGET, ZREM, HSET, ZADD)
--- instead of four per task; a task dropped after max leases costs its own three.
+-- Removes and buries a task dropped after max leases, keeping its dead letter.
+local function drop(id, packed, retries, taglen, body)
+  redis.call('HDEL', tasks_key, id)
+  bury(id, now, ttl_us, most_tombstones)
+  local letter = int(now) .. ':' .. retries .. ':' .. int(#packed - body - taglen + 1) .. ':'
+    .. int(taglen) .. ':' .. string.sub(packed, body, body + taglen - 1)
+  redis.call('ZADD', dropped_key, int(now + ttl_us), id)
+  redis.call('HSET', letters_key, id, letter)
+  dropped[#dropped + 1] = id
+  dropped[#dropped + 1] = letter
+end
+
+-- Leases from one group, in index order, up to the exclusive bound `stop`; returns how
+-- many tasks it leased or dropped (a call that only dropped tasks still made progress).
+-- Each batch of the index costs five commands whatever its size (ZRANGEBYLEX, HMGET,
+-- ZREM, HSET, ZADD) instead of four per task; a task dropped after max leases costs its
+-- own, and so does leaving `pending` (a task never leased whose ETA was set ahead).
+-- A batch holds at most BATCH members, so that each command's arguments (two per task
+-- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack.
+local BATCH = 1000
 local function lease_from(group, stop)
   local start = '[' .. group
-  local before = count
+  local before = count + #dropped / 2
   local id_at = #group + 17
-  while count < limit do
-    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', '0', int(limit - count))
+  while count < limit and not full do
+    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', '0', int(math.min(limit - count, BATCH)))
     if #batch == 0 then
       break
     end
@@ -54,18 +102,32 @@ local function lease_from(group, stop)
     end
     if #ids > 0 then
       local stored = redis.call('HMGET', tasks_key, unpack(ids))
-      redis.call('ZREM', index_key, unpack(members))
-      local values, added = {}, {}
+      local removed, values, added, unpended = {}, {}, {}, {}
       for i, id in ipairs(ids) do
         local packed = stored[i]
         -- Only the ETA and the lease count change: the rest is copied as it is.
-        local enq, retries, tail = string.match(packed, '^(%d+):%d+:(%d+):()')
-        retries = tonumber(retries)
-        if max_leases > 0 and retries >= max_leases then
-          redis.call('HDEL', tasks_key, id)
-          bury(id, now, ttl_us)
+        local enq, eta, retries, tail, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):()(%d+):()')
+        taglen = tonumber(taglen)
+        local leases = tonumber(retries)
+        local keep = max_leases == 0 or leases < max_leases
+        if keep then
+          -- The first task is always leased, however big: a call never starves.
+          local size = size_of(id, packed, body, taglen)
+          if budget > 0 and count > 0 and used + size > budget then
+            -- It and every task after it stay as they are.
+            full = true
+            break
+          end
+          used = used + size
+        end
+        removed[#removed + 1] = members[i]
+        if not keep then
+          drop(id, packed, retries, taglen, body)
         else
-          local value = enq .. new_eta_field .. int(retries + 1) .. ':' .. string.sub(packed, tail)
+          if retries == '0' and eta ~= enq then
+            unpended[#unpended + 1] = id
+          end
+          local value = enq .. new_eta_field .. int(leases + 1) .. ':' .. string.sub(packed, tail)
           values[#values + 1] = id
           values[#values + 1] = value
           added[#added + 1] = '0'
@@ -76,6 +138,12 @@ local function lease_from(group, stop)
           out[#out + 1] = value
         end
       end
+      if #removed > 0 then
+        redis.call('ZREM', index_key, unpack(removed))
+      end
+      if #unpended > 0 then
+        redis.call('ZREM', pending_key, unpack(unpended))
+      end
       if #values > 0 then
         redis.call('HSET', tasks_key, unpack(values))
         redis.call('ZADD', index_key, unpack(added))
@@ -83,7 +151,7 @@ local function lease_from(group, stop)
     end
   end
   reset_head(group)
-  return count - before
+  return count + #dropped / 2 - before
 end
 
 -- The group whose first task is the oldest available one (ties: the smaller name),
@@ -124,7 +192,7 @@ elseif mode == 'oldest' then
     lease_from(group, available(group))
   end
 else
-  while count < limit do
+  while count < limit and not full do
     local group, stop = oldest_group()
     if not group or lease_from(group, stop) == 0 then
       break
@@ -132,6 +200,13 @@ else
   end
 end
 
+if #dropped > 0 then
+  expire_letters(now)
+  -- Like tombstones, the records live as long as the newest of them.
+  redis.call('PEXPIRE', dropped_key, int(math.floor(ttl_us / 1000)))
+  redis.call('PEXPIRE', letters_key, int(math.floor(ttl_us / 1000)))
+  note_activity(now, 'x', #dropped / 2)
+end
 if count > 0 then
   local second = math.floor(now / 1000000)
   redis.call('HINCRBY', leased_key, 'm' .. int(math.floor(second / 60)), int(count))
@@ -143,4 +218,11 @@ if count > 0 then
     end
   end
 end
-return out
+local result = {unknown, #dropped / 2}
+for _, value in ipairs(dropped) do
+  result[#result + 1] = value
+end
+for _, value in ipairs(out) do
+  result[#result + 1] = value
+end
+return result

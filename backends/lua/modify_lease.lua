@@ -2,7 +2,7 @@
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] id   ARGV[3] new lease length in µs (0 releases the task)
 -- ARGV[4] the ETA the caller was given, in µs, as its proof of ownership ('' when none)
--- Touches tasks, index, heads.
+-- Touches tasks, index, heads, pending.
 -- Returns {'ok', packed task} | {'missing'} | {'tombstoned'} | {'conflict'}
 
 local now = now_us()
@@ -26,4 +26,12 @@ redis.call('HSET', tasks_key, id, value)
 redis.call('ZREM', index_key, member_of(group, eta, id))
 redis.call('ZADD', index_key, '0', member_of(group, new_eta, id))
 reset_head(group)
+if retries == 0 then
+  -- Never leased: a task held back for later (delayed), or available again at once.
+  if new_eta > now then
+    redis.call('ZADD', pending_key, int(new_eta), id)
+  else
+    redis.call('ZREM', pending_key, id)
+  end
+end
 return {'ok', value}

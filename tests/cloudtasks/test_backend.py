@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from google.oauth2 import service_account
 
 from backends import errors
 from backends.base import LeaseRequest, NewTask, Queue
@@ -185,6 +186,7 @@ def test_a_service_account_file_is_the_clients_credentials(tmp_path: Path) -> No
     backend = metered.inner
     assert isinstance(backend, CloudTasksBackend)
     credentials = backend.client.transport._credentials
+    assert isinstance(credentials, service_account.Credentials)
     assert credentials.service_account_email == "bridge@demo-app.iam.gserviceaccount.com"
     backend.close()
 

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from google.api_core import exceptions as gexc
 
 from tests.support.harness import cloudtasks_harness, redis_harness
 from tests.support.known_differences import ROOT
@@ -37,3 +38,17 @@ def test_the_proxy_answers_as_the_emulator_on_redis_but_for_the_ledgers_differen
     finally:
         emulator.close()
         proxy.close()
+
+
+def test_compat_says_when_cloud_tasks_throttled_leases_during_the_run(redis_server: RedisServer) -> None:
+    emulator, proxy = redis_harness(redis_server.url), cloudtasks_harness()
+    assert proxy.fake is not None
+    try:
+        proxy.fake.fail(gexc.ResourceExhausted, methods=["LeaseTasks"])
+        result = compare_backends(emulator, proxy, "--scenario", "lease-order")
+    finally:
+        emulator.close()
+        proxy.close()
+    assert result.exit_code == 1
+    assert "B http://" in result.output and "Cloud Tasks refused 1 lease call(s) for its rate" in result.output
+    # (Both bridges run in this process and share its counters, so A reports it as well.)

@@ -168,6 +168,23 @@ def test_past_10_leases_a_second_the_bridge_leases_nothing_as_app_engine_did(
     assert len(ct.lease(WORK, LEASE)) == 1
 
 
+def test_a_throttled_lease_is_logged_with_its_queue_and_counted_in_metrics(
+    fake: FakeCloudTasks, ct: CloudTasksBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    def throttled() -> float:
+        with serving(create_app(Settings(), backend=ct)) as server:
+            text = server.request("GET", "/metrics").body.decode()
+        wanted = 'bridge_cloudtasks_leases_throttled_total{project="demo-app",queue="work"} '
+        return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(wanted))
+
+    before = throttled()
+    fake.fail(gexc.ResourceExhausted, methods=["LeaseTasks"])
+    with caplog.at_level("INFO", logger="bridge.cloudtasks"):
+        assert ct.lease(WORK, LEASE) == []
+    assert any("queues/work" in record.getMessage() and "throttled" in record.getMessage() for record in caplog.records)
+    assert throttled() == before + 1
+
+
 def test_resource_exhausted_elsewhere_is_a_503(fake: FakeCloudTasks, ct: CloudTasksBackend) -> None:
     fake.fail(gexc.ResourceExhausted, methods=["CreateTask"])
     with pytest.raises(errors.Unavailable):
@@ -188,13 +205,13 @@ def test_a_stale_or_expired_token_on_renew_or_cancel_is_the_lease_conflict(
         ct.modify_lease(WORK, "t1", 0, task.eta_us)
 
 
-def test_a_lease_on_a_paused_queue_is_refused_with_the_services_words(
-    fake: FakeCloudTasks, ct: CloudTasksBackend
-) -> None:
+def test_a_lease_on_a_queue_paused_in_cloud_tasks_leases_nothing(fake: FakeCloudTasks, ct: CloudTasksBackend) -> None:
     ct.insert(WORK, NewTask("t1", b"x"))
     ct.client.pause_queue(name="projects/demo-app/locations/us-central1/queues/work", retry=None)
-    with pytest.raises(errors.InvalidArgument, match="paused"):
-        ct.lease(WORK, LEASE)
+    # LeaseTasks answers FAILED_PRECONDITION; a paused v1 queue leases nothing, as on Redis.
+    assert ct.lease(WORK, LEASE) == []
+    assert "LeaseTasks" in fake.calls
+    assert ct.queue_info(WORK, with_stats=False).paused
 
 
 def test_a_schedule_time_too_far_ahead_is_blamed_on_lease_timestamp(ct: CloudTasksBackend) -> None:

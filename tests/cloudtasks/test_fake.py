@@ -11,7 +11,8 @@ from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
 from backends.cloudtasks import CloudTasksBackend
 from tests.cloudtasks.conftest import LOCATION, QUEUE_NAME
-from tests.support.cloudtasks_fake import TOMBSTONED, FakeCloudTasks
+from tests.support.cloudtasks_fake import FakeCloudTasks
+from tests.support.cloudtasks_model import TOMBSTONED
 
 pytestmark = pytest.mark.cloudtasks
 
@@ -56,7 +57,7 @@ def _pb(message: Any) -> Any:
 
 
 def _us(stamp: timestamp_pb2.Timestamp) -> int:
-    return stamp.seconds * 1_000_000 + stamp.nanos // 1000
+    return int(stamp.seconds) * 1_000_000 + int(stamp.nanos) // 1000
 
 
 def test_basic_views_carry_no_payload_and_full_views_do(client: Client) -> None:

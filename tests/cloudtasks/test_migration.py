@@ -1,12 +1,18 @@
 """MIGRATION.md's samples run: its Python against the bridge and the fake Cloud Tasks, its
-queue.yaml through the bridge's parser, its ``python -m bridge`` lines through the CLI;
-and it shows the known-differences table the tests use."""
+queue.yaml through the bridge's parser, its ``python -m bridge`` lines as commands, in
+the guide's order; and it shows the known-differences table the tests use."""
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +21,19 @@ import pytest
 from click.testing import CliRunner
 from google.cloud import tasks_v2beta2
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+from googleapiclient.errors import HttpError
 
 from backends.cloudtasks import CloudTasksBackend
 from bridge import create_app
-from bridge.cli import compat, main, serve
+from bridge.cli import main, serve
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
+from bridge_tools.compat.command import compat
 from tests.support import known_differences
 from tests.support.cloudtasks_fake import FakeCloudTasks
 from tests.support.http import serving
+from tests.support.process import serving_process
+from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = pytest.mark.cloudtasks
 
@@ -44,7 +54,7 @@ def _run(code: str, where: str) -> dict[str, Any]:
 
 
 def test_every_sample_has_its_test() -> None:
-    assert len(_blocks("python")) == 2, "a new Python sample in MIGRATION.md needs a test here"
+    assert len(_blocks("python")) == 3, "a new Python sample in MIGRATION.md needs a test here"
     assert len(_blocks("yaml")) == 1 and len(_blocks("sh")) == 4
 
 
@@ -87,6 +97,31 @@ def test_the_stage_3_client_runs_against_cloud_tasks(fake: FakeCloudTasks, monke
     namespace["client"].transport.close()
     assert fake.queues[RENDER].tasks == {}
     assert fake.calls == ["CreateTask", "LeaseTasks", "RenewLease", "AcknowledgeTask"]
+
+
+def test_the_stage_3_client_runs_locally_on_the_bridges_cloud_tasks_front(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.cloudtasks.grpc_server import GrpcFront
+
+    local = _blocks("python")[2]
+    assert '"127.0.0.1:8123"' in local
+    app = create_app(Settings())
+    front = GrpcFront(app.extensions["cloudtasks"], "127.0.0.1:0")
+    try:
+        client = _run(local.replace("127.0.0.1:8123", f"127.0.0.1:{front.port}"), "stage 3, locally")["client"]
+        monkeypatch.setattr(tasks_v2beta2, "CloudTasksClient", lambda **options: client)
+        _run(_blocks("python")[1], "stage 3 client on the bridge")
+        client.transport.close()
+        with serving(app) as server:
+            # Acknowledged: gone, and its name reserved, as the stage-1 worker sees the queue.
+            tasks = server.api().tasks()
+            assert tasks.list(project="s~my-app", taskqueue="render").execute().get("items") is None
+            request = tasks.insert(project="s~my-app", taskqueue="render", body={"id": "frame-1"})
+            with pytest.raises(HttpError) as caught:
+                request.execute()
+            assert caught.value.resp.status == 409
+    finally:
+        front.stop()
+        app.extensions["bridge"].backend.close()
 
 
 def test_the_queue_yaml_sample_is_a_pull_queue_the_bridge_reads(tmp_path: Path) -> None:
@@ -144,3 +179,60 @@ def test_the_compat_command_line_names_the_ledger_the_tests_hold_it_to() -> None
 
 def test_the_guide_shows_the_same_known_differences_as_the_tests_use() -> None:
     assert known_differences.read(GUIDE.read_text()) == known_differences.read()
+
+
+#: The guide's addresses, and what stands in for Google and the local Redis here.
+GUIDE_REDIS = "redis://localhost:6379/0"
+GUIDE_PORTS = ("8080", "8081")
+COMMAND_TIMEOUT = 300
+
+
+@pytest.mark.redis
+def test_the_guides_commands_run_as_written_in_order(
+    fake: FakeCloudTasks, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Stage 1 and 2 as a reader runs them: the emulator, the smoke check, the proxy beside
+    it, the worker on both, then compat between them, which must pass with the ledger.
+
+    Only addresses change: free ports for 8080 and 8081, the test's Redis, and the fake
+    Cloud Tasks (``--cloudtasks-endpoint``) for Google and the key file.
+    """
+    # As `gcloud app deploy queue.yaml` makes it: task_retry_limit is max_attempts.
+    fake.add_queue(LOCATION, "render", max_attempts=5)
+    (tmp_path / "queue.yaml").write_text(_blocks("yaml")[0])
+    shutil.copy(known_differences.ROOT / "cloudtasks-ledger.toml", tmp_path)
+    ports = {guide: str(free_port()) for guide in GUIDE_PORTS}
+    redis_url = f"{redis_server.url}?prefix=migration-{secrets.token_hex(4)}"
+    environ = {**os.environ, "PYTHONPATH": str(known_differences.ROOT), "GRPC_VERBOSITY": "ERROR"}
+    worker = _blocks("python")[0]
+
+    def local(environ_given: dict[str, str], args: list[str]) -> tuple[dict[str, str], list[str]]:
+        words = []
+        for word in args:
+            for guide, port in ports.items():
+                word = word.replace(guide, port)
+            words.append(redis_url if word == GUIDE_REDIS else word)
+        if any(word.startswith("cloudtasks://") for word in words):
+            environ_given = {k: v for k, v in environ_given.items() if k != "BRIDGE_CLOUDTASKS_CREDENTIALS"}
+            words += ["--cloudtasks-endpoint", fake.address]
+        return {**environ, **environ_given}, [sys.executable, "-m", "bridge", *words]
+
+    ran = []
+    with ExitStack() as servers:
+        for number, (given, args) in enumerate(_commands()):
+            env, command = local(given, args)
+            if args[0] == "serve":
+                port = int(command[command.index("--port") + 1])
+                log = tmp_path / f"serve-{number}.log"
+                servers.enter_context(serving_process(command, cwd=tmp_path, env=env, port=port, log=log))
+                # The stage-1 worker, unchanged but for its discovery URL, on each server.
+                namespace = _run(worker.replace(LOCAL_BRIDGE, f"http://127.0.0.1:{port}"), f"worker on {args[2]}")
+                namespace["api"]._http.close()
+            else:
+                done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=COMMAND_TIMEOUT)
+                output = done.stdout.decode() + done.stderr.decode()
+                assert done.returncode == 0, f"{shlex.join(args)}:\n{output}"
+            ran.append(args[0])
+    assert ran == ["serve", "smoke", "serve", "compat"]
+    assert output.splitlines()[-1].startswith("no unexplained differences between the endpoints"), output
+    assert fake.queues[RENDER].tasks == {}

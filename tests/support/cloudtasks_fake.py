@@ -14,7 +14,11 @@ meets here every rule it will meet in Google's service:
   30 days ahead; ListTasks pages hold at most 1000 tasks in no particular order;
 - LeaseTasks over 10 calls a second on one queue answers RESOURCE_EXHAUSTED;
 - a task leased ``retry_config.max_attempts`` times is deleted instead of leased again;
-- CreateTask on a missing queue answers FAILED_PRECONDITION "Queue does not exist.".
+- CreateTask on a missing queue answers FAILED_PRECONDITION "Queue does not exist.";
+- LeaseTasks on a paused queue answers FAILED_PRECONDITION; UpdateQueue creates a
+  missing queue; a deleted queue's name cannot be created again for 7 days; PurgeQueue
+  deletes the tasks created before it (their names stay reserved, as deleted tasks'
+  do) and sets ``purge_time``; ListQueues pages hold at most 9800 queues.
 
 Where the reference is silent the fake's choice is marked **assumed** (in `cloudtasks_model`). Its clock is the
 machine's plus an offset that tests move with `FakeCloudTasks.advance` (it can also be
@@ -39,17 +43,22 @@ from google.protobuf import duration_pb2, empty_pb2
 from tests.support.cloudtasks_model import (
     ALREADY_EXISTS,
     DEFAULT_TOMBSTONE_US,
+    DELETED_QUEUE_US,
     LEASE_CALLS_PER_SECOND,
     LOCATION_NAME,
     MAX_LEASE_RESPONSE_BYTES,
     MAX_LEASE_US,
     MAX_PAYLOAD_BYTES,
+    MAX_QUEUES_PAGE,
     MAX_SCHEDULE_AHEAD_US,
     MAX_TAG_BYTES,
+    MAX_TASKS_PAGE,
     NOT_FOUND,
     NOT_LEASED,
+    PAUSED,
     QUEUE_FIELDS,
     QUEUE_NAME,
+    QUEUE_RECENTLY_DELETED,
     TAG_FILTER,
     TASK_NAME,
     TOMBSTONED,
@@ -59,7 +68,9 @@ from tests.support.cloudtasks_model import (
     Refused,
     StoredQueue,
     StoredTask,
+    apply_queue_fields,
     invalid,
+    page_start,
     seconds_of,
     stamp,
     us_of,
@@ -74,6 +85,8 @@ class FakeCloudTasks:
     def __init__(self) -> None:
         self.clock = FakeClock()
         self.queues: dict[str, StoredQueue] = {}
+        #: deleted queue name -> until when it cannot be created again (µs)
+        self.deleted_queues: dict[str, int] = {}
         #: Every method called, in order (faults included), for tests to count retries.
         self.calls: list[str] = []
         #: LeaseTasks calls allowed per second and queue; None switches the limit off.
@@ -135,6 +148,9 @@ class FakeCloudTasks:
             ("CreateQueue", self._create_queue, ct.CreateQueueRequest, ct.Queue.serialize),
             ("GetQueue", self._get_queue, ct.GetQueueRequest, ct.Queue.serialize),
             ("ListQueues", self._list_queues, ct.ListQueuesRequest, ct.ListQueuesResponse.serialize),
+            ("UpdateQueue", self._update_queue, ct.UpdateQueueRequest, ct.Queue.serialize),
+            ("DeleteQueue", self._delete_queue, ct.DeleteQueueRequest, empty_pb2.Empty.SerializeToString),
+            ("PurgeQueue", self._purge_queue, ct.PurgeQueueRequest, ct.Queue.serialize),
             ("PauseQueue", self._pause_queue, ct.PauseQueueRequest, ct.Queue.serialize),
             ("ResumeQueue", self._resume_queue, ct.ResumeQueueRequest, ct.Queue.serialize),
             ("CreateTask", self._create_task, ct.CreateTaskRequest, ct.Task.serialize),
@@ -258,13 +274,15 @@ class FakeCloudTasks:
             raise invalid(f"Invalid queue name: {raw.name!r}")
         if raw.name in self.queues:
             raise Refused(grpc.StatusCode.ALREADY_EXISTS, ALREADY_EXISTS)
-        attempts = raw.retry_config.max_attempts if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" else 0
-        if raw.retry_config.WhichOneof("num_attempts") == "max_attempts" and attempts <= 0:
-            raise invalid("retry_config.max_attempts must be > 0")
-        tombstone = seconds_of(raw.tombstone_ttl) * US if raw.HasField("tombstone_ttl") else DEFAULT_TOMBSTONE_US
-        queue = StoredQueue(raw.name, raw.HasField("pull_target"), attempts or None, tombstone)
+        queue = self._new_queue(raw.name)
+        apply_queue_fields(queue, raw, None)
         self.queues[raw.name] = queue
         return self._render_queue(queue, None)
+
+    def _new_queue(self, name: str) -> StoredQueue:
+        if self.deleted_queues.get(name, 0) > self._now():
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, QUEUE_RECENTLY_DELETED)
+        return StoredQueue(name, False, None, DEFAULT_TOMBSTONE_US)
 
     def _render_queue(self, queue: StoredQueue, paths: list[str] | None) -> ct.Queue:
         retry = (
@@ -282,6 +300,8 @@ class FakeCloudTasks:
             full.pull_target = ct.PullTarget()
         else:
             full.app_engine_http_target = ct.AppEngineHttpTarget()
+        if queue.purge_us is not None:
+            full.purge_time = stamp(queue.purge_us)
         if paths is None:
             return full
         chosen = ct.Queue()
@@ -311,8 +331,43 @@ class FakeCloudTasks:
     def _list_queues(self, request: ct.ListQueuesRequest) -> ct.ListQueuesResponse:
         if not LOCATION_NAME.match(request.parent):
             raise invalid(f"Invalid location name: {request.parent!r}")
+        if request.filter:
+            raise invalid("This fake implements no ListQueues filter")
+        if not 0 <= request.page_size <= MAX_QUEUES_PAGE:
+            raise invalid(f"page_size must be at most {MAX_QUEUES_PAGE}")
         found = [q for name, q in sorted(self.queues.items()) if name.startswith(request.parent + "/queues/")]
-        return ct.ListQueuesResponse(queues=[self._render_queue(q, None) for q in found[: request.page_size or None]])
+        start, size = page_start(request.page_token), request.page_size or MAX_QUEUES_PAGE
+        following = str(start + size) if start + size < len(found) else ""
+        raw = ct.ListQueuesRequest.pb(request)
+        paths = list(raw.read_mask.paths) if raw.HasField("read_mask") else None
+        page = [self._render_queue(q, paths) for q in found[start : start + size]]
+        return ct.ListQueuesResponse(queues=page, next_page_token=following)
+
+    def _update_queue(self, request: ct.UpdateQueueRequest) -> ct.Queue:
+        raw = ct.Queue.pb(request.queue)
+        if not QUEUE_NAME.match(raw.name):
+            raise invalid(f"Invalid queue name: {raw.name!r}")
+        # "This method creates the queue if it does not exist."
+        queue = self.queues.get(raw.name) or self._new_queue(raw.name)
+        mask = ct.UpdateQueueRequest.pb(request).update_mask
+        apply_queue_fields(queue, raw, list(mask.paths) or None)
+        self.queues[raw.name] = queue
+        return self._render_queue(queue, None)
+
+    def _delete_queue(self, request: ct.DeleteQueueRequest) -> empty_pb2.Empty:
+        queue = self._queue(request.name)
+        del self.queues[queue.name]
+        self.deleted_queues[queue.name] = self._now() + DELETED_QUEUE_US
+        return empty_pb2.Empty()
+
+    def _purge_queue(self, request: ct.PurgeQueueRequest) -> ct.Queue:
+        queue = self._queue(request.name)
+        now = self._now()
+        # "All tasks created before this method is called are permanently deleted."
+        for task in [task for task in queue.tasks.values() if task.create_us <= now]:
+            self._remove(queue, task)
+        queue.purge_us = now
+        return self._render_queue(queue, None)
 
     def _pause_queue(self, request: ct.PauseQueueRequest) -> ct.Queue:
         queue = self._queue(request.name)
@@ -358,13 +413,13 @@ class FakeCloudTasks:
 
     def _list_tasks(self, request: ct.ListTasksRequest) -> ct.ListTasksResponse:
         queue = self._queue(request.parent)
-        if not 0 <= request.page_size <= 1000:
-            raise invalid("page_size must be at most 1000")
-        size = request.page_size or 1000
+        if not 0 <= request.page_size <= MAX_TASKS_PAGE:
+            raise invalid(f"page_size must be at most {MAX_TASKS_PAGE}")
+        size = request.page_size or MAX_TASKS_PAGE
         # The reference promises no order; a hash of the name gives one that is stable
         # and unrelated to schedule_time, so that no caller can come to rely on one.
         ordered = sorted(queue.tasks.values(), key=lambda t: hashlib.sha256(t.name.encode()).digest())
-        start = int(request.page_token) if request.page_token else 0
+        start = page_start(request.page_token)
         page = ordered[start : start + size]
         following = str(start + size) if start + size < len(ordered) else ""
         return ct.ListTasksResponse(
@@ -383,7 +438,7 @@ class FakeCloudTasks:
         seconds = self._lease_seconds(request)
         pick = self._lease_filter(request.filter)
         if queue.state != ct.Queue.State.RUNNING:
-            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, "The queue is paused or disabled.")
+            raise Refused(grpc.StatusCode.FAILED_PRECONDITION, PAUSED)
         now = self._now()
         if self.lease_rate_limit is not None:
             queue.lease_calls = [at for at in queue.lease_calls if at > now - US]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.api_core import exceptions
@@ -18,6 +19,12 @@ US = 1_000_000
 MAX_LEASE_US = 7 * 24 * 3600 * US
 MAX_SCHEDULE_AHEAD_US = 30 * 24 * 3600 * US
 DEFAULT_TOMBSTONE_US = 3600 * US
+#: DeleteQueue: "a queue with the same name can't be created for 7 days".
+DELETED_QUEUE_US = 7 * 24 * 3600 * US
+#: ListQueues: "The maximum page size is 9800."
+MAX_QUEUES_PAGE = 9800
+#: ListTasks pages hold at most 1000 tasks (ListTasksRequest.page_size).
+MAX_TASKS_PAGE = 1000
 MAX_PAYLOAD_BYTES = 1024 * 1024  # assumed: "1MB" for pull tasks read as 2**20, the App Engine limit
 MAX_TAG_BYTES = 500  # assumed: "less than 500 characters" read as the App Engine SDK's 500 bytes
 MAX_LEASE_RESPONSE_BYTES = 32 * 1024 * 1024
@@ -30,6 +37,9 @@ TOMBSTONED = (
 )
 ALREADY_EXISTS = "Requested entity already exists"
 NOT_LEASED = "The task is not leased, or the schedule_time given is not the task's current schedule_time."
+# assumed: the protos give no code for re-creating a deleted queue's name within 7 days.
+QUEUE_RECENTLY_DELETED = "The queue cannot be created because a queue with this name existed too recently."
+PAUSED = "The queue is paused or disabled."
 
 LOCATION_PATTERN = r"projects/[A-Za-z0-9:.-]{1,100}/locations/[A-Za-z0-9-]{1,100}"
 LOCATION_NAME = re.compile(rf"^{LOCATION_PATTERN}$")
@@ -87,6 +97,8 @@ class StoredQueue:
     max_attempts: int | None
     tombstone_us: int
     state: int = ct.Queue.State.RUNNING
+    #: When PurgeQueue last ran (µs), or None.
+    purge_us: int | None = None
     tasks: dict[str, StoredTask] = field(default_factory=dict)
     #: task name -> when its tombstone ends (µs)
     tombstones: dict[str, int] = field(default_factory=dict)
@@ -115,3 +127,31 @@ def stamp(us: int) -> timestamp_pb2.Timestamp:
 def seconds_of(duration: duration_pb2.Duration) -> int:
     """A duration cut to whole seconds, as the service does."""
     return int(duration.seconds)
+
+
+def apply_queue_fields(queue: StoredQueue, raw: Any, paths: list[str] | None) -> None:
+    """Set a queue's fields from a Queue message (CreateQueue, UpdateQueue): those in
+    ``paths`` (an update_mask), or all of them; output-only fields are ignored."""
+    chosen = {path.split(".", 1)[0] for path in paths} if paths else set(QUEUE_FIELDS)
+    unknown = chosen - QUEUE_FIELDS
+    if unknown:
+        raise invalid(f"Invalid update_mask paths: {', '.join(sorted(unknown))}")
+    if "retry_config" in chosen:
+        which = raw.retry_config.WhichOneof("num_attempts")
+        if which == "max_attempts" and raw.retry_config.max_attempts <= 0:
+            raise invalid("retry_config.max_attempts must be > 0")
+        queue.max_attempts = raw.retry_config.max_attempts if which == "max_attempts" else None
+    if "tombstone_ttl" in chosen:
+        has = raw.HasField("tombstone_ttl")
+        queue.tombstone_us = seconds_of(raw.tombstone_ttl) * US if has else DEFAULT_TOMBSTONE_US
+    if {"pull_target", "app_engine_http_target", "http_target"} & chosen:
+        queue.pull = raw.WhichOneof("target_type") == "pull_target"
+
+
+def page_start(token: str) -> int:
+    """Where the page a token names starts; the fake's page tokens are offsets."""
+    if not token:
+        return 0
+    if not token.isdigit():
+        raise invalid(f"Invalid page_token: {token!r}")
+    return int(token)

@@ -93,18 +93,32 @@ class RedisCluster:
             stderr=subprocess.DEVNULL,
             timeout=30,
         )
-        client = redis.Redis(port=self.nodes[0].port)
-        deadline = time.monotonic() + 20
-        while client.cluster("info").get("cluster_state") != "ok":
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Redis cluster did not become ready")
-            time.sleep(0.1)
-        client.close()
+        # Each node learns the slots and the others through gossip, at its own pace; a
+        # test that starts when only the first says ok can meet CLUSTERDOWN elsewhere.
+        deadline = time.monotonic() + 30
+        for node in self.nodes:
+            client = redis.Redis(port=node.port)
+            try:
+                while not _cluster_ready(client.cluster("info"), len(self.nodes)):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"Redis cluster node {node.port} did not become ready")
+                    time.sleep(0.1)
+            finally:
+                client.close()
         return self
 
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def _cluster_ready(info: dict[str, object], nodes: int) -> bool:
+    """Whether a node's CLUSTER INFO says it serves every slot and knows every node."""
+    return (
+        info.get("cluster_state") == "ok"
+        and int(str(info.get("cluster_slots_ok", 0))) == 16384
+        and int(str(info.get("cluster_known_nodes", 0))) == nodes
+    )
 
 
 class _ClusterNode(RedisServer):

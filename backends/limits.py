@@ -1,0 +1,76 @@
+"""The wire contract's name rules and limits, each defined once (DESIGN.md §1.3).
+
+The HTTP front validates requests with them, the backends size their calls with them,
+and the compat checker recognises valid values with them. A name rule matches the
+whole string: Python's ``$`` also matches before a final newline, so every rule here
+is applied with ``fullmatch``, and callers test a value through `Name.matches`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TypeGuard
+
+#: Microseconds in a second: every time in the API and the backends is in µs.
+US = 1_000_000
+
+
+class Name:
+    """A rule a name must meet as a whole, and the words that describe it."""
+
+    def __init__(self, pattern: str, described: str) -> None:
+        self.regex = re.compile(pattern)
+        #: What a valid value is, for the message that refuses an invalid one.
+        self.described = described
+
+    def matches(self, value: object) -> TypeGuard[str]:
+        return isinstance(value, str) and self.regex.fullmatch(value) is not None
+
+    def __repr__(self) -> str:
+        return f"Name({self.regex.pattern!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """An inclusive range of whole numbers."""
+
+    low: int
+    high: int
+
+    def __contains__(self, value: int) -> bool:
+        return self.low <= value <= self.high
+
+
+#: A task's name; one is generated when an insert gives none.
+TASK_ID = Name(r"[A-Za-z0-9_-]{1,500}", "1-500 letters, digits, '_' or '-'")
+#: A queue's name (queue.yaml and URLs alike).
+QUEUE_NAME = Name(r"[A-Za-z0-9-]{1,100}", "1-100 letters, digits or '-'")
+#: A project as a call names it: an application id with an optional partition ("s~",
+#: "dev~", …) and domain ("example.com:"); group 1 is the id without the partition.
+PROJECT = Name(
+    r"(?:[a-z0-9-]+~)?((?:[a-z0-9][a-z0-9.-]*:)?[A-Za-z0-9][A-Za-z0-9-]{0,99})",
+    "an application id, optionally with a partition (s~) and a domain (example.com:)",
+)
+#: An int64 written in decimal (JSON string or query parameter).
+INT64 = Name(r"-?[0-9]{1,19}", "an integer")
+
+#: How many tasks one lease may ask for (numTasks).
+NUM_TASKS = Bounds(1, 1000)
+#: How long a lease may last, in seconds (leaseSecs, newLeaseSeconds): up to a week.
+LEASE_SECONDS = Bounds(0, 7 * 24 * 3600)
+#: The largest payload, decoded.
+MAX_PAYLOAD_BYTES = 1024 * 1024
+#: The longest tag, in bytes of UTF-8.
+MAX_TAG_BYTES = 500
+#: The most tasks one list call returns.
+LIST_LIMIT = 100
+#: How far ahead of now an insert may schedule a task's first availability.
+MAX_ETA_AHEAD_US = 30 * 24 * 3600 * US
+
+
+def app_id(project: str) -> str | None:
+    """The application id of a project name, without its partition prefix (``s~app``
+    and ``app`` name the same queues); None when ``project`` is not a project name."""
+    match = PROJECT.regex.fullmatch(project)
+    return match.group(1) if match else None

@@ -1,0 +1,76 @@
+-- list_page.lua: one page of tasks by ETA then name, with filters.
+-- KEYS and ARGV[1]: see common.lua.
+-- ARGV[2] most tasks   ARGV[3] '1' when only one tag is listed   ARGV[4] that tag
+-- ARGV[5] start after this ETA (16 digits) .. id ('' from the start)
+-- ARGV[6] '' | 'available' | 'leased' | 'delayed' (state_of in backends/base.py)
+-- ARGV[7] '1' to include payloads
+-- Reads tasks, index, heads.
+-- Returns {1 if more tasks follow else 0, id, packed task (without its payload unless
+-- asked), ...}
+--
+-- Cost: O(G k log N) for G tag groups (1 with a tag) and a page of k; a state filter
+-- also reads the tasks it passes over.
+
+local now = now_us()
+local limit = tonumber(ARGV[2])
+local after = ARGV[5]
+local state = ARGV[6]
+local groups
+if ARGV[3] == '1' then
+  groups = {group_of(ARGV[4])}
+else
+  groups = redis.call('ZRANGE', heads_key, 0, -1)
+end
+-- Tasks from this point on have their ETA ahead of now.
+local ahead = eta16(now + 1)
+
+-- From each group, the first limit + 1 tasks that pass the filters, as ETA .. id.
+local found = {}
+for _, group in ipairs(groups) do
+  local start, stop = '[' .. group, '(' .. group .. ':'
+  if after ~= '' then
+    start = '(' .. group .. after
+  end
+  if state == 'available' then
+    stop = '(' .. group .. ahead
+  elseif state ~= '' and after < ahead then
+    start = '[' .. group .. ahead
+  end
+  local kept = 0
+  while kept <= limit do
+    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', 0, limit + 1 - kept)
+    if #batch == 0 then
+      break
+    end
+    for _, m in ipairs(batch) do
+      start = '(' .. m
+      local entry = string.sub(m, #group + 1)
+      local keep = true
+      if state == 'leased' or state == 'delayed' then
+        local _, _, retries = unpack_task(redis.call('HGET', tasks_key, string.sub(entry, 17)))
+        keep = (retries > 0) == (state == 'leased')
+      end
+      if keep and kept <= limit then
+        found[#found + 1] = entry
+        kept = kept + 1
+      end
+    end
+  end
+end
+table.sort(found)
+
+local out = {0}
+if #found > limit then
+  out[1] = 1
+end
+for i = 1, math.min(limit, #found) do
+  local id = string.sub(found[i], 17)
+  local packed = redis.call('HGET', tasks_key, id)
+  if ARGV[7] ~= '1' then
+    local _, _, _, taglen, body = unpack_task(packed)
+    packed = string.sub(packed, 1, body + taglen - 1)
+  end
+  out[#out + 1] = id
+  out[#out + 1] = packed
+end
+return out

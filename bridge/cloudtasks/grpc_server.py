@@ -1,0 +1,127 @@
+"""The gRPC transport of the Cloud Tasks v2beta2 front: ``google.cloud.tasks.v2beta2.CloudTasks``.
+
+Reached by the official client without credentials::
+
+    CloudTasksClient(transport=CloudTasksGrpcTransport(channel=grpc.insecure_channel("HOST:G")))
+
+Credentials, when the bridge asks for them (``--auth token`` or ``google``), travel as
+``authorization: Bearer <token>`` metadata, checked by the same authenticator as the
+v1 front's Authorization header.
+
+Several gunicorn workers: each worker runs its own gRPC server on the same port, bound
+with SO_REUSEPORT (gRPC's default on Linux), started once the worker has built its app
+(`bridge.serving`). The kernel spreads connections over the workers as it spreads the
+HTTP ones, every worker serves both fronts from its one backend, and nothing is shared
+between processes but the backend (Redis), as on the HTTP side.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any
+
+import grpc
+
+from backends.errors import ApiError
+from bridge import logs
+from bridge.cloudtasks.convert import code_of
+from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
+from bridge.settings import DEFAULT_MAX_BODY_BYTES
+
+log = logging.getLogger("bridge.cloudtasks")
+#: Calls served at once by one process's gRPC server.
+DEFAULT_THREADS = 8
+#: The largest request taken, as the HTTP side's body limit (a 1 MiB payload and the rest).
+DEFAULT_MAX_REQUEST_BYTES = DEFAULT_MAX_BODY_BYTES
+
+
+def _serving(front: Front, method: Method, log_calls: bool) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def serve(request: Any, context: grpc.ServicerContext) -> Any:
+        started, code = time.perf_counter(), grpc.StatusCode.OK
+        authorization = None
+        for key, value in context.invocation_metadata():
+            if key == "authorization":
+                authorization = str(value)
+        try:
+            return invoke(front, method, request, authorization)
+        except ApiError as exc:
+            code = code_of(exc)
+            if code is grpc.StatusCode.INTERNAL or code is grpc.StatusCode.UNAVAILABLE:
+                log.warning("%s: %s: %s", method.name, type(exc).__name__, exc.message, exc_info=exc.__cause__)
+            context.abort(code, exc.message)
+        except Exception:
+            code = grpc.StatusCode.INTERNAL
+            log.exception("unexpected error in %s", method.name)
+            context.abort(code, "Internal error")
+        finally:
+            if log_calls:
+                _log_call(method.name, code, started)
+
+    return serve
+
+
+def _log_call(name: str, code: grpc.StatusCode, started: float) -> None:
+    """One line per call, as the HTTP side logs one per request (`bridge.logs`)."""
+    if logs.log.isEnabledFor(logging.INFO):
+        fields = {
+            "request_id": secrets.token_hex(16),
+            "method": f"{SERVICE}/{name}",
+            "status": code.name,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "transport": "grpc",
+        }
+        extra = {logs.FIELDS: fields}
+        logs.log.handle(logs.log.makeRecord(logs.log.name, logging.INFO, __name__, 0, "request", (), None, extra=extra))
+
+
+class GrpcFront:
+    """A running gRPC server of the front, with the thread pool it owns."""
+
+    def __init__(
+        self,
+        front: Front,
+        address: str,
+        *,
+        threads: int = DEFAULT_THREADS,
+        max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        log_calls: bool = True,
+    ) -> None:
+        """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one); larger
+        requests are refused by gRPC (RESOURCE_EXHAUSTED) before they reach a handler.
+        ``log_calls``: one JSON log line per call (`bridge.logs`).
+
+        Raises RuntimeError when the port cannot be bound.
+        """
+        options = [
+            # A lease response may reach 32 MB, past gRPC's default 4 MB (as Google's transport).
+            ("grpc.max_send_message_length", -1),
+            ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.so_reuseport", 1),
+        ]
+        handlers = {
+            name: grpc.unary_unary_rpc_method_handler(
+                _serving(front, method, log_calls),
+                request_deserializer=method.request.FromString,
+                response_serializer=method.response.SerializeToString,
+            )
+            for name, method in METHODS.items()
+        }
+        self._executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cloudtasks-grpc")
+        self._server = grpc.server(self._executor, options=options)
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        try:
+            self.port: int = self._server.add_insecure_port(address)
+        except RuntimeError as exc:
+            self._executor.shutdown(wait=False)
+            raise RuntimeError(f"cannot serve gRPC on {address}: {exc}") from None
+        self._server.start()
+
+    def stop(self, grace: float | None = None) -> None:
+        """Stop taking calls; calls in flight get ``grace`` seconds."""
+        self._server.stop(grace).wait()
+        # gRPC leaves its thread pool to whoever made it.
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,169 @@
+"""The HTTP/JSON transport of the Cloud Tasks v2beta2 front, under ``/v2beta2/`` on the main port.
+
+The routes are the google.api.http rules of the v2beta2 service, as the official
+client's REST transport calls them::
+
+    CloudTasksClient(
+        transport="rest",
+        client_options=ClientOptions(api_endpoint="http://HOST:PORT"),  # the scheme picks plain HTTP
+        credentials=AnonymousCredentials(),
+    )
+
+A request message is built from the body (``*``, or the ``queue`` field for
+CreateQueue/UpdateQueue), the path's resource name and the query string (the fields
+left over, in JSON names; ``$alt``, ``alt``, ``key`` and the like are ignored), with
+protobuf's JSON mapping, so enums arrive as names or numbers (``$alt=json;enum-encoding=int``).
+Responses use the same mapping with enums as numbers. Errors are Google's JSON error
+format for the API: ``{"error": {"code": 404, "message": "…", "status": "NOT_FOUND"}}``,
+whose HTTP status the client reads to choose its exception class.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+from google.protobuf import json_format
+from werkzeug.exceptions import HTTPException
+
+from backends.errors import ApiError, InvalidArgument, NotFound
+from bridge.cloudtasks.convert import HTTP_STATUS, code_of
+from bridge.cloudtasks.methods import METHODS, Front, invoke
+
+log = logging.getLogger("bridge.cloudtasks")
+
+_LOCATION = r"projects/[^/]+/locations/[^/]+"
+_QUEUE = _LOCATION + r"/queues/[^/:]+"
+_TASK = _QUEUE + r"/tasks/[^/:]+"
+#: Query parameters every Google API takes, that say nothing of the request message.
+_GLOBAL = frozenset({"alt", "key", "prettyPrint", "fields", "access_token", "quotaUser", "callback", "uploadType"})
+
+
+@dataclass(frozen=True)
+class Route:
+    verb: str
+    path: re.Pattern[str]
+    method: str
+    #: Where the body goes: "*" the whole request, a field name, or "" for no body.
+    body: str
+    #: The request field the path's resource name fills (dotted for a nested one).
+    field: str
+
+
+_KINDS = {"L": _LOCATION, "Q": _QUEUE, "T": _TASK}
+
+
+def _route(verb: str, template: str, method: str, body: str = "") -> Route:
+    """A route from its rule, with L, Q and T for a location, queue and task name."""
+    field, kind, suffix = re.fullmatch(r"\{([a-z_.]+)=([LQT])\}(.*)", template).groups()  # type: ignore[union-attr]
+    return Route(verb, re.compile(f"(?P<name>{_KINDS[kind]}){re.escape(suffix)}"), method, body, field)
+
+
+ROUTES: tuple[Route, ...] = (
+    _route("POST", "{parent=L}/queues", "CreateQueue", "queue"),
+    _route("GET", "{parent=L}/queues", "ListQueues"),
+    _route("GET", "{name=Q}", "GetQueue"),
+    _route("PATCH", "{queue.name=Q}", "UpdateQueue", "queue"),
+    _route("DELETE", "{name=Q}", "DeleteQueue"),
+    _route("POST", "{name=Q}:purge", "PurgeQueue", "*"),
+    _route("POST", "{name=Q}:pause", "PauseQueue", "*"),
+    _route("POST", "{name=Q}:resume", "ResumeQueue", "*"),
+    _route("POST", "{resource=Q}:getIamPolicy", "GetIamPolicy", "*"),
+    _route("POST", "{resource=Q}:setIamPolicy", "SetIamPolicy", "*"),
+    _route("POST", "{resource=Q}:testIamPermissions", "TestIamPermissions", "*"),
+    _route("POST", "{parent=Q}/tasks", "CreateTask", "*"),
+    _route("GET", "{parent=Q}/tasks", "ListTasks"),
+    _route("POST", "{parent=Q}/tasks:lease", "LeaseTasks", "*"),
+    _route("GET", "{name=T}", "GetTask"),
+    _route("DELETE", "{name=T}", "DeleteTask"),
+    _route("POST", "{name=T}:renewLease", "RenewLease", "*"),
+    _route("POST", "{name=T}:cancelLease", "CancelLease", "*"),
+    _route("POST", "{name=T}:acknowledge", "AcknowledgeTask", "*"),
+    _route("POST", "{name=T}:run", "RunTask", "*"),
+)
+
+
+def _find(verb: str, path: str) -> tuple[Route, str]:
+    for route in ROUTES:
+        match = route.path.fullmatch(path)
+        if match is not None and route.verb == verb and route.method in METHODS:
+            return route, match.group("name")
+    raise NotFound(f"No Cloud Tasks v2beta2 method {verb} /v2beta2/{path}")
+
+
+def _query(args: Any) -> dict[str, Any]:
+    """The query string as a JSON object of the request's leftover fields."""
+    fields: dict[str, Any] = {}
+    for key in args:
+        if key.startswith("$") or key in _GLOBAL:
+            continue
+        values = args.getlist(key)
+        *parents, last = key.split(".")
+        node = fields
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = values if len(values) > 1 else values[0]
+    return fields
+
+
+def _set(message: Any, dotted: str, value: str) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        message = getattr(message, part)
+    setattr(message, last, value)
+
+
+def _message(route: Route, name: str) -> Any:
+    message = METHODS[route.method].request()
+    data = request.get_data(cache=False) if route.body else b""
+    try:
+        if data.strip():
+            target = message if route.body == "*" else getattr(message, route.body)
+            json_format.Parse(data, target)
+        json_format.ParseDict(_query(request.args), message)
+    except json_format.ParseError as exc:
+        raise InvalidArgument(f"Invalid JSON payload: {exc}") from None
+    _set(message, route.field, name)
+    return message
+
+
+def error_response(status_code: int, code_name: str, message: str) -> Response:
+    body = orjson.dumps({"error": {"code": status_code, "message": message, "status": code_name}})
+    return Response(body, status=status_code, mimetype="application/json")
+
+
+def _view(front: Front) -> Any:
+    def view(path: str) -> Response:
+        try:
+            route, name = _find(request.method, request.path.removeprefix("/v2beta2/"))
+            message = _message(route, name)
+            response = invoke(front, METHODS[route.method], message, request.headers.get("Authorization"))
+        except ApiError as exc:
+            code = code_of(exc)
+            if HTTP_STATUS[code] >= 500:
+                log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
+            return error_response(HTTP_STATUS[code], code.name, exc.message)
+        except HTTPException as exc:  # the body limit
+            status = exc.code or 400
+            return error_response(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL", exc.name)
+        except Exception:
+            log.exception("unexpected error")
+            return error_response(500, "INTERNAL", "Internal error")
+        text = json_format.MessageToJson(response, use_integers_for_enums=True, indent=None)
+        return Response(text, mimetype="application/json")
+
+    return view
+
+
+def register(app: Flask, front: Front) -> None:
+    """Serve the front's routes on ``app``."""
+    app.add_url_rule(
+        "/v2beta2/<path:path>",
+        "cloudtasks_v2beta2",
+        _view(front),
+        methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+    )

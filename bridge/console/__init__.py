@@ -1,0 +1,168 @@
+"""The web console at ``/console/`` and the JSON admin API under ``/console/api/``.
+
+Pages (`bridge.console.pages`) and the JSON API (`bridge.console.api`) read like
+`bridge.api`: translate the request, call the backend's admin verbs, render. What both
+need lives here: the queue a URL names and the actions, one table for both. Who may
+call them is `bridge.console.access`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
+
+from backends.base import Backend, Queue, QueueInfo, TaskPage, TaskState, state_of
+from backends.errors import ApiError, InvalidArgument
+from bridge.metrics import MeteredBackend, QueueCollector
+from bridge.wire import project_key
+
+if TYPE_CHECKING:
+    from bridge.app import Bridge
+
+#: Tasks on one page of a queue.
+PAGE_SIZE = 50
+US = 1_000_000
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def queue_of(bridge: Bridge, project: str, name: str) -> Queue:
+    """The queue a console URL names; 404 for a queue queue.yaml does not declare."""
+    config = bridge.queues.resolve(name)
+    return Queue(project_key(project), config.name, config.max_leases)
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    queue: Queue
+    info: QueueInfo | None
+    #: Why the backend could not describe it, when it could not.
+    error: str | None = None
+
+
+def known_queues(bridge: Bridge, project: str | None = None) -> list[Queue]:
+    """Every queue the backend knows, sorted by (project, name).
+
+    A backend may list only some projects unasked (Cloud Tasks serving every v1 project
+    in its namesake lists its own location's), so the projects this process served are
+    listed too. Where it cannot list at all: the queues this process served and
+    queue.yaml's, as the metrics sample them.
+    """
+    key = project_key(project) if project else None
+    backend = bridge.backend
+    served = QueueCollector(backend, bridge.queues).sampled() if isinstance(backend, MeteredBackend) else []
+    if "list_queues" not in backend.supports:
+        found = [queue for queue in served if key is None or queue.project == key]
+    else:
+        projects = [key] if key else [None, *sorted({queue.project for queue in served})]
+        found = [queue for name in projects for queue in backend.list_queues(name)]
+    unique = {(queue.project, queue.name): queue for queue in found}
+    return [unique[name] for name in sorted(unique)]
+
+
+def task_page(
+    bridge: Bridge, queue: Queue, *, page_size: int, page_token: str | None, tag: str | None, state: TaskState | None
+) -> TaskPage:
+    """One page of the queue's tasks; where the backend cannot page, the first LIST_LIMIT
+    tasks (the v1 list), filtered here."""
+    backend = bridge.backend
+    if "list_tasks_page" in backend.supports:
+        return backend.list_tasks_page(queue, page_size=page_size, page_token=page_token, tag=tag, state=state)
+    if page_token:
+        raise InvalidArgument("This backend lists only one page of tasks", location="page")
+    now = now_us()
+    tasks = [
+        task
+        for task in backend.list_tasks(queue)
+        if (tag is None or (task.tag or "") == tag) and (state is None or state_of(task, now) == state)
+    ]
+    return TaskPage(tasks[:page_size], None)
+
+
+def queue_rows(bridge: Bridge, project: str | None = None) -> list[QueueRow]:
+    """Every queue the backend knows, with its stats (one call each)."""
+    rows = []
+    for known in known_queues(bridge, project):
+        try:
+            queue = queue_of(bridge, known.project, known.name)
+        except ApiError:
+            queue = known  # kept in storage from before queue.yaml dropped it
+        try:
+            rows.append(QueueRow(queue, bridge.backend.queue_info(queue, with_stats=True)))
+        except ApiError as exc:
+            rows.append(QueueRow(queue, None, exc.message))
+    return rows
+
+
+# -- actions: one table for the pages and the JSON API --------------------------------
+
+
+def _purge(backend: Backend, queue: Queue, task: str | None) -> str:
+    count = backend.purge_queue(queue)
+    return f"Purged {queue.name}: {count} task{'' if count == 1 else 's'} deleted"
+
+
+def _pause(backend: Backend, queue: Queue, task: str | None) -> str:
+    backend.pause_queue(queue)
+    return f"Paused {queue.name}: it accepts tasks and leases none until resumed"
+
+
+def _resume(backend: Backend, queue: Queue, task: str | None) -> str:
+    backend.resume_queue(queue)
+    return f"Resumed {queue.name}"
+
+
+def _clear_tombstones(backend: Backend, queue: Queue, task: str | None) -> str:
+    count = backend.clear_tombstones(queue)
+    return f"Cleared {count} tombstone{'' if count == 1 else 's'} of {queue.name}: those names can be used again"
+
+
+def _delete(backend: Backend, queue: Queue, task: str | None) -> str:
+    assert task is not None
+    backend.delete(queue, task)
+    return f"Deleted task {task}"
+
+
+def _release(backend: Backend, queue: Queue, task: str | None) -> str:
+    assert task is not None
+    backend.modify_lease(queue, task, 0, None)
+    return f"Released the lease of {task}: it can be leased again now"
+
+
+Action = Callable[[Backend, Queue, "str | None"], str]
+
+#: What the console can do to a queue, and to one task; each returns the message shown.
+QUEUE_ACTIONS: dict[str, Action] = {
+    "purge": _purge,
+    "pause": _pause,
+    "resume": _resume,
+    "clear-tombstones": _clear_tombstones,
+}
+TASK_ACTIONS: dict[str, Action] = {"delete": _delete, "release": _release}
+
+
+def run_action(bridge: Bridge, table: dict[str, Action], name: str, queue: Queue, task: str | None) -> str:
+    if name not in table:
+        raise InvalidArgument(f"Unknown action {name!r}; known: {', '.join(table)}", location="action")
+    # A backend that cannot do the verb raises Unsupported (400), naming itself.
+    return table[name](bridge.backend, queue, task)
+
+
+def register(app: Flask, bridge: Bridge) -> None:
+    from bridge.console import api, pages
+
+    app.register_blueprint(pages.blueprint(bridge))
+    app.register_blueprint(api.blueprint(bridge))
+
+    def home() -> Response:
+        # A person who opens the bridge's address in a browser finds the console.
+        return redirect(url_for("console.queues"))
+
+    app.add_url_rule("/", "home", home)

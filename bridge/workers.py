@@ -1,0 +1,321 @@
+"""The bridge's gunicorn workers: gthread and sync, hardened against hostile clients.
+
+Two changes to gunicorn's own classes, both measured in gunicorn.conf.py:
+
+- **Whole heads first** (gthread). gunicorn's gthread worker hands a connection to a
+  thread as soon as it is readable, and the thread then blocks until the request head
+  is complete: 32 connections that each send one byte held every thread (8 per worker)
+  for as long as they stayed open. Here the worker's event loop reads the head itself,
+  without blocking, and a thread only gets a connection whose head (up to the blank
+  line) is already buffered. A connection that has not completed its head
+  ``head_timeout`` seconds after its first byte (or after it was accepted) is closed,
+  and a body read that waits that long for its next byte fails, so a request whose
+  body stops arriving frees its thread too.
+- **Closing without waiting** (gthread). gunicorn closes a connection "gracefully":
+  it half-closes, then reads what the client still sends until it closes too, for up
+  to 2 s, in the worker's event loop, so 20 clients that sent a bad request and kept
+  their sockets open stopped every other connection of the worker for 36 s. Here the
+  lingering reads happen in the event loop without blocking it.
+- **Errors in Google's envelope** (both). gunicorn answers what it cannot parse (bad
+  request line, 414, 431, 501 unknown Transfer-Encoding, a malformed chunked body)
+  with an HTML page. The status stays gunicorn's choice; the body becomes the JSON
+  envelope every other error of the bridge has.
+- **Liveness apart** (gthread). ``GET /healthz`` runs on a thread of its own, so a
+  stalled Redis that holds every API thread (up to the backend's socket timeout each)
+  cannot delay the liveness probe: it answers while the process's event loop does.
+
+gunicorn takes a worker class object as well as a name; `worker_class` builds one per
+(kind, head timeout) and caches it, so the same settings always give the same class.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import re
+import selectors
+import socket
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from gunicorn import util
+from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn.workers.sync import SyncWorker
+
+from bridge.errors import envelope
+
+#: Seconds a connection may take to send a complete request head.
+DEFAULT_HEAD_TIMEOUT = 10
+#: gunicorn's own ceilings when a limit_request_* setting is 0 (unlimited).
+_MAX_REQUEST_LINE = 8190
+_MAX_HEAD = 1024 * 1024
+#: How long, and how many bytes, a closing connection is read from (gunicorn's figures).
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 65536
+#: Threads kept for liveness probes; /healthz touches nothing, so one is plenty.
+PROBE_THREADS = 1
+_PROBE = re.compile(rb"(?:GET|HEAD) /healthz[ ?]")
+_REASONS = {400: "invalid", 403: "forbidden", 414: "invalid", 417: "invalid", 431: "invalid", 501: "notImplemented"}
+
+
+class _Captured:
+    """The client socket as gunicorn's error page writer sees it: what it writes is kept."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class _Patient:
+    """The client socket as the request parser reads it: a read waits ``seconds`` at
+    most, then raises TimeoutError (an OSError, which the app answers as a bad body)."""
+
+    def __init__(self, sock: Any, seconds: float) -> None:
+        self._sock = sock
+        self._seconds = seconds
+        #: Whether a read gave up: the rest of that request will not be waited for.
+        self.stalled = False
+
+    def recv(self, size: int) -> bytes:
+        prior = self._sock.gettimeout()
+        self._sock.settimeout(self._seconds if prior is None else min(prior, self._seconds))
+        try:
+            return self._sock.recv(size)  # type: ignore[no-any-return]
+        except TimeoutError:
+            self.stalled = True
+            raise
+        finally:
+            self._sock.settimeout(prior)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+class JsonErrors:
+    """Turns gunicorn's HTML error pages into Google's JSON envelope."""
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        # gunicorn picks the status and logs; only its page is replaced.
+        captured = _Captured(client)
+        super().handle_error(req, captured, addr, exc)  # type: ignore[misc]
+        status = int(captured.data.split(b" ", 2)[1]) if captured.data.startswith(b"HTTP/") else 500
+        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        if status >= 500 and status != 501:
+            message, reason = "Internal error", "backendError"
+        else:
+            message, reason = f"{phrase}: {str(exc)[:200]}", _REASONS.get(status, "invalid")
+        body = orjson.dumps(envelope(status, reason, message))
+        head = (
+            f"HTTP/1.1 {status} {phrase}\r\nConnection: close\r\n"
+            f"Content-Type: application/json; charset=UTF-8\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            util.write_nonblock(client, head.encode("latin-1") + body)
+        except Exception:
+            pass  # the client is gone; gunicorn ignores this too
+
+
+class _Conn(TConn):  # type: ignore[misc]
+    """gunicorn's connection, whose graceful close lingers without blocking the loop."""
+
+    def __init__(self, worker: HeadFirstThreadWorker, *args: Any) -> None:
+        super().__init__(*args)
+        self.worker = worker
+
+    def close(self, graceful: bool = False) -> None:
+        if graceful:
+            self.worker.linger(self.sock)
+        else:
+            util.close(self.sock)
+
+
+class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
+    """gthread whose threads only ever see connections with a whole request head."""
+
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT
+
+    def init_process(self) -> None:
+        #: Connections still sending their head, oldest deadline first.
+        self.heads: deque[TConn] = deque()
+        #: Closing sockets still read from: [socket, deadline, bytes read], oldest first.
+        self.lingering: deque[list[Any]] = deque()
+        line = self.cfg.limit_request_line
+        self.line_limit = line if 0 < line <= _MAX_REQUEST_LINE else _MAX_REQUEST_LINE
+        fields = self.cfg.limit_request_fields * self.cfg.limit_request_field_size
+        self.head_limit = min(self.line_limit + fields, _MAX_HEAD) if fields > 0 else _MAX_HEAD
+        self.probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
+        super().init_process()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.probe_pool.shutdown(wait=False)
+            for entry in self.lingering:
+                util.close(entry[0])
+
+    def linger(self, sock: socket.socket) -> None:
+        """Close ``sock`` as RFC 9112 9.6 asks (FIN first, then read until the client
+        closes, so that unread data does not turn into a reset that cuts the response),
+        with the reads left to the event loop."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)
+        except OSError:
+            util.close(sock)
+            return
+        entry = [sock, time.monotonic() + LINGER_SECONDS, 0]
+        self.lingering.append(entry)
+        self.poller.register(sock, selectors.EVENT_READ, functools.partial(self._on_linger_bytes, entry))
+
+    def _on_linger_bytes(self, entry: list[Any], client: Any) -> None:
+        try:
+            data = entry[0].recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        entry[2] += len(data)
+        if not data or entry[2] >= LINGER_BYTES:
+            self.lingering.remove(entry)
+            self._close_lingering(entry)
+
+    def _close_lingering(self, entry: list[Any]) -> None:
+        try:
+            self.poller.unregister(entry[0])
+        except (KeyError, ValueError, OSError):
+            pass
+        util.close(entry[0])
+
+    def accept(self, listener: Any) -> None:
+        if self.cfg.is_ssl:
+            # TLS must be unwrapped before a head can be read: gunicorn's own path.
+            super().accept(listener)
+            return
+        try:
+            sock, addr = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self._await_head(_Conn(self, self.cfg, sock, addr, listener.getsockname()))
+
+    def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
+        if self.cfg.is_ssl:
+            super().on_client_socket_readable(conn, client)
+            return
+        # A kept-alive connection starts its next request: it waits for its head here too.
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._await_head(conn)
+
+    def enqueue_req(self, conn: TConn) -> None:
+        if self.cfg.is_ssl or conn.parser is None:
+            super().enqueue_req(conn)
+            return
+        # gunicorn calls this for a kept-alive connection whose client already sent
+        # (part of) its next request: that part may be an incomplete head too.
+        self._await_head(conn, conn.parser.unreader.take_buffered())
+
+    def _await_head(self, conn: TConn, start: bytes = b"") -> None:
+        conn.head = bytearray(start)
+        conn.head_deadline = time.monotonic() + self.head_timeout
+        if self._head_ready(conn.head):
+            self._dispatch(conn)
+            return
+        conn.sock.setblocking(False)
+        self.heads.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, functools.partial(self._on_head_bytes, conn))
+
+    def _on_head_bytes(self, conn: TConn, client: Any) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._forget_head(conn)
+            conn.close()
+            return
+        conn.head += data
+        if self._head_ready(conn.head):
+            self.poller.unregister(conn.sock)
+            self.heads.remove(conn)
+            self._dispatch(conn)
+
+    def _dispatch(self, conn: TConn) -> None:
+        """Hand a connection whose head is buffered to a thread, as gunicorn would."""
+        conn.init()  # builds the HTTP/1 parser of a new connection; nothing is read
+        unreader = conn.parser.unreader
+        if not isinstance(unreader.sock, _Patient):
+            unreader.sock = _Patient(conn.sock, self.head_timeout)
+        unreader.unread(bytes(conn.head))
+        conn.data_ready = True
+        pool = self.probe_pool if _PROBE.match(conn.head) else self.tpool
+        del conn.head
+        future = pool.submit(self.handle, conn)
+        future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+
+    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+        # A body that stalled was answered (400): draining its rest would wait again.
+        if isinstance(conn.parser.unreader.sock, _Patient) and conn.parser.unreader.sock.stalled:
+            return False
+        return bool(super()._keepalive_after(conn, keepalive))
+
+    def _head_ready(self, head: bytearray) -> bool:
+        """Whether the buffered bytes are a whole head, or enough for gunicorn to refuse."""
+        if b"\r\n\r\n" in head:
+            return True
+        # A request line or a head past gunicorn's limits: let it answer 414 or 431.
+        too_long_line = len(head) > self.line_limit + 2 and b"\n" not in head[: self.line_limit + 2]
+        return too_long_line or len(head) > self.head_limit
+
+    def _forget_head(self, conn: TConn) -> None:
+        try:
+            self.poller.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        self.heads.remove(conn)
+        self.nr_conns -= 1
+
+    def murder_pending(self) -> None:
+        super().murder_pending()
+        now = time.monotonic()
+        while self.lingering and self.lingering[0][1] <= now:
+            self._close_lingering(self.lingering.popleft())
+        while self.heads and self.heads[0].head_deadline <= now:
+            conn = self.heads[0]
+            self._forget_head(conn)
+            conn.close()
+        if not self.alive:
+            # Stopping: connections that have sent nothing yet are not waited for.
+            for conn in [c for c in self.heads if not c.head]:
+                self._forget_head(conn)
+                conn.close()
+
+
+class JsonErrorSyncWorker(JsonErrors, SyncWorker):  # type: ignore[misc]
+    """gunicorn's sync worker, with its error pages in Google's envelope."""
+
+
+@functools.cache
+def worker_class(kind: str, head_timeout: float = DEFAULT_HEAD_TIMEOUT) -> type:
+    """The worker class gunicorn runs for ``kind`` (gthread or sync)."""
+    if kind == "sync":
+        return JsonErrorSyncWorker
+    return type("HeadFirstThreadWorker", (HeadFirstThreadWorker,), {"head_timeout": head_timeout})

@@ -1,0 +1,34 @@
+"""Tombstones are bounded per queue, so their memory is predictable."""
+
+from __future__ import annotations
+
+import pytest
+
+from backends.base import NewTask, Queue
+from backends.errors import Duplicate
+from backends.redis_backend import RedisBackend
+from tests.support.redis_server import RedisServer
+
+pytestmark = pytest.mark.redis
+
+
+def test_past_max_tombstones_the_names_deleted_first_become_usable_again(redis_server: RedisServer) -> None:
+    backend = RedisBackend.from_url(redis_server.url + "?prefix=bounded&max_tombstones=3")
+    queue = Queue("app", "q")
+    try:
+        for i in range(5):
+            backend.insert(queue, NewTask(f"t{i}", b""))
+            backend.delete(queue, f"t{i}")
+        assert backend.client.zcard(backend.keys(queue)[3]) == 3
+        for i in (0, 1):
+            backend.insert(queue, NewTask(f"t{i}", b""))  # its tombstone went first
+        for i in (2, 3, 4):
+            with pytest.raises(Duplicate):
+                backend.insert(queue, NewTask(f"t{i}", b""))
+    finally:
+        backend.close()
+
+
+def test_a_bad_max_tombstones_option_is_refused_with_its_name(redis_server: RedisServer) -> None:
+    with pytest.raises(ValueError, match="max_tombstones"):
+        RedisBackend.from_url(redis_server.url + "?max_tombstones=lots")
