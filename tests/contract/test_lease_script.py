@@ -8,7 +8,7 @@ import pytest
 from backends.base import Backend, LeaseRequest, Queue
 from backends.limits import US
 from tests.support.backend import PROJECT, ids, insert, lease
-from tests.support.harness import BACKENDS, Harness, Variant
+from tests.support.harness import BACKENDS, Variant
 
 #: The backends whose leases are lease.lua (memory is the same script on fakeredis).
 SCRIPTED = [param for param in BACKENDS if param.id in ("memory", "redis", "redis-cluster")]
@@ -16,12 +16,8 @@ SCRIPTED = [param for param in BACKENDS if param.id in ("memory", "redis", "redi
 
 @pytest.fixture(params=SCRIPTED)
 def variant(request: pytest.FixtureRequest) -> Variant:
+    """Only these: the Cloud Tasks backend has no lease.lua (and no budget; see KNOWN_DIFFERENCES.md)."""
     return request.param  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def backend(harness: Harness) -> Backend:
-    return harness.backend
 
 
 def test_a_lease_of_1000_tasks_hands_out_each_once_in_one_call(backend: Backend) -> None:
