@@ -146,13 +146,14 @@ def _task(task_id: bytes | str, packed: bytes, *, with_payload: bool = True) -> 
     """Decode a stored task: "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload."""
     enqueue, eta, retries, taglen, rest = packed.split(b":", 4)
     n = int(taglen)
+    # Positional: this runs once per task of a lease, and keywords cost a tenth more.
     return Task(
-        id=task_id if isinstance(task_id, str) else task_id.decode(),
-        payload=rest[n:] if with_payload else None,
-        tag=rest[:n].decode() if n else None,
-        enqueue_us=int(enqueue),
-        eta_us=int(eta),
-        retry_count=int(retries),
+        task_id if isinstance(task_id, str) else task_id.decode(),
+        rest[n:] if with_payload else None,
+        rest[:n].decode() if n else None,
+        int(enqueue),
+        int(eta),
+        int(retries),
     )
 
 
@@ -160,6 +161,20 @@ def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
     """Decode a dead letter record: "DROPPED:LEASES:SIZE:TAGLEN:" + tag."""
     dropped, leases, size, _, tag = record.split(b":", 4)
     return DeadLetter(task_id.decode(), tag.decode() or None, int(size), int(leases), int(dropped))
+
+
+def _drop_if_stale(connection: Any) -> None:
+    """Disconnect an idle connection that has something to read: the server closed it
+    (a restart, a timeout) or an answer was left unread. redis-py's pool makes the same
+    check when it hands out a connection; without it a restarted Redis would cost one
+    failed call per idle connection. The next command connects afresh."""
+    if connection.is_connected:
+        try:
+            stale = connection.can_read()
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            stale = True
+        if stale:
+            connection.disconnect()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -218,6 +233,10 @@ class RedisBackend(Backend):
         #: µs added to the server's clock by every script; tests move time with it.
         self.clock_shift_us = 0
         self._scripts: dict[str, Script] = {name: client.register_script(src) for name, src in SOURCES.items()}
+        #: The scripts' connections when idle (plain Redis only; see _evalsha).
+        self._pool = client.connection_pool if isinstance(client, redis.Redis) else None
+        self._idle: list[Any] = []
+        self._closed = False
 
     @classmethod
     def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> RedisBackend:
@@ -239,18 +258,47 @@ class RedisBackend(Backend):
             self.client.sadd(self.registry_key, f"{queue.project}/{queue.name}")
 
     def _run(self, script: str, queue: Queue, *args: str | int | bytes) -> Any:
-        # EVALSHA straight from the client: redis-py's Script wrapper costs a few % of a
-        # request. A server that lost its scripts (a restart, SCRIPT FLUSH) gets them
-        # again, a few times at most, then the call is a 503 rather than a loop.
+        # A server that lost its scripts (a restart, SCRIPT FLUSH) gets them again, a few
+        # times at most, then the call is a 503 rather than a loop.
         sha = self._scripts[script].sha
-        keys = self.keys(queue)
+        keys_and_args = (*self.keys(queue), self.clock_shift_us, *args)
         with _translated():
             for _ in range(SCRIPT_ATTEMPTS):
                 try:
-                    return self.client.evalsha(sha, len(_KEY_NAMES), *keys, self.clock_shift_us, *args)
+                    return self._evalsha(sha, keys_and_args)
                 except redis.exceptions.NoScriptError:
                     self.client.script_load(SOURCES[script])
         raise Unavailable("The task store (Redis) keeps losing its scripts; try again shortly.")
+
+    def _evalsha(self, sha: str, keys_and_args: tuple[str | int | bytes, ...]) -> Any:
+        """EVALSHA on a connection of the backend's own (plain Redis), else through the client.
+
+        redis-py's client takes a connection from its pool, wraps the call in its retry
+        and observability machinery and gives the connection back, for every command:
+        about a fifth of a request's CPU in the bridge's process (bench/README.md). The
+        scripts need little of it: a connection drops itself on any error of its socket
+        and reconnects on its next command, a script's error reply leaves it usable, and
+        an idle one is checked as the pool checks it (_drop_if_stale).
+        Idle connections wait in a list (append and pop are atomic), so there are as many
+        as calls ever ran at once. A cluster client routes by key, so it keeps its way.
+        """
+        pool = self._pool
+        if pool is None:
+            return self.client.evalsha(sha, len(_KEY_NAMES), *keys_and_args)
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = pool.connection_class(**pool.connection_kwargs)
+        else:
+            _drop_if_stale(connection)
+        try:
+            connection.send_command("EVALSHA", sha, len(_KEY_NAMES), *keys_and_args)
+            return connection.read_response()
+        finally:
+            if self._closed:
+                connection.disconnect()
+            else:
+                self._idle.append(connection)
 
     def insert(self, queue: Queue, task: NewTask) -> Task:
         status, *rest = self._run("insert", queue, task.id, task.payload, task.tag or "", task.eta_us, MAX_ETA_AHEAD_US)
@@ -460,6 +508,9 @@ class RedisBackend(Backend):
                     self.client.script_load(script.script)
 
     def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().disconnect()
         if isinstance(self.client, redis.cluster.RedisCluster):
             # RedisCluster.close() leaves the pools of the nodes it reached open (redis-py
             # 8.1); the queue registry is on another node than most queues.

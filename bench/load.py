@@ -76,10 +76,10 @@ class LoadResult:
         return self.non_2xx == 0 and self.socket_errors == 0 and self.requests > 0
 
 
-def run_wrk(port: int, request: Request, seconds: int) -> LoadResult:
-    """``LOAD_CONNECTIONS`` connections sending ``request`` back to back for ``seconds``."""
+def run_wrk(port: int, request: Request, seconds: int, connections: int = LOAD_CONNECTIONS) -> LoadResult:
+    """``connections`` connections sending ``request`` back to back for ``seconds``."""
     wrk = require("wrk", "install it (apt-get install wrk)")
-    command = [wrk, "-t", str(LOAD_THREADS), "-c", str(LOAD_CONNECTIONS), "-d", f"{seconds}s"]
+    command = [wrk, "-t", str(min(LOAD_THREADS, connections)), "-c", str(connections), "-d", f"{seconds}s"]
     command += ["--timeout", REQUEST_TIMEOUT, "-s", str(SCRIPT), f"http://127.0.0.1:{port}"]
     command += ["--", request.method, request.path, request.body]
     done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -107,10 +107,13 @@ class Target:
         return f"{'<=' if self.at_most else '>='} {self.limit:g}"
 
 
+#: Issue 14's targets (issue 2's were 0.75, 0.7 and 0.8 for (b), 250 bytes for (d) as
+#: measured then, without allowing for the payload's own allocation).
 TARGETS: dict[str, Target] = {
     "a_lease_latency_ratio": Target(1.3, at_most=True),
-    "b_insert_ratio": Target(0.75, at_most=False),
-    "b_lease_ratio": Target(0.7, at_most=False),
-    "b_delete_ratio": Target(0.8, at_most=False),
-    "d_bytes_per_task": Target(250, at_most=True),
+    "b_insert_ratio": Target(0.85, at_most=False),
+    "b_lease_ratio": Target(0.85, at_most=False),
+    "b_delete_ratio": Target(0.85, at_most=False),
+    "c_tasks_leased_per_second": Target(80_000, at_most=False),
+    "d_allocated_bytes_per_task": Target(250, at_most=True),
 }

@@ -15,6 +15,9 @@ from bench.memory import DICT_ENTRY_ASKED, MemoryResult, jemalloc_size_class, sd
 from bench.plan import BULK_NUM_TASKS, LATENCY_NUM_TASKS, MEMORY_PAYLOAD_BYTES, TARGETS, Plan, Target
 from bench.scenarios import Paired, Repetition
 
+#: What jemalloc hands out for a MEMORY_PAYLOAD_BYTES payload stored as a Redis string.
+PAYLOAD_ALLOCATION = jemalloc_size_class(sds_size(MEMORY_PAYLOAD_BYTES))
+
 
 @dataclass(frozen=True)
 class Figure:
@@ -112,6 +115,15 @@ def figures(plan: Plan, reps: Sequence[Repetition], memory: Sequence[MemoryResul
             "bytes",
             f"INFO used_memory delta over {memory[0].tasks:,} tasks inserted into an empty server,"
             f" ÷ tasks − {MEMORY_PAYLOAD_BYTES}",
+        ),
+        Figure(
+            "d_allocated_bytes_per_task",
+            f"(d) the same, beyond the payload's own allocation ({PAYLOAD_ALLOCATION} B)",
+            tuple(m.bytes_per_task + MEMORY_PAYLOAD_BYTES - PAYLOAD_ALLOCATION for m in memory),
+            "bytes",
+            f"used_memory delta ÷ tasks − {PAYLOAD_ALLOCATION}: a {MEMORY_PAYLOAD_BYTES} B payload kept as a"
+            f" Redis string ({sds_size(MEMORY_PAYLOAD_BYTES)} B with its header and NUL) takes jemalloc's"
+            f" {PAYLOAD_ALLOCATION} B size class whatever the layout, so this is what the layout adds",
         ),
     ]
 

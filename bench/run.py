@@ -1,4 +1,4 @@
-"""Issue 2's benchmark in one command: ``python bench/run.py [--quick] [--json PATH]``.
+"""The benchmark of issues 2 and 14 in one command: ``python bench/run.py [--quick] [--json PATH] [--plots DIR]``.
 
 Starts its own redis-server (on a free port, saving nothing), the bridge on it as users
 start it (``python -m bridge serve``, gunicorn gthread, 2 workers × 8 threads) and the
@@ -40,6 +40,7 @@ from bench.plan import (  # noqa: E402
     SLICE_SECONDS,
     Plan,
 )
+from bench.plots import FULL_PLOTS, QUICK_PLOTS, plot  # noqa: E402
 from bench.scenarios import Repetition, Servers, prepare_queues, run_repetition, warm_up  # noqa: E402
 from bench.services import ServiceError, redis_url, start_bridge, start_redis, start_reference  # noqa: E402
 
@@ -48,6 +49,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and 1 s runs: a smoke run, not a measurement")
     parser.add_argument("--json", type=Path, help="also write every figure and raw result to this file")
+    parser.add_argument(
+        "--plots", type=Path, metavar="DIR", help="also draw how cost grows (PNG, see bench/plots.py) into DIR"
+    )
     return parser.parse_args(argv)
 
 
@@ -83,7 +87,7 @@ def _load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def measure_http(plan: Plan, folder: Path) -> list[Repetition]:
+def measure_http(plan: Plan, folder: Path, plots: Path | None = None) -> list[Repetition]:
     """(a), (b), (c): one redis-server, the bridge and the reference app on it."""
     with ExitStack() as stack:
         server = start_redis(folder)
@@ -105,6 +109,14 @@ def measure_http(plan: Plan, folder: Path) -> list[Repetition]:
         for n in range(1, plan.repetitions + 1):
             _say(f"repetition {n} of {plan.repetitions}: (b), (c), (a)")
             reps.append(run_repetition(servers, plan, f"r{n}"))
+        if plots is not None:
+            plot_plan = QUICK_PLOTS if plan is QUICK else FULL_PLOTS
+            _say(
+                f"pictures: lease latency on {', '.join(f'{n:,}' for n in plot_plan.backlogs)} tasks,"
+                f" throughput on {', '.join(map(str, plot_plan.connections))} connections"
+            )
+            for path in plot(servers, plot_plan, plots, f"{GUNICORN_WORKERS} workers × {GUNICORN_THREADS} threads"):
+                _say(f"wrote {path}")
         return reps
 
 
@@ -118,7 +130,7 @@ def measure_memory(plan: Plan, folder: Path) -> list[MemoryResult]:
 
 def _header(plan: Plan, environment: dict[str, str]) -> list[str]:
     return [
-        f"Task Queue Bridge benchmark, issue 2 ({plan.name} plan: medians of {plan.repetitions} repetition(s))",
+        f"Task Queue Bridge benchmark, issues 2 and 14 ({plan.name} plan: medians of {plan.repetitions} repetition(s))",
         f"bridge:    python -m bridge serve --backend redis://… --workers {GUNICORN_WORKERS}"
         f" --threads {GUNICORN_THREADS} (gunicorn gthread)",
         f"reference: bench/reference_app.py, POST /incr (one Redis INCR), gunicorn -w {GUNICORN_WORKERS}"
@@ -139,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     environment = _environment()
     try:
         with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-            reps = measure_http(plan, Path(scratch))
+            reps = measure_http(plan, Path(scratch), args.plots)
             memory = measure_memory(plan, Path(scratch))
     except ServiceError as exc:
         print(f"bench: {exc}", file=sys.stderr)

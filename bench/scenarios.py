@@ -44,18 +44,18 @@ INSERT = "insert"
 DELETE = "delete"
 
 
-def _tasks_path(queue_name: str) -> str:
+def tasks_path(queue_name: str) -> str:
     return f"/taskqueue/v1beta2/projects/{PROJECT}/taskqueues/{queue_name}/tasks"
 
 
 def lease_request(queue_name: str, num_tasks: int) -> Request:
-    return Request("POST", f"{_tasks_path(queue_name)}/lease?numTasks={num_tasks}&leaseSecs=0")
+    return Request("POST", f"{tasks_path(queue_name)}/lease?numTasks={num_tasks}&leaseSecs=0")
 
 
 REFERENCE = Request("POST", "/incr")
 INSERT_REQUEST = Request(
     "POST",
-    _tasks_path(INSERT),
+    tasks_path(INSERT),
     json.dumps({"payloadBase64": base64.urlsafe_b64encode(os.urandom(PAYLOAD_BYTES)).decode()}),
 )
 LEASE_ONE_REQUEST = lease_request(LEASE_ONE, 1)
@@ -67,7 +67,7 @@ LATENCY_REQUESTS = (lease_request(SMALL, LATENCY_NUM_TASKS), lease_request(BIG, 
 def delete_request(label: str) -> Request:
     """Deletes of ``<label>-<thread>-<n>``, which prepare_deletes inserted; load.lua
     fills in thread and n, counting from 1 in every wrk run."""
-    return Request("DELETE", f"{_tasks_path(DELETE)}/{label}-{{n}}")
+    return Request("DELETE", f"{tasks_path(DELETE)}/{label}-{{n}}")
 
 
 @dataclass(frozen=True)

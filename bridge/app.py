@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from bridge.cloudtasks import methods as cloudtasks
 from bridge.cloudtasks import rest as cloudtasks_rest
 from bridge.discovery import Discovery, Method
 from bridge.errors import BodyTooLarge, ParseError
+from bridge.front import ApiCall, ApiFront
 from bridge.queues import QueueRegistry
 from bridge.settings import Settings
 from bridge.wire import project_key
@@ -87,19 +88,18 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:
         raise RuntimeError(f"methods without a handler: {', '.join(sorted(missing))}")
-    for method in discovery.methods:
-        app.add_url_rule(
-            method.rule,
-            endpoint=method.id,
-            view_func=_api_view(bridge, method, HANDLERS[method.id]),
-            methods=[method.http_method],
-        )
+    calls = [(method, _api_call(bridge, method, HANDLERS[method.id])) for method in discovery.methods]
+    for method, call in calls:
+        app.add_url_rule(method.rule, endpoint=method.id, view_func=_api_view(call), methods=[method.http_method])
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
     batch.register(app, lambda: _body_bytes(request, settings.max_body_bytes))
     console.register(app, bridge)
-    app.wsgi_app = _MethodOverride(app.wsgi_app, settings.max_body_bytes)  # type: ignore[method-assign]
+    # The API's short way (bridge.front) inside the method override, which rewrites the
+    # request it then reads; the Host check is a hook it runs itself.
+    api_front = ApiFront(app, calls, settings.max_body_bytes, checks=(_check_host,))
+    app.wsgi_app = _MethodOverride(api_front, settings.max_body_bytes)  # type: ignore[method-assign]
     return app
 
 
@@ -117,22 +117,34 @@ def open_authenticator(settings: Settings) -> Authenticator:
     return Anonymous()
 
 
-def _check_host() -> None:
+def _check_host(environ: WSGIEnvironment | None = None) -> None:
     """A Host that is no host[:port] is a 400: the Discovery document's rootUrl is made
-    from it. (A well-formed but foreign Host is the proxy's to refuse; see --public-url.)"""
-    host = request.environ.get("HTTP_HOST")
+    from it. (A well-formed but foreign Host is the proxy's to refuse; see --public-url.)
+    A before_request hook, which bridge.front also runs with the request's environ."""
+    host = (request.environ if environ is None else environ).get("HTTP_HOST")
     if host is not None and _HOST.fullmatch(host) is None:
         raise InvalidArgument("The Host header is not a valid host[:port]", location="Host")
 
 
-def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[..., Response]:
+def _api_view(call: ApiCall) -> Callable[..., Response]:
+    """The Flask view of an API method, for the requests that bridge.front leaves to Flask."""
+
+    def view(**path: str) -> Response:
+        status, body = call(request._get_current_object(), path)  # type: ignore[attr-defined]
+        if body is None:
+            return Response(status=status)
+        return Response(body, status=status, mimetype="application/json")
+
+    return view
+
+
+def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
     global_params = bridge.discovery.global_params
     global_names = {p.name for p in global_params}
     # Most calls set none of the global parameters (alt, fields, prettyPrint, …).
     global_defaults = {p.name: p.parse(None) for p in global_params}
 
-    def view(**path: str) -> Response:
-        req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup
+    def call(req: Request, path: Mapping[str, str]) -> tuple[int, list[bytes] | None]:
         # Credentials first: a caller who has none learns nothing, not even which queues exist.
         identity = bridge.authenticator.identify(req.headers.get("Authorization"))
         # One dict: werkzeug's MultiDict.get raises and catches internally for every absent name.
@@ -156,13 +168,12 @@ def _api_view(bridge: Bridge, method: Method, handler: Handler) -> Callable[...,
         if method.id in _COUNTED:
             req.environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
         if resource is None:
-            return Response(status=status)
+            return status, None
         if selection is not None:
             resource = fields.apply(resource, selection)
-        return Response(_encoded(resource, options["prettyPrint"]), status=status, mimetype="application/json")
+        return status, _encoded(resource, options["prettyPrint"])
 
-    view.__name__ = method.id
-    return view
+    return call
 
 
 def _encoded(resource: dict[str, Any], pretty: bool) -> list[bytes]:

@@ -31,6 +31,7 @@ sent; a 405 carries ``Allow``.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, Response, has_request_context, json, request
 from werkzeug import exceptions as wexc
@@ -106,26 +107,24 @@ def envelope(
 def error_response(
     status: int, reason: str, message: str, location: str | None = None, location_type: str = "parameter"
 ) -> Response:
-    body = json.dumps(envelope(status, reason, message, location, location_type), indent=1)
     if has_request_context():
         request.environ[logs.REASON] = reason
+    return _response(status, reason, message, location, location_type)
+
+
+def _response(status: int, reason: str, message: str, location: str | None, location_type: str) -> Response:
+    body = json.dumps(envelope(status, reason, message, location, location_type), indent=1)
     return Response(body + "\n", status=status, mimetype="application/json")
 
 
 def _render(exc: ApiError) -> Response:
-    response = error_response(exc.status, exc.reason, exc.message, exc.location, exc.location_type)
+    response = _response(exc.status, exc.reason, exc.message, exc.location, exc.location_type)
     if isinstance(exc, Unauthenticated):
         error = getattr(exc, "bearer_error", None)
         response.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"' + (f', error="{error}"' if error else "")
     if isinstance(exc, MethodNotAllowed) and exc.allow:
         response.headers["Allow"] = ", ".join(exc.allow)
     return response
-
-
-def _api_error(exc: ApiError) -> Response:
-    if exc.status >= 500:
-        log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
-    return _render(exc)
 
 
 def from_werkzeug(exc: wexc.HTTPException) -> ApiError:
@@ -142,16 +141,34 @@ def from_werkzeug(exc: wexc.HTTPException) -> ApiError:
     return ApiError(exc.name)
 
 
-def _http_error(exc: wexc.HTTPException) -> Response:
-    return _api_error(from_werkzeug(exc))
+def _as_api_error(exc: Exception) -> ApiError:
+    """The API error ``exc`` is answered with, logged when it is the server's fault."""
+    if isinstance(exc, wexc.HTTPException):
+        exc = from_werkzeug(exc)
+    if not isinstance(exc, ApiError):
+        log.exception("unexpected error")
+        return ApiError("Internal error")
+    if exc.status >= 500:
+        log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
+    return exc
 
 
-def _unexpected(exc: Exception) -> Response:
-    log.exception("unexpected error")
-    return _render(ApiError("Internal error"))
+def _handle(exc: Exception) -> Response:
+    error = _as_api_error(exc)
+    request.environ[logs.REASON] = error.reason
+    return _render(error)
+
+
+def render(exc: Exception, environ: dict[str, Any]) -> Response:
+    """What the handler that `register` installs answers for ``exc``, for a request that
+    Flask does not dispatch (bridge.front): the error reason goes into its ``environ``,
+    not into whatever request context is active (a batch's, around its parts)."""
+    error = _as_api_error(exc)
+    environ[logs.REASON] = error.reason
+    return _render(error)
 
 
 def register(app: Flask) -> None:
-    app.register_error_handler(ApiError, _api_error)
-    app.register_error_handler(wexc.HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
+    app.register_error_handler(ApiError, _handle)
+    app.register_error_handler(wexc.HTTPException, _handle)
+    app.register_error_handler(Exception, _handle)

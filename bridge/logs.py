@@ -18,9 +18,10 @@ scrapes are logged at DEBUG, so that a probe every few seconds does not bury the
 from __future__ import annotations
 
 import logging
+import os
 import re
-import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -54,10 +55,17 @@ class JsonFormatter(logging.Formatter):
     handed over in one ``fields`` mapping instead of being searched for in the record.
     """
 
+    #: The last second formatted, and its text: lines come many to a second.
+    _second: tuple[int, str] = (-1, "")
+
     def format(self, record: logging.LogRecord) -> str:
         created = record.created
+        second = int(created)
+        cached = self._second
+        if cached[0] != second:
+            cached = self._second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created * 1000) % 1000:03d}Z",
+            "time": f"{cached[1]}.{int(created * 1000) % 1000:03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "pid": record.process,
@@ -94,44 +102,40 @@ def logging_config(level: str) -> dict[str, Any]:
     }
 
 
-def request_id() -> str:
+def request_id(environ: dict[str, Any] | None = None) -> str:
     """This request's id: the caller's ``X-Request-Id`` when it looks like one, else made here."""
-    environ = request.environ
-    if _ID not in environ:
+    if environ is None:
+        environ = request.environ
+    ident = environ.get(_ID)
+    if ident is None:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
-        environ[_ID] = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
-    return str(environ[_ID])
+        ident = environ[_ID] = offered if _REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
+    return str(ident)
 
 
-# The hooks below run on every request: they reach the request through one context
-# lookup and keep their state in its WSGI environ, because each access through Flask's
-# proxies (request, g) costs about as much as a dictionary update.
-
-
-def _start() -> None:
-    request_id()
-    request.environ[_STARTED] = time.perf_counter()
-
-
-def _finish(response: Response) -> Response:
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    environ = req.environ
-    ident = environ.get(_ID) or request_id()
-    response.headers[REQUEST_ID_HEADER] = ident
-    endpoint = req.endpoint or "unmatched"
+def write_line(
+    environ: Mapping[str, Any],
+    ident: str,
+    endpoint: str,
+    path_args: Mapping[str, Any],
+    status: int,
+    started: float,
+    http_method: str,
+    path: str,
+) -> None:
+    """The request's log line (INFO; DEBUG for probes and scrapes); ``environ`` is the
+    request's WSGI environ, where the view and the error handler leave `TASKS` and `REASON`."""
     level = logging.DEBUG if endpoint in QUIET_ENDPOINTS else logging.INFO
     if log.isEnabledFor(level):
-        path_args = req.view_args or {}
-        started = environ.get(_STARTED) or time.perf_counter()
         fields = {
             "request_id": ident,
             "method": endpoint,
             "project": path_args.get("project"),
             "queue": path_args.get("taskqueue"),
-            "status": response.status_code,
+            "status": status,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            "http_method": req.method,
-            "path": req.path,
+            "http_method": http_method,
+            "path": path,
         }
         if TASKS in environ:
             fields["tasks"] = environ[TASKS]
@@ -140,9 +144,44 @@ def _finish(response: Response) -> Response:
         # makeRecord + handle: Logger.log would walk the stack to find its caller,
         # which costs more than the rest of the line.
         log.handle(log.makeRecord(log.name, level, __name__, 0, "request", (), None, extra={FIELDS: fields}))
+
+
+# The hooks below run on every request that Flask dispatches (the API's methods take
+# `bridge.front`'s shorter way and call the functions above themselves): they reach the
+# request through one context lookup and keep their state in its WSGI environ, because
+# each access through Flask's proxies (request, g) costs about as much as a dict update.
+
+
+def _start() -> None:
+    environ = request.environ
+    request_id(environ)
+    environ[_STARTED] = time.perf_counter()
+
+
+def _finish(response: Response) -> Response:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    environ = req.environ
+    ident = request_id(environ)
+    response.headers[REQUEST_ID_HEADER] = ident
+    started = environ.get(_STARTED) or time.perf_counter()
+    write_line(
+        environ,
+        ident,
+        req.endpoint or "unmatched",
+        req.view_args or {},
+        response.status_code,
+        started,
+        req.method,
+        req.path,
+    )
     return response
 
 
 def register(app: Flask) -> None:
+    # The JSON lines carry neither thread names nor multiprocessing process names, and
+    # finding them is a good part of what a LogRecord costs (the logging module's own
+    # switches for this; see "Optimization" in its documentation).
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     app.before_request(_start)
     app.after_request(_finish)

@@ -285,13 +285,17 @@ def _request_series(method: str, status: int) -> tuple[Any, Any]:
     return REQUESTS.labels(method, str(status)), LATENCY.labels(method)
 
 
-def _finish(response: Response) -> Response:
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    count, latency = _request_series(req.endpoint or "unmatched", response.status_code)
+def count_request(endpoint: str, status: int, started: float | None) -> None:
+    """Count one answered request, and its duration since ``started`` (perf_counter)."""
+    count, latency = _request_series(endpoint, status)
     count.inc()
-    started = req.environ.get(_STARTED)
     if started is not None:
         latency.observe(time.perf_counter() - started)
+
+
+def _finish(response: Response) -> Response:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    count_request(req.endpoint or "unmatched", response.status_code, req.environ.get(_STARTED))
     return response
 
 

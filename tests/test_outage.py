@@ -85,6 +85,18 @@ def test_readiness_fails_while_redis_is_down_and_recovers_with_the_scripts_loade
         client.close()
 
 
+def test_the_first_call_after_a_redis_restart_succeeds(own_redis: RedisServer, server: BridgeServer) -> None:
+    """No call ran while Redis was down, so the connections kept for the scripts are
+    stale; each is checked before use, as redis-py's pool checks its own."""
+    for n in range(3):
+        assert server.request("POST", BASE + "/tasks", f'{{"id": "before{n}"}}'.encode()).status == 200
+    own_redis.stop()
+    own_redis.start()
+    assert server.request("GET", "/readyz").status == 200
+    assert server.request("POST", BASE + "/tasks", b'{"id": "after"}').status == 200
+    assert server.request("POST", BASE + "/tasks/lease?numTasks=5&leaseSecs=60").status == 200
+
+
 def test_scripts_flushed_again_while_reloading_are_retried_then_answer_503(
     own_redis: RedisServer, server: BridgeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

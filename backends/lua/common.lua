@@ -23,8 +23,9 @@
 -- members are exactly the index range [GROUP, GROUP .. ":").
 -- A task is in `pending` only if its ETA differs from its enqueue time and it was never
 -- leased, so the usual task (available at once) costs nothing there.
--- Numbers reach Redis only through int(): Lua 5.1 writes a bare number with 14
--- significant digits, which would round a timestamp.
+-- Numbers reach Redis only through int() or as string constants ('0'): Lua 5.1 writes
+-- a bare number with 14 significant digits, which would round a timestamp, and through
+-- the C library's floating-point formatting, which costs more than the command.
 
 local tasks_key, index_key, heads_key, dead_key, leased_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local meta_key, pending_key, dropped_key, letters_key, activity_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
@@ -65,7 +66,7 @@ local function pack_task(enq, eta, retries, tag)
 end
 
 local function first_of(group)
-  return redis.call('ZRANGEBYLEX', index_key, '[' .. group, '(' .. group .. ':', 'LIMIT', 0, 1)[1]
+  return redis.call('ZRANGEBYLEX', index_key, '[' .. group, '(' .. group .. ':', 'LIMIT', '0', '1')[1]
 end
 
 -- After a group changed, record the ETA of its first task, or forget the empty group.

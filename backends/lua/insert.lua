@@ -6,35 +6,45 @@
 -- Touches tasks, index, heads, pending, meta, activity; purges expired tombstones.
 -- Returns {'ok', enqueue, eta, 1 if the queue was unknown until now else 0}
 --       | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
+--
+-- The usual insert is eight commands: TIME, the tombstone check, HSETNX (which is also
+-- the check for a live task of that name), the purge, ZADD to the index, ZADD LT to the
+-- heads, HINCRBY of this minute's activity, HSETNX of the queue's meta.
 
 local now = now_us()
 local id = ARGV[2]
-if redis.call('HEXISTS', tasks_key, id) == 1 then
-  return {'duplicate', 'live'}
-end
-if is_tombstoned(id, now) then
-  return {'duplicate', 'tombstoned'}
-end
 local eta = tonumber(ARGV[5])
 local latest = now + tonumber(ARGV[6])
 if eta > latest then
+  -- A name in use is reported first, whatever else is wrong.
+  if redis.call('HEXISTS', tasks_key, id) == 1 then
+    return {'duplicate', 'live'}
+  end
+  if is_tombstoned(id, now) then
+    return {'duplicate', 'tombstoned'}
+  end
   return {'too_late', int(latest)}
 end
 if eta < now then
   eta = now
 end
+-- A live task is never tombstoned (delete removes one, insert refuses the other), so
+-- the two checks may come in either order.
+if is_tombstoned(id, now) then
+  return {'duplicate', 'tombstoned'}
+end
 local tag = ARGV[4]
-local group = group_of(tag)
--- HSET is the script's first write on purpose: a Redis at maxmemory (noeviction)
+-- HSETNX is the script's first write on purpose: a Redis at maxmemory (noeviction)
 -- refuses a script's first write that may grow memory (OOM), but lets every write
 -- after any first one through, so a purge before it would let a full Redis grow.
-redis.call('HSET', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3])
-purge_tombstones(now)
-redis.call('ZADD', index_key, 0, member_of(group, eta, id))
-local head = redis.call('ZSCORE', heads_key, group)
-if not head or tonumber(head) > eta then
-  redis.call('ZADD', heads_key, int(eta), group)
+if redis.call('HSETNX', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3]) == 0 then
+  return {'duplicate', 'live'}
 end
+purge_tombstones(now)
+local group = group_of(tag)
+redis.call('ZADD', index_key, '0', member_of(group, eta, id))
+-- LT: the group's head moves only to an earlier ETA; a new group is added.
+redis.call('ZADD', heads_key, 'LT', int(eta), group)
 if eta ~= now then
   redis.call('ZADD', pending_key, int(eta), id)
 end

@@ -57,54 +57,96 @@ local function size_of(id, packed, body, taglen)
   return overhead + #id + 6 * taglen + 4 * math.ceil(payload / 3)
 end
 
+-- The new ETA as it sorts in index members and as it sits in a stored task (the same
+-- for every task leased here).
+local new_eta16 = eta16(new_eta)
+local new_eta_field = ':' .. int(new_eta) .. ':'
+
+-- Removes and buries a task dropped after max leases, keeping its dead letter.
+local function drop(id, packed, retries, taglen, body)
+  redis.call('HDEL', tasks_key, id)
+  bury(id, now, ttl_us, most_tombstones)
+  local letter = int(now) .. ':' .. retries .. ':' .. int(#packed - body - taglen + 1) .. ':'
+    .. int(taglen) .. ':' .. string.sub(packed, body, body + taglen - 1)
+  redis.call('ZADD', dropped_key, int(now + ttl_us), id)
+  redis.call('HSET', letters_key, id, letter)
+  dropped[#dropped + 1] = id
+  dropped[#dropped + 1] = letter
+end
+
 -- Leases from one group, in index order, up to the exclusive bound `stop`; returns how
 -- many tasks it leased or dropped (a call that only dropped tasks still made progress).
+-- Each batch of the index costs five commands whatever its size (ZRANGEBYLEX, HMGET,
+-- ZREM, HSET, ZADD) instead of four per task; a task dropped after max leases costs its
+-- own, and so does leaving `pending` (a task never leased whose ETA was set ahead).
+-- A batch holds at most BATCH members, so that each command's arguments (two per task
+-- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack.
+local BATCH = 1000
 local function lease_from(group, stop)
   local start = '[' .. group
   local before = count + #dropped / 2
+  local id_at = #group + 17
   while count < limit and not full do
-    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', 0, limit - count)
+    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', '0', int(math.min(limit - count, BATCH)))
     if #batch == 0 then
       break
     end
+    start = '(' .. batch[#batch]
+    local ids, members = {}, {}
     for _, m in ipairs(batch) do
-      start = '(' .. m
-      local id = string.sub(m, #group + 17)
+      local id = string.sub(m, id_at)
       if not taken[id] then
-        local packed = redis.call('HGET', tasks_key, id)
-        local enq, eta, retries, taglen, body = unpack_task(packed)
-        if max_leases == 0 or retries < max_leases then
+        ids[#ids + 1] = id
+        members[#members + 1] = m
+      end
+    end
+    if #ids > 0 then
+      local stored = redis.call('HMGET', tasks_key, unpack(ids))
+      local removed, values, added, unpended = {}, {}, {}, {}
+      for i, id in ipairs(ids) do
+        local packed = stored[i]
+        -- Only the ETA and the lease count change: the rest is copied as it is.
+        local enq, eta, retries, tail, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):()(%d+):()')
+        taglen = tonumber(taglen)
+        local leases = tonumber(retries)
+        local keep = max_leases == 0 or leases < max_leases
+        if keep then
           -- The first task is always leased, however big: a call never starves.
           local size = size_of(id, packed, body, taglen)
           if budget > 0 and count > 0 and used + size > budget then
+            -- It and every task after it stay as they are.
             full = true
             break
           end
           used = used + size
         end
-        redis.call('ZREM', index_key, m)
-        if max_leases > 0 and retries >= max_leases then
-          redis.call('HDEL', tasks_key, id)
-          bury(id, now, ttl_us, most_tombstones)
-          local letter = int(now) .. ':' .. int(retries) .. ':' .. int(#packed - body - taglen + 1) .. ':'
-            .. int(taglen) .. ':' .. string.sub(packed, body, body + taglen - 1)
-          redis.call('ZADD', dropped_key, int(now + ttl_us), id)
-          redis.call('HSET', letters_key, id, letter)
-          dropped[#dropped + 1] = id
-          dropped[#dropped + 1] = letter
+        removed[#removed + 1] = members[i]
+        if not keep then
+          drop(id, packed, retries, taglen, body)
         else
-          if retries == 0 and eta ~= enq then
-            redis.call('ZREM', pending_key, id)
+          if retries == '0' and eta ~= enq then
+            unpended[#unpended + 1] = id
           end
-          local tag = string.sub(packed, body, body + taglen - 1)
-          local value = pack_task(enq, new_eta, retries + 1, tag) .. string.sub(packed, body + taglen)
-          redis.call('HSET', tasks_key, id, value)
-          redis.call('ZADD', index_key, 0, member_of(group, new_eta, id))
+          local value = enq .. new_eta_field .. int(leases + 1) .. ':' .. string.sub(packed, tail)
+          values[#values + 1] = id
+          values[#values + 1] = value
+          added[#added + 1] = '0'
+          added[#added + 1] = group .. new_eta16 .. id
           taken[id] = true
           count = count + 1
           out[#out + 1] = id
           out[#out + 1] = value
         end
+      end
+      if #removed > 0 then
+        redis.call('ZREM', index_key, unpack(removed))
+      end
+      if #unpended > 0 then
+        redis.call('ZREM', pending_key, unpack(unpended))
+      end
+      if #values > 0 then
+        redis.call('HSET', tasks_key, unpack(values))
+        redis.call('ZADD', index_key, unpack(added))
       end
     end
   end
@@ -115,7 +157,7 @@ end
 -- The group whose first task is the oldest available one (ties: the smaller name),
 -- and where leasing from it must stop so that no other group's task is passed over.
 local function oldest_group()
-  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'WITHSCORES', 'LIMIT', 0, 2)
+  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'WITHSCORES', 'LIMIT', '0', '2')
   if #two == 0 then
     return nil
   end
@@ -167,10 +209,10 @@ if #dropped > 0 then
 end
 if count > 0 then
   local second = math.floor(now / 1000000)
-  redis.call('HINCRBY', leased_key, 'm' .. int(math.floor(second / 60)), count)
+  redis.call('HINCRBY', leased_key, 'm' .. int(math.floor(second / 60)), int(count))
   -- The first lease of each second starts a field: the moment to keep the hash small.
-  if redis.call('HINCRBY', leased_key, 's' .. int(second), count) == count then
-    redis.call('PEXPIRE', leased_key, 3600000)
+  if redis.call('HINCRBY', leased_key, 's' .. int(second), int(count)) == count then
+    redis.call('PEXPIRE', leased_key, '3600000')
     if redis.call('HLEN', leased_key) > 150 then
       leased_recently(now)
     end

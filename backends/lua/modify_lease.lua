@@ -24,7 +24,7 @@ local new_eta = now + tonumber(ARGV[3])
 local value = pack_task(enq, new_eta, retries, tag) .. string.sub(packed, body + taglen)
 redis.call('HSET', tasks_key, id, value)
 redis.call('ZREM', index_key, member_of(group, eta, id))
-redis.call('ZADD', index_key, 0, member_of(group, new_eta, id))
+redis.call('ZADD', index_key, '0', member_of(group, new_eta, id))
 reset_head(group)
 if retries == 0 then
   -- Never leased: a task held back for later (delayed), or available again at once.
