@@ -76,6 +76,16 @@ a buffering proxy. The same worker
 answers GET /healthz on a thread of its own, so a stalled Redis that holds every API
 thread does not delay liveness, and it renders gunicorn's own error pages (400, 414,
 431, 501) in Google's JSON envelope.
+
+What the head-first worker costs per request, measured 2026-11-29 (load 2-4) on
+bench/reference_app.py, 2 workers x 8 threads, wrk 16 connections, POST /incr: CPU
+per request from /proc, three 4 s runs each, gunicorn gthread 391 / 398 / 382 µs
+against this worker 401 / 417 / 598 µs (the last a noisy run), so within the noise;
+system calls per request other than futex (strace -c -f on one worker) gthread 16.5,
+this worker 18.9: it re-registered a kept-alive connection with the selector to read
+its next head. It now reads that head at once on the registration the connection
+already has: 16.4, gthread's count (ioctl 5, epoll_ctl 2). The worker is kept; the
+bridge's CPU above the reference under gunicorn lies elsewhere (see bench/README.md).
 """
 
 from bridge.serving import gunicorn_options

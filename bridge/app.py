@@ -176,6 +176,10 @@ def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
     return call
 
 
+#: Bytes of encoded items a response part gathers before it is sent.
+PART_BYTES = 64 * 1024
+
+
 def _encoded(resource: dict[str, Any], pretty: bool) -> list[bytes]:
     """The resource as JSON, in parts that werkzeug sends one after the other.
 
@@ -183,7 +187,9 @@ def _encoded(resource: dict[str, Any], pretty: bool) -> list[bytes]:
     from the resource once encoded, keeps the peak near one response in memory, where
     one ``dumps`` of the whole held the resource, the output and orjson's growing
     buffer at once (measured: over 3x the response). orjson: the standard library's
-    indenting encoder is pure Python, and pretty printing is Google's default.
+    indenting encoder is pure Python, and pretty printing is Google's default. Items
+    are gathered into parts of about `PART_BYTES`: gunicorn sends each part with a
+    system call of its own, and one part per item cost a 100-task lease 100 of them.
     """
     option = orjson.OPT_INDENT_2 if pretty else 0
     items = resource.get("items")
@@ -191,12 +197,19 @@ def _encoded(resource: dict[str, Any], pretty: bool) -> list[bytes]:
         return [orjson.dumps(resource, option=option)]
     frame = orjson.dumps({**resource, "items": []}, option=option)
     before, after = frame.split(b'"items": []' if pretty else b'"items":[]', 1)
-    parts = [before + (b'"items": [' if pretty else b'"items":[')]
+    parts: list[bytes] = []
+    pending = [before + (b'"items": [' if pretty else b'"items":[')]
+    size = 0
     for index, item in enumerate(items):
         text = orjson.dumps(item, option=option)
         items[index] = None  # its payload can go now
-        parts.append((b"," if index else b"") + (b"\n    " + text.replace(b"\n", b"\n    ") if pretty else text))
-    parts.append((b"\n  ]" if pretty else b"]") + after)
+        pending.append((b"," if index else b"") + (b"\n    " + text.replace(b"\n", b"\n    ") if pretty else text))
+        size += len(text)
+        if size >= PART_BYTES:
+            parts.append(b"".join(pending))
+            pending, size = [], 0
+    pending.append((b"\n  ]" if pretty else b"]") + after)
+    parts.append(b"".join(pending))
     return parts
 
 

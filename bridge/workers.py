@@ -219,9 +219,14 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
             super().on_client_socket_readable(conn, client)
             return
         # A kept-alive connection starts its next request: it waits for its head here too.
-        self.poller.unregister(client)
+        # Its socket is non-blocking, readable and registered already: read at once, and
+        # keep the registration (with the head's callback) only while the head is short.
         self.keepalived_conns.remove(conn)
-        self._await_head(conn)
+        conn.head = bytearray()
+        conn.head_deadline = time.monotonic() + self.head_timeout
+        self.heads.append(conn)
+        self.poller.modify(client, selectors.EVENT_READ, functools.partial(self._on_head_bytes, conn))
+        self._on_head_bytes(conn, client)
 
     def enqueue_req(self, conn: TConn) -> None:
         if self.cfg.is_ssl or conn.parser is None:
