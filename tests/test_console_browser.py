@@ -73,6 +73,13 @@ class Watched:
         page.on("response", lambda r: self.note(r.status >= 400, f"{r.status}: {r.url}"))
         page.on("request", lambda r: self.note(not r.url.startswith(origin), f"foreign request: {r.url}"))
 
+    def click(self, selector: str) -> None:
+        """Click, and wait for the page it leads to to finish loading: a click made while
+        the previous page still loads its (deferred) script aborts that request, which
+        would be noted as a failure of the page rather than of the test's haste."""
+        self.page.click(selector)
+        self.page.wait_for_load_state("load")
+
     def note(self, wrong: bool, problem: str) -> None:
         if wrong:
             self.problems.append(problem)
@@ -107,7 +114,7 @@ def test_the_console_shows_queues_tasks_and_payloads_and_purges(
     assert rows.nth(1).locator("td").all_inner_texts()[:3] == ["shop", "reports", "1"]
     watched.shot("1-queues")
 
-    page.click("text=render")
+    watched.click("text=render")
     assert page.locator("h1").inner_text().startswith("render")
     tasks = page.locator("#tasks tbody tr")
     assert [tasks.nth(i).locator("td").first.inner_text() for i in range(tasks.count())] == [
@@ -121,26 +128,26 @@ def test_the_console_shows_queues_tasks_and_payloads_and_purges(
     watched.shot("2-queue")
 
     page.select_option("select[name=state]", "delayed")
-    page.click("text=Filter")
+    watched.click("text=Filter")
     assert page.locator("#tasks tbody tr").count() == 1
 
     page.goto(server.url + "/console/")
-    page.click("text=render")
-    page.click("text=frame-0001")
+    watched.click("text=render")
+    watched.click("text=frame-0001")
     assert page.locator("h1").inner_text() == "frame-0001"
     payload = page.locator("#payload").inner_text()
     assert json.loads(payload) == {"movie": 7, "frames": [1, 2, 3]} and '\n  "movie": 7' in payload
     watched.shot("3-task")
 
     page.goto(server.url + "/console/")
-    page.click("text=reports")
-    page.click("text=daily")
+    watched.click("text=reports")
+    watched.click("text=daily")
     assert page.locator("#payload").inner_text().startswith("00000000  00 01 02 62 69 6e 61 72 79 ff")
     watched.shot("4-binary-task")
 
     page.goto(server.url + "/console/")
-    page.click("text=render")
-    page.click("#action-purge")
+    watched.click("text=render")
+    watched.click("#action-purge")
     assert "Purged render: 3 tasks deleted" in page.locator(".notice").inner_text()
     watched.shot("5-purged")
     context.close()
@@ -168,17 +175,17 @@ def test_an_admin_signs_in_with_a_token_and_a_worker_is_turned_away(
         watched = Watched(page, server.url, tmp_path)
         watched.shot("6-sign-in")
         page.fill("#token", WORKER_TOKEN)
-        page.click("button[type=submit]")
+        watched.click("button[type=submit]")
         assert "worker@example.com may not use the console" in page.locator(".error").inner_text()
         watched.problems.clear()  # the refusal is a 403, as it should be
         page.fill("#token", ADMIN_TOKEN)
-        page.click("button[type=submit]")
+        watched.click("button[type=submit]")
         assert page.url == server.url + "/console/projects/shop/queues/render"
         assert "ops@example.com" in page.locator("header").inner_text()
-        page.click("#action-pause")
+        watched.click("#action-pause")
         assert "Paused render" in page.locator(".notice").inner_text()
         watched.shot("7-signed-in")
-        page.click("text=Sign out")
+        watched.click("text=Sign out")
         assert "/console/sign-in" in page.url
         context.close()
         assert watched.problems == []
