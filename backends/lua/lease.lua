@@ -80,14 +80,27 @@ end
 -- ZREM, HSET, ZADD) instead of four per task; a task dropped after max leases costs its
 -- own, and so does leaving `pending` (a task never leased whose ETA was set ahead).
 -- A batch holds at most BATCH members, so that each command's arguments (two per task
--- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack.
+-- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack. Each read
+-- asks for one member more than the batch: the group's new head, which otherwise takes
+-- a read of its own at the end.
 local BATCH = 1000
 local function lease_from(group, stop)
   local start = '[' .. group
+  local leased_before = count
   local before = count + #dropped / 2
   local id_at = #group + 17
+  -- The ETA (16 digits) of the group's first task once this call is done with it, when
+  -- a batch showed it: the member after the batch, or the task that did not fit.
+  local head
   while count < limit and not full do
-    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', '0', int(math.min(limit - count, BATCH)))
+    local want = math.min(limit - count, BATCH)
+    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', '0', int(want + 1))
+    head = nil
+    if #batch > want then
+      -- One member more than the batch: the next head, without a read of its own.
+      head = string.sub(batch[want + 1], #group + 1, #group + 16)
+      batch[want + 1] = nil
+    end
     if #batch == 0 then
       break
     end
@@ -116,6 +129,7 @@ local function lease_from(group, stop)
           if budget > 0 and count > 0 and used + size > budget then
             -- It and every task after it stay as they are.
             full = true
+            head = string.sub(members[i], #group + 1, #group + 16)
             break
           end
           used = used + size
@@ -150,7 +164,16 @@ local function lease_from(group, stop)
       end
     end
   end
-  reset_head(group)
+  if head then
+    -- Tasks leased here went to the new ETA, which is never before the head's (an
+    -- available task's ETA is now at the latest).
+    if count > leased_before and new_eta16 < head then
+      head = new_eta16
+    end
+    redis.call('ZADD', heads_key, head, group)
+  else
+    reset_head(group)
+  end
   return count + #dropped / 2 - before
 end
 
