@@ -180,16 +180,18 @@ end
 -- The group whose first task is the oldest available one (ties: the smaller name),
 -- and where leasing from it must stop so that no other group's task is passed over.
 local function oldest_group()
-  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'WITHSCORES', 'LIMIT', '0', '2')
+  -- Without WITHSCORES: writing a score costs more than the read itself, and the usual
+  -- queue (untagged, or with one tag) has one group and needs none.
+  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'LIMIT', '0', '2')
   if #two == 0 then
     return nil
   end
   local best = two[1]
-  if #two == 2 then
-    -- One group has tasks available: the usual queue, untagged or with one tag.
+  if #two == 1 then
     return best, available(best)
   end
-  local eta, next_eta = tonumber(two[2]), tonumber(two[4])
+  local etas = redis.call('ZMSCORE', heads_key, best, two[2])
+  local eta, next_eta = tonumber(etas[1]), tonumber(etas[2])
   if next_eta > eta then
     return best, '(' .. best .. eta16(next_eta)
   end
