@@ -233,10 +233,9 @@ if #dropped > 0 then
   note_activity(now, 'x', #dropped / 2)
 end
 if count > 0 then
-  local second = math.floor(now / 1000000)
-  redis.call('HINCRBY', leased_key, 'm' .. int(math.floor(second / 60)), int(count))
-  -- The first lease of each second starts a field: the moment to keep the hash small.
-  if redis.call('HINCRBY', leased_key, 's' .. int(second), int(count)) == count then
+  -- One count per second (stats and activity sum them by minute too); the first lease
+  -- of each second starts a field: the moment to keep the hash small.
+  if redis.call('HINCRBY', leased_key, 'l' .. int(math.floor(now / 1000000)), int(count)) == count then
     redis.call('PEXPIRE', leased_key, '3600000')
     if redis.call('HLEN', leased_key) > 150 then
       leased_recently(now)
