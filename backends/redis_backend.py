@@ -479,8 +479,15 @@ class RedisBackend(Backend):
     def activity(self, queue: Queue) -> list[MinuteActivity]:
         now, depth, n, *flat = self._run("activity", queue)
         counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, int(n), 2)}
-        # Lease counts per minute are the lease script's own ("m<minute>" in leased).
-        leases = {flat[i][1:].decode(): int(flat[i + 1]) for i in range(int(n), len(flat), 2) if flat[i][:1] == b"m"}
+        # Lease counts are the lease script's own: "l<second>" in leased, and "m<minute>"
+        # for the seconds folded into their minute (see leased_recently in common.lua);
+        # "s<second>" of earlier versions is in its minute's "m" already.
+        leases: dict[int, int] = {}
+        for i in range(int(n), len(flat), 2):
+            unit, at = flat[i][:1], int(flat[i][1:])
+            if unit != b"s":
+                minute = at // 60 if unit == b"l" else at
+                leases[minute] = leases.get(minute, 0) + int(flat[i + 1])
         last = int(now) // MINUTE_US
         minutes: list[MinuteActivity] = []
         # From now backwards: the depth at the end of a minute, less what it changed,
@@ -490,9 +497,7 @@ class RedisBackend(Backend):
             inserted, deleted, dropped = (counts.get(f"{kind}{minute}", 0) for kind in "idx")
             changed = (f"i{minute}" in counts) or (f"d{minute}" in counts) or (f"x{minute}" in counts)
             minutes.append(
-                MinuteActivity(
-                    minute * MINUTE_US, inserted, leases.get(str(minute), 0), deleted, depth if changed else None
-                )
+                MinuteActivity(minute * MINUTE_US, inserted, leases.get(minute, 0), deleted, depth if changed else None)
             )
             depth -= inserted - deleted - dropped
         return minutes[::-1]

@@ -6,7 +6,12 @@
 --                          so that the lexicographic order is (group, ETA, id)
 --   KEYS[3] heads    zset  GROUP -> ETA of the group's first task
 --   KEYS[4] dead     zset  tombstoned id -> when its tombstone ends (µs)
---   KEYS[5] leased   hash  "s<second>" / "m<minute>" -> tasks leased in that second / minute
+--   KEYS[5] leased   hash  "l<second>" -> tasks leased in that second, the one count a
+--                          lease writes; "m<minute>" -> the seconds of that minute once
+--                          they left the last minute, folded into one (see leased_recently);
+--                          "s<second>": a count of a second written next to its minute's
+--                          "m" by earlier versions, for the last minute alone (gone within
+--                          the hour)
 --   KEYS[6] meta     hash  the queue's settings: "created" (µs), "paused" ("1"),
 --                          "max_leases" ("0": unlimited); exists while the queue does
 --   KEYS[7] pending  zset  id -> ETA of tasks never leased whose ETA was ahead when it
@@ -153,22 +158,39 @@ local function is_tombstoned(id, now)
   return ends and tonumber(ends) > now
 end
 
--- Sums the lease counts inside their windows and drops the fields that fell out.
+-- Sums the lease counts of the last minute (seconds) and of the last hour (minutes), and
+-- keeps the hash small: a second that left the last minute is folded into its minute's
+-- count, and what left the hour goes. The sums are the same whether a second was folded
+-- or not, so a lease writes its second alone and the folding waits for this.
 local function leased_recently(now)
   local second = math.floor(now / 1000000)
   local minute = math.floor(second / 60)
   local last_minute, last_hour = 0, 0
+  local gone, folded = {}, {}
   local fields = redis.call('HGETALL', leased_key)
   for i = 1, #fields, 2 do
     local unit, at, n = string.sub(fields[i], 1, 1), tonumber(string.sub(fields[i], 2)), tonumber(fields[i + 1])
-    if unit == 's' and at > second - 60 then
-      last_minute = last_minute + n
-    elseif unit == 'm' and at > minute - 60 then
+    if unit == 'm' and at > minute - 60 then
       last_hour = last_hour + n
+    elseif unit == 'l' and at > second - 60 then
+      last_minute = last_minute + n
+      last_hour = last_hour + n
+    elseif unit == 'l' and math.floor(at / 60) > minute - 60 then
+      last_hour = last_hour + n
+      gone[#gone + 1] = fields[i]
+      folded[math.floor(at / 60)] = (folded[math.floor(at / 60)] or 0) + n
+    elseif unit == 's' and at > second - 60 then
+      -- Counted in its minute's "m" already.
+      last_minute = last_minute + n
     else
-      redis.call('HDEL', leased_key, fields[i])
+      gone[#gone + 1] = fields[i]
     end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', leased_key, unpack(gone))
+  end
+  for at_minute, n in pairs(folded) do
+    redis.call('HINCRBY', leased_key, 'm' .. int(at_minute), int(n))
   end
   return last_minute, last_hour
 end
-

@@ -80,14 +80,27 @@ end
 -- ZREM, HSET, ZADD) instead of four per task; a task dropped after max leases costs its
 -- own, and so does leaving `pending` (a task never leased whose ETA was set ahead).
 -- A batch holds at most BATCH members, so that each command's arguments (two per task
--- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack.
+-- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack. Each read
+-- asks for one member more than the batch: the group's new head, which otherwise takes
+-- a read of its own at the end.
 local BATCH = 1000
 local function lease_from(group, stop)
   local start = '[' .. group
+  local leased_before = count
   local before = count + #dropped / 2
   local id_at = #group + 17
+  -- The ETA (16 digits) of the group's first task once this call is done with it, when
+  -- a batch showed it: the member after the batch, or the task that did not fit.
+  local head
   while count < limit and not full do
-    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', '0', int(math.min(limit - count, BATCH)))
+    local want = math.min(limit - count, BATCH)
+    local batch = redis.call('ZRANGEBYLEX', index_key, start, stop, 'LIMIT', '0', int(want + 1))
+    head = nil
+    if #batch > want then
+      -- One member more than the batch: the next head, without a read of its own.
+      head = string.sub(batch[want + 1], #group + 1, #group + 16)
+      batch[want + 1] = nil
+    end
     if #batch == 0 then
       break
     end
@@ -116,6 +129,7 @@ local function lease_from(group, stop)
           if budget > 0 and count > 0 and used + size > budget then
             -- It and every task after it stay as they are.
             full = true
+            head = string.sub(members[i], #group + 1, #group + 16)
             break
           end
           used = used + size
@@ -150,23 +164,34 @@ local function lease_from(group, stop)
       end
     end
   end
-  reset_head(group)
+  if head then
+    -- Tasks leased here went to the new ETA, which is never before the head's (an
+    -- available task's ETA is now at the latest).
+    if count > leased_before and new_eta16 < head then
+      head = new_eta16
+    end
+    redis.call('ZADD', heads_key, head, group)
+  else
+    reset_head(group)
+  end
   return count + #dropped / 2 - before
 end
 
 -- The group whose first task is the oldest available one (ties: the smaller name),
 -- and where leasing from it must stop so that no other group's task is passed over.
 local function oldest_group()
-  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'WITHSCORES', 'LIMIT', '0', '2')
+  -- Without WITHSCORES: writing a score costs more than the read itself, and the usual
+  -- queue (untagged, or with one tag) has one group and needs none.
+  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'LIMIT', '0', '2')
   if #two == 0 then
     return nil
   end
   local best = two[1]
-  if #two == 2 then
-    -- One group has tasks available: the usual queue, untagged or with one tag.
+  if #two == 1 then
     return best, available(best)
   end
-  local eta, next_eta = tonumber(two[2]), tonumber(two[4])
+  local etas = redis.call('ZMSCORE', heads_key, best, two[2])
+  local eta, next_eta = tonumber(etas[1]), tonumber(etas[2])
   if next_eta > eta then
     return best, '(' .. best .. eta16(next_eta)
   end
@@ -208,10 +233,9 @@ if #dropped > 0 then
   note_activity(now, 'x', #dropped / 2)
 end
 if count > 0 then
-  local second = math.floor(now / 1000000)
-  redis.call('HINCRBY', leased_key, 'm' .. int(math.floor(second / 60)), int(count))
-  -- The first lease of each second starts a field: the moment to keep the hash small.
-  if redis.call('HINCRBY', leased_key, 's' .. int(second), int(count)) == count then
+  -- One count per second (stats and activity sum them by minute too); the first lease
+  -- of each second starts a field: the moment to keep the hash small.
+  if redis.call('HINCRBY', leased_key, 'l' .. int(math.floor(now / 1000000)), int(count)) == count then
     redis.call('PEXPIRE', leased_key, '3600000')
     if redis.call('HLEN', leased_key) > 150 then
       leased_recently(now)

@@ -1,7 +1,8 @@
 -- stats.lua: the queue's settings and counts at this moment.
 -- KEYS and ARGV[1]: see common.lua.
--- Reads tasks, index, heads, leased, meta, pending, dropped; drops lease counts and
--- dead letters that fell out of their window.
+-- Reads tasks, index, heads, leased, meta, pending, dropped; folds the lease counts of
+-- seconds past the last minute into their minute, drops lease counts and dead letters
+-- that fell out of their window.
 -- Returns {live tasks, oldest ETA in µs or '', leased in the last minute, leased in the
 -- last hour, available now, delayed (never leased, ETA ahead), dead letters kept,
 -- paused ('1' or ''), stored max leases ('' when none)}

@@ -1,14 +1,18 @@
 """lease.lua's batches, on the backends that run it: every task of a 1,000-task lease,
-and the response budget stopping inside a batch with everything after it untouched."""
+the response budget stopping inside a batch with everything after it untouched, and the
+lease counts exact once the script folded old seconds into their minutes."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
-from backends.base import Backend, LeaseRequest, Queue
+from backends.base import MINUTE_US, Backend, LeaseRequest, Queue
 from backends.limits import US
-from tests.support.backend import PROJECT, ids, insert, lease
-from tests.support.harness import BACKENDS, Variant
+from backends.redis_backend import RedisBackend
+from tests.support.backend import PROJECT, WORK, ids, insert, lease
+from tests.support.harness import BACKENDS, Harness, Variant
 
 #: The backends whose leases are lease.lua (memory is the same script on fakeredis).
 SCRIPTED = [param for param in BACKENDS if param.id in ("memory", "redis", "redis-cluster")]
@@ -46,3 +50,41 @@ def test_the_budget_stops_before_the_first_task_that_does_not_fit_and_leaves_the
     assert backend.get(limited, "b") == big
     assert backend.get(limited, "c") == small
     assert [(task.id, task.retry_count) for task in lease(backend, queue=limited)] == [("b", 1), ("c", 1)]
+
+
+def test_lease_counts_stay_exact_once_old_seconds_are_folded_into_their_minutes(
+    backend: Backend, harness: Harness
+) -> None:
+    # A lease counts its second only; seconds that left the last minute are folded into
+    # their minute once the counts hold more than 150 fields. 250 leases, one every 7 s
+    # (29 minutes), fold many times.
+    insert(backend, "t")
+    leased_at = []
+    for _ in range(250):
+        (task,) = lease(backend, num=1, secs=0)
+        leased_at.append(task.eta_us)  # a lease of 0 s: its new ETA is the moment of the lease
+        harness.advance(7)
+    stats = backend.queue_info(WORK, with_stats=True).stats
+    assert stats is not None
+    # The last lease was 7 s ago: those of the last minute are 7, 14, ..., 56 s old.
+    assert (stats.leased_last_minute, stats.leased_last_hour) == (8, 250)
+    per_minute = Counter(at // MINUTE_US for at in leased_at)
+    minutes = backend.activity(WORK)
+    assert {m.minute_us // MINUTE_US: m.leased for m in minutes if m.leased} == per_minute
+    harness.advance(3600)
+    stats = backend.queue_info(WORK, with_stats=True).stats
+    assert stats is not None and (stats.leased_last_minute, stats.leased_last_hour) == (0, 0)
+    assert all(m.leased == 0 for m in backend.activity(WORK))
+
+
+def test_lease_counts_of_earlier_versions_are_counted_once(backend: Backend) -> None:
+    # Earlier versions wrote each lease twice, in "s<second>" and in "m<minute>": a queue
+    # leased before an upgrade keeps exact counts after it.
+    assert isinstance(backend, RedisBackend)
+    insert(backend, "t")
+    (task,) = lease(backend, num=1, secs=0)
+    second = task.eta_us // US
+    backend.client.hset(backend.keys(WORK)[4], mapping={f"s{second}": 2, f"m{second // 60}": 2})
+    stats = backend.queue_info(WORK, with_stats=True).stats
+    assert stats is not None and (stats.leased_last_minute, stats.leased_last_hour) == (3, 3)
+    assert sum(m.leased for m in backend.activity(WORK)) == 3
