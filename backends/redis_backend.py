@@ -26,7 +26,8 @@ sees the same.
 Limits: values are kept whole in memory (a 1 MiB payload is 1 MiB of Redis). Calls are
 not retried: when Redis cannot be reached the call fails with Unavailable (503) at once
 and the client decides, because retrying a lease or insert that may have run would
-hand back a different answer.
+hand back a different answer. The scripts need Redis 6.2 or newer (``ZADD … LT``,
+``ZMSCORE``); docker-compose.yml runs 7.4.
 """
 
 from __future__ import annotations
