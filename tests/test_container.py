@@ -296,7 +296,11 @@ def test_the_image_command_serves_probes_metrics_and_logs_and_stops_gracefully(c
     assert ("bridge_queue_oldest_task_age_seconds", (("project", "demo-app"), ("queue", QUEUE))) in samples
     assert ("bridge_queue_tasks", (("project", "demo-app"), ("queue", "reports"))) in samples, "declared queues"
 
-    # One JSON line per request, without payloads or credentials.
+    # One JSON line per request, without payloads or credentials; lines are written in
+    # batches, a tenth of a second after their request at most.
+    _wait_for_log(
+        container, 0, lambda lines: any(line.get("request_id") == "trace-me-42" for line in lines), "the traced request"
+    )
     (line,) = [line for line in container.log_lines() if line.get("request_id") == "trace-me-42"]
     assert line["method"] == "taskqueue.tasks.get" and line["queue"] == QUEUE and line["status"] == 200
     assert line["level"] == "INFO" and line["duration_ms"] >= 0 and line["project"] == PROJECT

@@ -7,8 +7,11 @@ folder), so each test compares before and after.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backends.base import Queue
 from backends.memory import MemoryBackend
-from bridge.logs import JsonFormatter
+from bridge import logs
+from bridge.logs import BatchingHandler, JsonFormatter
 from bridge.metrics import MAX_SAMPLED_QUEUES, MeteredBackend, QueueCollector
 from bridge.queues import QueueRegistry
 from tests.support.api import PROJECT, QUEUE, b64, insert, lease
@@ -164,3 +168,62 @@ def test_the_queues_sampled_are_bounded_and_the_latest_served_win() -> None:
     sampled = QueueCollector(metered, QueueRegistry()).sampled()
     assert len(sampled) == MAX_SAMPLED_QUEUES
     assert sampled[0].name == f"q{MAX_SAMPLED_QUEUES + 19}" and Queue("app", "q0") not in sampled
+
+
+def _record(level: int, message: str) -> logging.LogRecord:
+    return logging.LogRecord("bridge.request", level, __file__, 0, message, (), None)
+
+
+def _batching(stream: io.StringIO) -> BatchingHandler:
+    handler = BatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    return handler
+
+
+def test_request_lines_are_written_in_batches_within_a_tenth_of_a_second() -> None:
+    stream = io.StringIO()
+    handler = _batching(stream)
+    for n in range(3):
+        handler.handle(_record(logging.INFO, f"line {n}"))
+    deadline = time.monotonic() + 10
+    while stream.getvalue() != "line 0\nline 1\nline 2\n":
+        assert time.monotonic() < deadline, f"written so far: {stream.getvalue()!r}"
+        time.sleep(logs.FLUSH_SECONDS / 4)
+
+
+def test_a_warning_is_written_at_once_after_the_lines_that_wait() -> None:
+    stream = io.StringIO()
+    handler = _batching(stream)
+    handler.handle(_record(logging.INFO, "request"))
+    handler.handle(_record(logging.WARNING, "trouble"))
+    assert stream.getvalue() == "request\ntrouble\n"
+
+
+def test_lines_are_written_at_once_when_a_batch_is_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "FLUSH_SECONDS", 3600.0)
+    monkeypatch.setattr(logs, "FLUSH_BYTES", 20)
+    stream = io.StringIO()
+    handler = _batching(stream)
+    for n in range(3):
+        handler.handle(_record(logging.INFO, f"line {n}"))  # 7 bytes each
+    assert stream.getvalue() == "line 0\nline 1\nline 2\n"
+    handler.handle(_record(logging.INFO, "line 3"))
+    handler.flush()  # what logging.shutdown does at exit
+    assert stream.getvalue().endswith("line 2\nline 3\n")
+
+
+def test_a_forked_process_starts_with_no_lines_of_its_parent(tmp_path: Any) -> None:
+    path = tmp_path / "log"
+    with path.open("w") as stream:
+        handler = BatchingHandler(stream)
+        handler.setFormatter(logging.Formatter("%(process)d %(message)s"))
+        handler.handle(_record(logging.INFO, "before the fork"))
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child
+            handler.handle(_record(logging.INFO, "in the child"))
+            handler.flush()
+            os._exit(0)
+        assert os.waitpid(child, 0)[1] == 0
+        handler.flush()
+    lines = path.read_text().splitlines()
+    assert lines == [f"{os.getpid()} before the fork", f"{child} in the child"]
