@@ -28,6 +28,8 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
+from bridge import entropy
+
 REQUEST_ID_HEADER = "X-Request-Id"
 #: A caller's request id is kept when it looks like an id; anything else is replaced,
 #: so that a header cannot smuggle text or megabytes into the logs.
@@ -109,8 +111,8 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._waiting: list[str] = []
         self._waiting_bytes = 0
-        #: The process whose flushing thread runs: a forked worker starts its own.
-        self._flusher_pid: int | None = None
+        #: Whether this process's flushing thread runs: a forked worker starts its own.
+        self._flushing = False
         os.register_at_fork(before=self.flush, after_in_child=self._forget)
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -121,8 +123,8 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self._waiting_bytes += len(line)
             if record.levelno >= logging.WARNING or self._waiting_bytes >= FLUSH_BYTES:
                 self._write()
-            elif self._flusher_pid != os.getpid():
-                self._flusher_pid = os.getpid()
+            elif not self._flushing:
+                self._flushing = True
                 threading.Thread(target=self._flush_every, name="log-flush", daemon=True).start()
         except Exception:  # noqa: BLE001 - as logging.StreamHandler.emit reports it
             self.handleError(record)
@@ -143,10 +145,10 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _forget(self) -> None:
         self._waiting.clear()
         self._waiting_bytes = 0
+        self._flushing = False
 
     def _flush_every(self) -> None:
-        pid = os.getpid()
-        while self._flusher_pid == pid:
+        while True:
             time.sleep(FLUSH_SECONDS)
             try:
                 self.flush()
@@ -181,7 +183,7 @@ def request_id(environ: dict[str, Any] | None = None) -> str:
     ident = environ.get(_ID)
     if ident is None:
         offered = environ.get("HTTP_X_REQUEST_ID", "")
-        ident = environ[_ID] = offered if _REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()
+        ident = environ[_ID] = offered if _REQUEST_ID.fullmatch(offered) else entropy.token_hex(16)
     return str(ident)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import binascii
 import functools
 import re
-import secrets
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ import pybase64
 from backends.base import NewTask, QueueInfo, Task
 from backends.errors import InvalidArgument
 from backends.limits import INT64, MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, PROJECT, TASK_ID, US, app_id
+from bridge import entropy
 
 _LONG_QUEUE = re.compile(r"projects/([^/]+)/taskqueues/([^/]+)")
 _URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
@@ -40,7 +40,7 @@ def queue_path(project: str, queue: str) -> str:
 
 def new_task_id() -> str:
     """A random, unguessable name (128 bits) in the task-name alphabet."""
-    return secrets.token_urlsafe(16)
+    return entropy.token_urlsafe(16)
 
 
 def encode_payload(payload: bytes) -> str:
