@@ -18,7 +18,6 @@ between processes but the backend (Redis), as on the HTTP side.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -27,7 +26,7 @@ from typing import Any
 import grpc
 
 from backends.errors import ApiError
-from bridge import logs
+from bridge import entropy, logs
 from bridge.cloudtasks.convert import code_of
 from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
 from bridge.settings import DEFAULT_MAX_BODY_BYTES
@@ -68,7 +67,7 @@ def _log_call(name: str, code: grpc.StatusCode, started: float) -> None:
     """One line per call, as the HTTP side logs one per request (`bridge.logs`)."""
     if logs.log.isEnabledFor(logging.INFO):
         fields = {
-            "request_id": secrets.token_hex(16),
+            "request_id": entropy.token_hex(16),
             "method": f"{SERVICE}/{name}",
             "status": code.name,
             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
