@@ -6,9 +6,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from backends import limits
+from bridge import app
 from tests.support.api import PROJECT, QUEUE, b64, insert, lease
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer
@@ -171,3 +173,18 @@ def test_in_the_token_variant_every_api_call_needs_the_token(bridge: BridgeServe
     assert without.status == (401 if variant.auth == "token" else 200)
     assert bridge.request("GET", f"{BASE}/tasks/t1").status == 200
     assert bridge.request("GET", "/api/taskqueue/v1beta2", headers={"Authorization": ""}).status == 200
+
+
+@pytest.mark.parametrize("pretty", [True, False])
+@pytest.mark.parametrize("whole_bytes", [0, app.WHOLE_BYTES])
+def test_a_response_encoded_in_parts_is_the_same_json_as_one_encoded_whole(
+    monkeypatch: pytest.MonkeyPatch, pretty: bool, whole_bytes: int
+) -> None:
+    monkeypatch.setattr(app, "WHOLE_BYTES", whole_bytes)
+    monkeypatch.setattr(app, "PART_BYTES", 1000)  # several parts
+    items = [{"kind": "taskqueues#task", "id": f"t{n}", "payloadBase64": "QUJD" * 100, "tag": "é\n"} for n in range(9)]
+    resource = {"kind": "taskqueue#tasks", "items": items}
+    whole = orjson.dumps(resource, option=orjson.OPT_INDENT_2 if pretty else 0)
+    parts = app._encoded({"kind": "taskqueue#tasks", "items": [dict(item) for item in items]}, pretty)
+    assert b"".join(parts) == whole
+    assert len(parts) == (1 if whole_bytes else 4)
