@@ -39,6 +39,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import hiredis
 import redis
 import redis.cluster
 from redis.backoff import NoBackoff
@@ -162,6 +163,11 @@ def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
     """Decode a dead letter record: "DROPPED:LEASES:SIZE:TAGLEN:" + tag."""
     dropped, leases, size, _, tag = record.split(b":", 4)
     return DeadLetter(task_id.decode(), tag.decode() or None, int(size), int(leases), int(dropped))
+
+
+def _pack(command: tuple[str | int | bytes, ...]) -> list[bytes]:
+    """A command in the Redis protocol (RESP), packed by hiredis (requirements.txt)."""
+    return [hiredis.pack_command(command)]  # type: ignore[arg-type] # its stub says a 1-tuple
 
 
 def _drop_if_stale(connection: Any) -> None:
@@ -293,7 +299,8 @@ class RedisBackend(Backend):
         else:
             _drop_if_stale(connection)
         try:
-            connection.send_command("EVALSHA", sha, len(_KEY_NAMES), *keys_and_args)
+            # Packed by hiredis straight: redis-py's packer checks every argument in Python.
+            connection.send_packed_command(_pack(("EVALSHA", sha, len(_KEY_NAMES), *keys_and_args)))
             return connection.read_response()
         finally:
             if self._closed:
