@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
@@ -45,6 +46,14 @@ def test_serve_and_gunicorn_conf_py_give_gunicorn_the_same_settings(monkeypatch:
     assert issubclass(from_file["worker_class"], HeadFirstThreadWorker)
     assert from_file["loglevel"] == "warning" and from_file["control_socket_disable"] is True
     assert from_file["graceful_timeout"] == serving.GRACEFUL_TIMEOUT
+
+
+def test_gunicorn_builds_no_access_line_the_bridge_would_drop() -> None:
+    cfg = _Gunicorn(Settings()).cfg
+    # Given a logging configuration, gunicorn's own logger would build one per request.
+    assert Logger(cfg).access_log_enabled
+    logger = cfg.logger_class(cfg)
+    assert isinstance(logger, serving.NoAccessLogger) and not logger.access_log_enabled
 
 
 def test_sync_workers_get_one_thread_so_gunicorn_keeps_them_sync() -> None:
