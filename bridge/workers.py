@@ -104,8 +104,30 @@ class _Patient:
         return getattr(self._sock, name)
 
 
+def settle(cfg: Any) -> None:
+    """Give gunicorn's config object every setting's value as an attribute of its own.
+
+    gunicorn reads its settings as ``cfg.name`` many times per request (the parser, the
+    WSGI environ, the worker), and its Config answers them from ``__getattr__``, which
+    Python calls only after the ordinary lookup failed and built an AttributeError, with
+    its message, that is then thrown away: about 25 of them per request. With the values
+    in the object's own ``__dict__`` the ordinary lookup finds them at once. The values
+    are the ones ``__getattr__`` returns (a worker's settings do not change while it
+    runs: a reload starts new workers), and Config's properties stay in charge of their
+    own names, since a property comes before an instance attribute.
+    """
+    own = vars(cfg)
+    for name, setting in cfg.settings.items():
+        own.setdefault(name, setting.get())
+
+
 class JsonErrors:
-    """Turns gunicorn's HTML error pages into Google's JSON envelope."""
+    """Turns gunicorn's HTML error pages into Google's JSON envelope, and gives the
+    worker its settings as plain attributes (`settle`)."""
+
+    def init_process(self) -> None:
+        settle(self.cfg)  # type: ignore[attr-defined]
+        super().init_process()  # type: ignore[misc]
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         # gunicorn picks the status and logs; only its page is replaced.

@@ -14,7 +14,7 @@ from gunicorn.workers.sync import SyncWorker
 from bridge import serving
 from bridge.cli import _Gunicorn
 from bridge.settings import Settings, SettingsError
-from bridge.workers import HeadFirstThreadWorker, JsonErrorSyncWorker
+from bridge.workers import HeadFirstThreadWorker, JsonErrorSyncWorker, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {
@@ -54,6 +54,25 @@ def test_gunicorn_builds_no_access_line_the_bridge_would_drop() -> None:
     assert Logger(cfg).access_log_enabled
     logger = cfg.logger_class(cfg)
     assert isinstance(logger, serving.NoAccessLogger) and not logger.access_log_enabled
+
+
+def test_a_worker_reads_its_settings_without_config_getattr(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _Gunicorn(Settings(threads=3)).cfg
+    names = list(cfg.settings)
+    before = {name: getattr(cfg, name) for name in names}
+    asked: list[str] = []
+    answer = Config.__getattr__
+
+    def counted(self: Config, name: str) -> object:
+        asked.append(name)
+        return answer(self, name)
+
+    monkeypatch.setattr(Config, "__getattr__", counted)
+    assert cfg.threads == 3 and asked == ["threads"]
+    settle(cfg)
+    asked.clear()
+    assert {name: getattr(cfg, name) for name in names} == before
+    assert asked == [] and not cfg.is_ssl
 
 
 def test_sync_workers_get_one_thread_so_gunicorn_keeps_them_sync() -> None:
