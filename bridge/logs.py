@@ -113,7 +113,7 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._waiting_bytes = 0
         #: Whether this process's flushing thread runs: a forked worker starts its own.
         self._flushing = False
-        os.register_at_fork(before=self.flush, after_in_child=self._forget)
+        os.register_at_fork(before=self._flush_quietly, after_in_child=self._forget)
 
     def emit(self, record: logging.LogRecord) -> None:
         # Handler.handle holds self.lock.
@@ -150,11 +150,14 @@ class BatchingHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _flush_every(self) -> None:
         while True:
             time.sleep(FLUSH_SECONDS)
-            try:
-                self.flush()
-            except (OSError, ValueError):
-                # A closed or broken stream: lines have nowhere to go, as with a write per line.
-                pass
+            self._flush_quietly()
+
+    def _flush_quietly(self) -> None:
+        try:
+            self.flush()
+        except (OSError, ValueError):
+            # A closed or broken stream: the lines have nowhere to go, as with a write per line.
+            pass
 
 
 def logging_config(level: str) -> dict[str, Any]:
