@@ -1,4 +1,6 @@
--- common.lua: helpers that the loader puts in front of every other script here.
+-- common.lua: helpers for the other scripts here. The loader puts in front of each
+-- script the definitions below that it uses (see backends/lua_helpers.py), so this file
+-- holds top-level `local` definitions only, each with its comment just above it.
 --
 -- Every script receives the same ten keys, all under one cluster hash tag:
 --   KEYS[1] tasks    hash  id -> "ENQUEUE:ETA:RETRIES:TAGLEN:" .. tag .. payload
@@ -32,8 +34,16 @@
 -- a bare number with 14 significant digits, which would round a timestamp, and through
 -- the C library's floating-point formatting, which costs more than the command.
 
-local tasks_key, index_key, heads_key, dead_key, leased_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local meta_key, pending_key, dropped_key, letters_key, activity_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local tasks_key = KEYS[1]
+local index_key = KEYS[2]
+local heads_key = KEYS[3]
+local dead_key = KEYS[4]
+local leased_key = KEYS[5]
+local meta_key = KEYS[6]
+local pending_key = KEYS[7]
+local dropped_key = KEYS[8]
+local letters_key = KEYS[9]
+local activity_key = KEYS[10]
 local MINUTE_US = 60000000
 
 local function int(n)
