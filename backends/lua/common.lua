@@ -54,12 +54,14 @@ local function int(n)
   return string.format('%d', n)
 end
 
+-- The time in µs, and its second as int() writes it.
 local function now_us()
   local t = redis.call('TIME')
   if ARGV[1] == '0' then
-    return tonumber(t[1]) * 1000000 + tonumber(t[2])
+    return tonumber(t[1]) * 1000000 + tonumber(t[2]), t[1]
   end
-  return tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+  return now, int(math.floor(now / 1000000))
 end
 
 local function eta16(eta)

@@ -17,7 +17,7 @@
 -- Cost: O((k + d) log N) for k tasks leased and d dropped, whatever N tasks wait or
 -- are leased already, because leased tasks sort after every available one.
 
-local now = now_us()
+local now, second = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
@@ -120,6 +120,7 @@ local function lease_from(group, stop)
       local stored = redis.call('HMGET', tasks_key, unpack(ids))
       -- `members` ends up as those leased or dropped: the members the index loses.
       local values, added, unpended = {}, {}, nil
+      local n = 0
       for i, id in ipairs(ids) do
         local packed = stored[i]
         -- Only the ETA and the lease count change: the rest is copied as it is.
@@ -152,14 +153,15 @@ local function lease_from(group, stop)
             unpended[#unpended + 1] = id
           end
           local value = enq .. new_eta_field .. int(leases + 1) .. ':' .. string.sub(packed, tail)
-          values[#values + 1] = id
-          values[#values + 1] = value
-          added[#added + 1] = '0'
-          added[#added + 1] = group .. new_eta16 .. id
+          n = n + 2
+          values[n - 1] = id
+          values[n] = value
+          added[n - 1] = '0'
+          added[n] = group .. new_eta16 .. id
           taken[id] = true
           count = count + 1
-          out[#out + 1] = id
-          out[#out + 1] = value
+          out[2 * count + 1] = id
+          out[2 * count + 2] = value
         end
       end
       if #members > 0 then
@@ -168,7 +170,7 @@ local function lease_from(group, stop)
       if unpended then
         redis.call('ZREM', pending_key, unpack(unpended))
       end
-      if #values > 0 then
+      if n > 0 then
         redis.call('HSET', tasks_key, unpack(values))
         redis.call('ZADD', index_key, unpack(added))
       end
@@ -247,7 +249,7 @@ end
 if count > 0 then
   -- One count per second (stats and activity sum them by minute too); the first lease
   -- of each second starts a field: the moment to keep the hash small.
-  if redis.call('HINCRBY', leased_key, 'l' .. int(math.floor(now / 1000000)), count_text(count)) == count then
+  if redis.call('HINCRBY', leased_key, 'l' .. second, count_text(count)) == count then
     redis.call('PEXPIRE', leased_key, '3600000')
     if redis.call('HLEN', leased_key) > 150 then
       leased_recently(now)
