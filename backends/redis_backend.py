@@ -46,7 +46,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from backends import url_options
+from backends import lua_helpers, url_options
 from backends.base import (
     ACTIVITY_MINUTES,
     DEFAULT_TOMBSTONE_SECONDS,
@@ -112,7 +112,7 @@ _KEY_NAMES = ("tasks", "index", "heads", "dead", "leased", "meta", "pending", "d
 def _load_scripts() -> dict[str, str]:
     folder = importlib.resources.files("backends") / "lua"
     common = (folder / "common.lua").read_text()
-    return {name: common + (folder / f"{name}.lua").read_text() for name in _SCRIPTS}
+    return {name: lua_helpers.assemble(common, (folder / f"{name}.lua").read_text()) for name in _SCRIPTS}
 
 
 SOURCES = _load_scripts()

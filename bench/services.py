@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import redis
@@ -127,14 +127,15 @@ def _wait(service: Service, ready: Callable[[], bool]) -> Service:
     return service
 
 
-def start_redis(folder: Path, *options: str, port: int | None = None) -> Service:
+def start_redis(folder: Path, *options: str, port: int | None = None, wrapper: Sequence[str] = ()) -> Service:
     """An empty redis-server that saves nothing, so that memory figures start from zero.
 
-    ``options`` come last and so win (``--appendonly yes`` keeps an AOF in ``folder``).
+    ``options`` come last and so win (``--appendonly yes`` keeps an AOF in ``folder``);
+    ``wrapper`` goes before the binary (``valgrind --tool=callgrind …``).
     """
     binary = require("redis-server", "install it (apt-get install redis-server)")
     port = port or free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    command = [*wrapper, binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     command += ["--dir", str(folder), *options]
     service = Service(f"redis-server :{port}", command, port, folder / f"redis-{port}.log")
 

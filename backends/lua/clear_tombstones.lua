@@ -4,7 +4,7 @@
 -- Returns how many names were tombstoned.
 
 local now = now_us()
-purge_tombstones(now)
+purge_tombstones(int(now))
 local count = redis.call('ZCARD', dead_key)
 redis.call('DEL', dead_key)
 return count

@@ -1,4 +1,6 @@
--- common.lua: helpers that the loader puts in front of every other script here.
+-- common.lua: helpers for the other scripts here. The loader puts in front of each
+-- script the definitions below that it uses (see backends/lua_helpers.py), so this file
+-- holds top-level `local` definitions only, each with its comment just above it.
 --
 -- Every script receives the same ten keys, all under one cluster hash tag:
 --   KEYS[1] tasks    hash  id -> "ENQUEUE:ETA:RETRIES:TAGLEN:" .. tag .. payload
@@ -31,22 +33,55 @@
 -- Numbers reach Redis only through int() or as string constants ('0'): Lua 5.1 writes
 -- a bare number with 14 significant digits, which would round a timestamp, and through
 -- the C library's floating-point formatting, which costs more than the command.
+-- Each int() and tonumber() costs about as much as a small command's own work in Redis
+-- (C's printf and strtod), so the hot scripts format a number once and reuse its text,
+-- and compare texts where they can: Lua's strings are interned, so `==` on two is one
+-- comparison of pointers.
 
-local tasks_key, index_key, heads_key, dead_key, leased_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local meta_key, pending_key, dropped_key, letters_key, activity_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local tasks_key = KEYS[1]
+local index_key = KEYS[2]
+local heads_key = KEYS[3]
+local dead_key = KEYS[4]
+local leased_key = KEYS[5]
+local meta_key = KEYS[6]
+local pending_key = KEYS[7]
+local dropped_key = KEYS[8]
+local letters_key = KEYS[9]
+local activity_key = KEYS[10]
 local MINUTE_US = 60000000
 
 local function int(n)
   return string.format('%d', n)
 end
 
+-- The time in µs, and its second as int() writes it.
 local function now_us()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+  if ARGV[1] == '0' then
+    return tonumber(t[1]) * 1000000 + tonumber(t[2]), t[1]
+  end
+  local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) + tonumber(ARGV[1])
+  return now, int(math.floor(now / 1000000))
 end
 
 local function eta16(eta)
   return string.format('%016d', eta)
+end
+
+-- eta16 of a time that int() wrote: the same text for every time from 2001 to 2286.
+local function eta16_of(text)
+  if #text == 16 then
+    return text
+  end
+  return eta16(tonumber(text))
+end
+
+-- A count as Redis takes it: int(), the usual 1 without the formatting.
+local function count_text(n)
+  if n == 1 then
+    return '1'
+  end
+  return int(n)
 end
 
 local function group_of(tag)
@@ -66,8 +101,14 @@ local function unpack_task(packed)
   return tonumber(enq), tonumber(eta), tonumber(retries), tonumber(taglen), body
 end
 
-local function pack_task(enq, eta, retries, tag)
-  return int(enq) .. ':' .. int(eta) .. ':' .. int(retries) .. ':' .. int(#tag) .. ':' .. tag
+-- A stored task from the texts of its numbers (as int() writes them), its tag and what
+-- follows the tag (its payload).
+local function pack_task(enq, eta, retries, tag, payload)
+  local taglen = '0'
+  if tag ~= '' then
+    taglen = int(#tag)
+  end
+  return enq .. ':' .. eta .. ':' .. retries .. ':' .. taglen .. ':' .. tag .. payload
 end
 
 local function first_of(group)
@@ -75,29 +116,38 @@ local function first_of(group)
 end
 
 -- After a group changed, record the ETA of its first task, or forget the empty group.
-local function reset_head(group)
+-- `removed`, when the change was only that this index member went: if a member before
+-- it is left, the first task and so its record stayed as they were.
+local function reset_head(group, removed)
   local first = first_of(group)
-  if first then
-    redis.call('ZADD', heads_key, string.sub(first, #group + 1, #group + 16), group)
-  else
+  if not first then
     redis.call('ZREM', heads_key, group)
+  elseif not (removed and first < removed) then
+    redis.call('ZADD', heads_key, string.sub(first, #group + 1, #group + 16), group)
   end
 end
 
+-- Removes a task from tasks, index and pending; returns its group and index member.
+-- It reads the header as texts: only the tag's length is needed as a number.
 local function remove_task(id, packed)
-  local enq, eta, retries, taglen, body = unpack_task(packed)
-  local group = group_of(string.sub(packed, body, body + taglen - 1))
+  local enq, eta, retries, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):(%d+):()')
+  local group = '-'
+  if taglen ~= '0' then
+    group = group_of(string.sub(packed, body, body + tonumber(taglen) - 1))
+  end
+  local member = group .. eta16_of(eta) .. id
   redis.call('HDEL', tasks_key, id)
-  redis.call('ZREM', index_key, member_of(group, eta, id))
-  if retries == 0 and eta ~= enq then
+  redis.call('ZREM', index_key, member)
+  if retries == '0' and eta ~= enq then
     redis.call('ZREM', pending_key, id)
   end
-  return group
+  return group, member
 end
 
 -- Marks the queue as known, returning 1 when it was not (the caller registers it).
+-- `now`: the time as int() wrote it.
 local function touch_queue(now)
-  if redis.call('HSETNX', meta_key, 'created', int(now)) == 1 then
+  if redis.call('HSETNX', meta_key, 'created', now) == 1 then
     return 1
   end
   return 0
@@ -114,7 +164,7 @@ end
 -- drops the minutes that fell out of it.
 local function note_activity(now, kind, n)
   local minute = math.floor(now / MINUTE_US)
-  if n > 0 and redis.call('HINCRBY', activity_key, kind .. int(minute), n) == n then
+  if n > 0 and redis.call('HINCRBY', activity_key, kind .. int(minute), count_text(n)) == n then
     redis.call('PEXPIRE', activity_key, 3660000)
     if redis.call('HLEN', activity_key) > 200 then
       for _, field in ipairs(redis.call('HKEYS', activity_key)) do
@@ -128,15 +178,16 @@ end
 
 -- Forgets dead letters whose window ended, a bounded number per call.
 local function expire_letters(now)
-  local gone = redis.call('ZRANGEBYSCORE', dropped_key, '-inf', int(now), 'LIMIT', 0, 1000)
+  local gone = redis.call('ZRANGEBYSCORE', dropped_key, '-inf', int(now), 'LIMIT', '0', '1000')
   if #gone > 0 then
     redis.call('ZREM', dropped_key, unpack(gone))
     redis.call('HDEL', letters_key, unpack(gone))
   end
 end
 
+-- `now`: the time as int() wrote it.
 local function purge_tombstones(now)
-  redis.call('ZREMRANGEBYSCORE', dead_key, '-inf', int(now))
+  redis.call('ZREMRANGEBYSCORE', dead_key, '-inf', now)
 end
 
 -- The set lives as long as its newest tombstone, so an idle queue leaves nothing behind.
@@ -148,7 +199,7 @@ local function bury(id, now, ttl_us, most)
   if most > 0 then
     local excess = redis.call('ZCARD', dead_key) - most
     if excess > 0 then
-      redis.call('ZREMRANGEBYRANK', dead_key, 0, excess - 1)
+      redis.call('ZREMRANGEBYRANK', dead_key, '0', int(excess - 1))
     end
   end
 end

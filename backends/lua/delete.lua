@@ -8,7 +8,7 @@
 
 local now = now_us()
 local id = ARGV[2]
-purge_tombstones(now)
+purge_tombstones(int(now))
 local packed = redis.call('HGET', tasks_key, id)
 if not packed then
   if is_tombstoned(id, now) then

@@ -9,23 +9,25 @@
 --
 -- The usual insert is eight commands: TIME, the tombstone check, HSETNX (which is also
 -- the check for a live task of that name), the purge, ZADD to the index, ZADD LT to the
--- heads, HINCRBY of this minute's activity, HSETNX of the queue's meta.
+-- heads, HINCRBY of this minute's activity, HSETNX of the queue's meta. Its numbers are
+-- formatted once each: the time, and the ETA when it is not the time.
 
 local now = now_us()
 local id = ARGV[2]
 local eta = tonumber(ARGV[5])
-local latest = now + tonumber(ARGV[6])
-if eta > latest then
-  -- A name in use is reported first, whatever else is wrong.
-  if redis.call('HEXISTS', tasks_key, id) == 1 then
-    return {'duplicate', 'live'}
+if eta > now then
+  local latest = now + tonumber(ARGV[6])
+  if eta > latest then
+    -- A name in use is reported first, whatever else is wrong.
+    if redis.call('HEXISTS', tasks_key, id) == 1 then
+      return {'duplicate', 'live'}
+    end
+    if is_tombstoned(id, now) then
+      return {'duplicate', 'tombstoned'}
+    end
+    return {'too_late', int(latest)}
   end
-  if is_tombstoned(id, now) then
-    return {'duplicate', 'tombstoned'}
-  end
-  return {'too_late', int(latest)}
-end
-if eta < now then
+else
   eta = now
 end
 -- A live task is never tombstoned (delete removes one, insert refuses the other), so
@@ -34,19 +36,24 @@ if is_tombstoned(id, now) then
   return {'duplicate', 'tombstoned'}
 end
 local tag = ARGV[4]
+local now_text = int(now)
+local eta_text = now_text
+if eta ~= now then
+  eta_text = int(eta)
+end
 -- HSETNX is the script's first write on purpose: a Redis at maxmemory (noeviction)
 -- refuses a script's first write that may grow memory (OOM), but lets every write
 -- after any first one through, so a purge before it would let a full Redis grow.
-if redis.call('HSETNX', tasks_key, id, pack_task(now, eta, 0, tag) .. ARGV[3]) == 0 then
+if redis.call('HSETNX', tasks_key, id, pack_task(now_text, eta_text, '0', tag, ARGV[3])) == 0 then
   return {'duplicate', 'live'}
 end
-purge_tombstones(now)
+purge_tombstones(now_text)
 local group = group_of(tag)
-redis.call('ZADD', index_key, '0', member_of(group, eta, id))
+redis.call('ZADD', index_key, '0', group .. eta16_of(eta_text) .. id)
 -- LT: the group's head moves only to an earlier ETA; a new group is added.
-redis.call('ZADD', heads_key, 'LT', int(eta), group)
+redis.call('ZADD', heads_key, 'LT', eta_text, group)
 if eta ~= now then
-  redis.call('ZADD', pending_key, int(eta), id)
+  redis.call('ZADD', pending_key, eta_text, id)
 end
 note_activity(now, 'i', 1)
-return {'ok', int(now), int(eta), touch_queue(now)}
+return {'ok', now_text, eta_text, touch_queue(now_text)}

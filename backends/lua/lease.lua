@@ -6,7 +6,7 @@
 -- ARGV[6] max leases per task (0: unlimited; '': the value stored in meta)
 -- ARGV[7] tombstone lifetime in µs, for tasks dropped after max leases
 -- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
---         its id, tag and payload (see `size_of`)
+--         its id, tag and payload (see the size in `lease_from`)
 -- ARGV[10] most tombstones kept (0: no bound), for tasks dropped after max leases
 -- Touches tasks, index, heads, dead, leased, meta, pending, dropped, letters, activity.
 -- Returns {1 if the queue was unknown until now else 0, d,
@@ -17,24 +17,35 @@
 -- Cost: O((k + d) log N) for k tasks leased and d dropped, whatever N tasks wait or
 -- are leased already, because leased tasks sort after every available one.
 
-local now = now_us()
+local now, second = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
-local ttl_us = tonumber(ARGV[7])
-local budget = tonumber(ARGV[8])
-local overhead = tonumber(ARGV[9])
-local most_tombstones = tonumber(ARGV[10])
+-- The budget binds from a call's second task on: a lease of one task never weighs it.
+local budget = 0
+if limit > 1 then
+  budget = tonumber(ARGV[8])
+end
+local overhead = 0
+if budget > 0 then
+  overhead = tonumber(ARGV[9])
+end
 local settings = redis.call('HMGET', meta_key, 'created', 'paused', 'max_leases')
 local unknown = 0
 if not settings[1] then
-  unknown = touch_queue(now)
+  unknown = touch_queue(int(now))
 end
 if settings[2] == '1' then
   return {unknown, 0}
 end
-local max_leases = tonumber(ARGV[6]) or tonumber(settings[3]) or 0
-local out = {}
+local max_leases = ARGV[6]
+if max_leases == '' then
+  max_leases = settings[3] or '0'
+end
+max_leases = max_leases == '0' and 0 or tonumber(max_leases) or 0
+-- The response: the two counts, then each leased task's id and stored value (with
+-- dropped tasks, `result` below puts their records before them).
+local out = {unknown, 0}
 local count = 0
 local dropped = {}
 local used = 0
@@ -44,28 +55,20 @@ local full = false
 -- A lease of 0 s puts a task back in range; never hand it out twice in one call.
 local taken = {}
 
--- The exclusive upper bound of a group's tasks that are available now.
-local function available(group)
-  return '(' .. group .. eta16(now + 1)
-end
-
--- An upper bound of what the task costs in the response: its payload in base64
--- (4 bytes per 3, rounded up), its id, and its tag as if every byte were escaped
--- (\u00XX, 6 bytes), plus the fields every task has.
-local function size_of(id, packed, body, taglen)
-  local payload = #packed - (body + taglen) + 1
-  return overhead + #id + 6 * taglen + 4 * math.ceil(payload / 3)
-end
+-- The first ETA that is not available now: '(' .. group .. ahead is the exclusive upper
+-- bound of a group's available tasks, and '(' .. ahead that of available heads.
+local ahead = eta16(now + 1)
 
 -- The new ETA as it sorts in index members and as it sits in a stored task (the same
 -- for every task leased here).
-local new_eta16 = eta16(new_eta)
-local new_eta_field = ':' .. int(new_eta) .. ':'
+local new_eta16 = eta16_of(int(new_eta))
+local new_eta_field = ':' .. new_eta16 .. ':'
 
 -- Removes and buries a task dropped after max leases, keeping its dead letter.
 local function drop(id, packed, retries, taglen, body)
+  local ttl_us = tonumber(ARGV[7])
   redis.call('HDEL', tasks_key, id)
-  bury(id, now, ttl_us, most_tombstones)
+  bury(id, now, ttl_us, tonumber(ARGV[10]))
   local letter = int(now) .. ':' .. retries .. ':' .. int(#packed - body - taglen + 1) .. ':'
     .. int(taglen) .. ':' .. string.sub(packed, body, body + taglen - 1)
   redis.call('ZADD', dropped_key, int(now + ttl_us), id)
@@ -115,50 +118,59 @@ local function lease_from(group, stop)
     end
     if #ids > 0 then
       local stored = redis.call('HMGET', tasks_key, unpack(ids))
-      local removed, values, added, unpended = {}, {}, {}, {}
+      -- `members` ends up as those leased or dropped: the members the index loses.
+      local values, added, unpended = {}, {}, nil
+      local n = 0
       for i, id in ipairs(ids) do
         local packed = stored[i]
         -- Only the ETA and the lease count change: the rest is copied as it is.
         local enq, eta, retries, tail, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):()(%d+):()')
-        taglen = tonumber(taglen)
         local leases = tonumber(retries)
         local keep = max_leases == 0 or leases < max_leases
-        if keep then
+        if keep and budget > 0 then
+          -- An upper bound of what the task costs in the response: its payload in base64
+          -- (4 bytes per 3, rounded up), its id, and its tag as if every byte were escaped
+          -- (\u00XX, 6 bytes), plus the fields every task has.
+          taglen = tonumber(taglen)
+          local size = overhead + #id + 6 * taglen + 4 * math.ceil((#packed - body - taglen + 1) / 3)
           -- The first task is always leased, however big: a call never starves.
-          local size = size_of(id, packed, body, taglen)
-          if budget > 0 and count > 0 and used + size > budget then
+          if count > 0 and used + size > budget then
             -- It and every task after it stay as they are.
             full = true
             head = string.sub(members[i], #group + 1, #group + 16)
+            for j = #members, i, -1 do
+              members[j] = nil
+            end
             break
           end
           used = used + size
         end
-        removed[#removed + 1] = members[i]
         if not keep then
-          drop(id, packed, retries, taglen, body)
+          drop(id, packed, retries, tonumber(taglen), body)
         else
           if retries == '0' and eta ~= enq then
+            unpended = unpended or {}
             unpended[#unpended + 1] = id
           end
           local value = enq .. new_eta_field .. int(leases + 1) .. ':' .. string.sub(packed, tail)
-          values[#values + 1] = id
-          values[#values + 1] = value
-          added[#added + 1] = '0'
-          added[#added + 1] = group .. new_eta16 .. id
+          n = n + 2
+          values[n - 1] = id
+          values[n] = value
+          added[n - 1] = '0'
+          added[n] = group .. new_eta16 .. id
           taken[id] = true
           count = count + 1
-          out[#out + 1] = id
-          out[#out + 1] = value
+          out[2 * count + 1] = id
+          out[2 * count + 2] = value
         end
       end
-      if #removed > 0 then
-        redis.call('ZREM', index_key, unpack(removed))
+      if #members > 0 then
+        redis.call('ZREM', index_key, unpack(members))
       end
-      if #unpended > 0 then
+      if unpended then
         redis.call('ZREM', pending_key, unpack(unpended))
       end
-      if #values > 0 then
+      if n > 0 then
         redis.call('HSET', tasks_key, unpack(values))
         redis.call('ZADD', index_key, unpack(added))
       end
@@ -182,13 +194,13 @@ end
 local function oldest_group()
   -- Without WITHSCORES: writing a score costs more than the read itself, and the usual
   -- queue (untagged, or with one tag) has one group and needs none.
-  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', int(now), 'LIMIT', '0', '2')
+  local two = redis.call('ZRANGEBYSCORE', heads_key, '-inf', '(' .. ahead, 'LIMIT', '0', '2')
   if #two == 0 then
     return nil
   end
   local best = two[1]
   if #two == 1 then
-    return best, available(best)
+    return best, '(' .. best .. ahead
   end
   local etas = redis.call('ZMSCORE', heads_key, best, two[2])
   local eta, next_eta = tonumber(etas[1]), tonumber(etas[2])
@@ -210,11 +222,12 @@ local function oldest_group()
 end
 
 if mode == 'tag' then
-  lease_from(group_of(ARGV[5]), available(group_of(ARGV[5])))
+  local group = group_of(ARGV[5])
+  lease_from(group, '(' .. group .. ahead)
 elseif mode == 'oldest' then
   local group = oldest_group()
   if group then
-    lease_from(group, available(group))
+    lease_from(group, '(' .. group .. ahead)
   end
 else
   while count < limit and not full do
@@ -228,25 +241,29 @@ end
 if #dropped > 0 then
   expire_letters(now)
   -- Like tombstones, the records live as long as the newest of them.
-  redis.call('PEXPIRE', dropped_key, int(math.floor(ttl_us / 1000)))
-  redis.call('PEXPIRE', letters_key, int(math.floor(ttl_us / 1000)))
+  local ttl_ms = int(math.floor(tonumber(ARGV[7]) / 1000))
+  redis.call('PEXPIRE', dropped_key, ttl_ms)
+  redis.call('PEXPIRE', letters_key, ttl_ms)
   note_activity(now, 'x', #dropped / 2)
 end
 if count > 0 then
   -- One count per second (stats and activity sum them by minute too); the first lease
   -- of each second starts a field: the moment to keep the hash small.
-  if redis.call('HINCRBY', leased_key, 'l' .. int(math.floor(now / 1000000)), int(count)) == count then
+  if redis.call('HINCRBY', leased_key, 'l' .. second, count_text(count)) == count then
     redis.call('PEXPIRE', leased_key, '3600000')
     if redis.call('HLEN', leased_key) > 150 then
       leased_recently(now)
     end
   end
 end
+if #dropped == 0 then
+  return out
+end
 local result = {unknown, #dropped / 2}
 for _, value in ipairs(dropped) do
   result[#result + 1] = value
 end
-for _, value in ipairs(out) do
-  result[#result + 1] = value
+for i = 3, #out do
+  result[#result + 1] = out[i]
 end
 return result

@@ -21,7 +21,7 @@ end
 local tag = string.sub(packed, body, body + taglen - 1)
 local group = group_of(tag)
 local new_eta = now + tonumber(ARGV[3])
-local value = pack_task(enq, new_eta, retries, tag) .. string.sub(packed, body + taglen)
+local value = pack_task(int(enq), int(new_eta), int(retries), tag, string.sub(packed, body + taglen))
 redis.call('HSET', tasks_key, id, value)
 redis.call('ZREM', index_key, member_of(group, eta, id))
 redis.call('ZADD', index_key, '0', member_of(group, new_eta, id))

@@ -8,6 +8,6 @@ local now = now_us()
 if not queue_exists() then
   return {'missing'}
 end
-local unknown = touch_queue(now)
+local unknown = touch_queue(int(now))
 redis.call('HSET', meta_key, ARGV[2], ARGV[3])
 return {'ok', unknown}
