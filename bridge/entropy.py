@@ -1,41 +1,48 @@
 """Random bytes for task names and request ids, read from the system 4 KiB at a time.
 
 ``os.urandom`` is a system call (getrandom) that lets go of the GIL; with gunicorn's
-threads all busy, another thread takes it, and the request waits to get it back. One
-read now serves 256 names. The bytes are the system's own (cryptographically strong),
-each handed out once; a forked process (a gunicorn worker) starts without its
-parent's unused bytes, so no two processes hand out the same ones.
+threads all busy, another thread takes it, and the request waits to get it back. Each
+thread now keeps a pool of its own, read 4 KiB at a time, so one read serves 256 names
+and no lock is shared (a shared pool behind a lock made threads wait on the lock
+instead: more context switches than a read per name). The bytes are the system's own
+(cryptographically strong), each handed out once; a forked process (a gunicorn
+worker) refills before its first name, so no two processes hand out the same bytes.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import threading
 
-import pybase64
-
-#: Bytes read from the system at once.
+#: Bytes read from the system at once, per thread.
 CHUNK_BYTES = 4096
 
-_lock = threading.Lock()
-_pool = b""
-_taken = 0
+
+class _Pool(threading.local):
+    bytes_ = b""
+    taken = 0
+    generation = -1
+
+
+_pool = _Pool()
+#: Moves on in a forked child: a pool filled before the fork is not used after it.
+_generation = 0
 
 
 def random_bytes(count: int) -> bytes:
     """``count`` bytes from the system's random source, never handed out before."""
-    global _pool, _taken
-    with _lock:
-        if _taken + count > len(_pool):
-            _pool, _taken = os.urandom(max(CHUNK_BYTES, count)), 0
-        start = _taken
-        _taken += count
-        return _pool[start:_taken]
+    pool = _pool
+    start = pool.taken
+    if start + count > len(pool.bytes_) or pool.generation != _generation:
+        pool.bytes_, pool.generation, start = os.urandom(max(CHUNK_BYTES, count)), _generation, 0
+    pool.taken = start + count
+    return pool.bytes_[start : start + count]
 
 
 def token_urlsafe(count: int) -> str:
     """As `secrets.token_urlsafe`: ``count`` random bytes in unpadded URL-safe base64."""
-    return pybase64.b64encode_as_string(random_bytes(count), altchars=b"-_").rstrip("=")
+    return base64.urlsafe_b64encode(random_bytes(count)).rstrip(b"=").decode("ascii")
 
 
 def token_hex(count: int) -> str:
@@ -44,8 +51,8 @@ def token_hex(count: int) -> str:
 
 
 def _forget() -> None:
-    global _pool, _taken
-    _pool, _taken = b"", 0
+    global _generation
+    _generation += 1
 
 
 os.register_at_fork(after_in_child=_forget)

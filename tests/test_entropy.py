@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 
 from bridge import entropy
 
@@ -28,3 +29,18 @@ def test_a_forked_process_does_not_reuse_its_parents_bytes() -> None:
     from_child = os.read(read, 64)
     os.close(read)
     assert len(from_child) == 64 and from_child != entropy.random_bytes(64)
+
+
+def test_threads_draw_from_pools_of_their_own_and_never_get_the_same_bytes() -> None:
+    drawn: list[list[bytes]] = [[] for _ in range(4)]
+
+    def draw(into: list[bytes]) -> None:
+        into.extend(entropy.random_bytes(16) for _ in range(1000))
+
+    threads = [threading.Thread(target=draw, args=(into,)) for into in drawn]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [value for into in drawn for value in into]
+    assert len(set(everything)) == len(everything) == 4000
