@@ -190,6 +190,13 @@ def request_id(environ: dict[str, Any] | None = None) -> str:
     return str(ident)
 
 
+def duration_ms(started: float) -> float:
+    """Milliseconds since ``started`` (perf_counter), in whole µs: a request line's duration.
+
+    Not round(): it formats the float through C's printf, once per request."""
+    return int((time.perf_counter() - started) * 1_000_000) / 1000
+
+
 def write_line(
     environ: Mapping[str, Any],
     ident: str,
@@ -210,8 +217,7 @@ def write_line(
             "project": path_args.get("project"),
             "queue": path_args.get("taskqueue"),
             "status": status,
-            # Whole µs in ms: round() formats the float through C's printf.
-            "duration_ms": int((time.perf_counter() - started) * 1_000_000) / 1000,
+            "duration_ms": duration_ms(started),
             "http_method": http_method,
             "path": path,
         }

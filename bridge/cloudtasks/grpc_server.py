@@ -70,7 +70,7 @@ def _log_call(name: str, code: grpc.StatusCode, started: float) -> None:
             "request_id": entropy.token_hex(16),
             "method": f"{SERVICE}/{name}",
             "status": code.name,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            "duration_ms": logs.duration_ms(started),
             "transport": "grpc",
         }
         extra = {logs.FIELDS: fields}
