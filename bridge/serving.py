@@ -55,10 +55,8 @@ class NoAccessLogger(Logger):  # type: ignore[misc]
 
     @property
     def access_log_enabled(self) -> bool:
+        # gunicorn's access() and its protocol handlers ask this before building anything.
         return False
-
-    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
-        return None
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
