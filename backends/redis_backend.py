@@ -144,19 +144,41 @@ def _translated() -> Iterator[None]:
         raise ApiError("The task store (Redis) failed.") from exc
 
 
-def _task(task_id: bytes | str, packed: bytes, *, with_payload: bool = True) -> Task:
-    """Decode a stored task: "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload."""
-    enqueue, eta, retries, taglen, rest = packed.split(b":", 4)
-    n = int(taglen)
-    # Positional: this runs once per task of a lease, and keywords cost a tenth more.
-    return Task(
-        task_id if isinstance(task_id, str) else task_id.decode(),
-        rest[n:] if with_payload else None,
-        rest[:n].decode() if n else None,
-        int(enqueue),
-        int(eta),
-        int(retries),
-    )
+def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> list[Task]:
+    """Decode stored tasks, given as id, value, id, value, ... from ``flat[start]`` on.
+
+    A value is "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload. Each value in ``flat`` is
+    replaced by b"" once decoded, so that a lease of 32 MiB holds its payloads once.
+
+    This runs for every task of a lease, so it is one loop rather than a function per
+    task, and it parses each distinct ETA and retry count once: a lease's tasks share
+    their new ETA, and retry counts repeat (bench/README.md has what each step saved).
+    """
+    tasks = []
+    new = tuple.__new__  # what Task(...) calls, less a Python frame around it
+    numbers: dict[bytes, int] = {}
+    for i in range(start, len(flat), 2):
+        enqueue, eta, retries, taglen, rest = flat[i + 1].split(b":", 4)
+        flat[i + 1] = b""
+        task_id = flat[i] if isinstance(flat[i], str) else flat[i].decode()
+        if taglen == b"0":
+            tag = None
+        else:
+            n = int(taglen)
+            rest, tag = rest[n:], rest[:n].decode()
+        eta_us = numbers.get(eta)
+        if eta_us is None:
+            eta_us = numbers[eta] = int(eta)
+        count = numbers.get(retries)
+        if count is None:
+            count = numbers[retries] = int(retries)
+        fields = (task_id, rest if with_payload else None, tag, int(enqueue), eta_us, count)
+        tasks.append(new(Task, fields))
+    return tasks
+
+
+def _task(task_id: bytes | str, packed: bytes) -> Task:
+    return _tasks([task_id, packed])[0]
 
 
 def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
@@ -334,7 +356,7 @@ class RedisBackend(Backend):
 
     def list_tasks(self, queue: Queue) -> list[Task]:
         flat = self._run("list", queue, LIST_LIMIT)
-        return [_task(flat[i], flat[i + 1], with_payload=False) for i in range(0, len(flat), 2)]
+        return _tasks(flat, with_payload=False)
 
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
         token = "" if token_us is None else str(token_us)
@@ -371,11 +393,7 @@ class RedisBackend(Backend):
         unknown, dropped = flat[0], 2 + 2 * int(flat[1])
         if unknown:
             self._register(queue)
-        tasks = []
-        for i in range(dropped, len(flat), 2):
-            tasks.append(_task(flat[i], flat[i + 1]))
-            flat[i + 1] = b""  # a lease can be 32 MiB: hold each payload once, not twice
-        return LeaseResult(tasks, (_dead_letter(flat[i], flat[i + 1]) for i in range(2, dropped, 2)))
+        return LeaseResult(_tasks(flat, dropped), (_dead_letter(flat[i], flat[i + 1]) for i in range(2, dropped, 2)))
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         token = "" if token_us is None else str(token_us)
@@ -474,7 +492,7 @@ class RedisBackend(Backend):
             "" if state is None else str(state),
             "1" if with_payload else "",
         )
-        tasks = [_task(flat[i], flat[i + 1], with_payload=with_payload) for i in range(0, len(flat), 2)]
+        tasks = _tasks(flat, with_payload=with_payload)
         return TaskPage(tasks, token_after(tasks[-1]) if more and tasks else None)
 
     def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
