@@ -145,7 +145,7 @@ def _translated() -> Iterator[None]:
 
 
 def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> list[Task]:
-    """Decode stored tasks, given as id, value, id, value, ... from ``flat[start]`` on.
+    """Decode stored tasks, given as id, value, id, value, ... (bytes) from ``flat[start]`` on.
 
     A value is "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload. Each value in ``flat`` is
     replaced by b"" once decoded, so that a lease of 32 MiB holds its payloads once.
@@ -160,7 +160,7 @@ def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> lis
     for i in range(start, len(flat), 2):
         enqueue, eta, retries, taglen, rest = flat[i + 1].split(b":", 4)
         flat[i + 1] = b""
-        task_id = flat[i] if isinstance(flat[i], str) else flat[i].decode()
+        task_id = flat[i].decode()
         if taglen == b"0":
             tag = None
         else:
@@ -177,8 +177,8 @@ def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> lis
     return tasks
 
 
-def _task(task_id: bytes | str, packed: bytes) -> Task:
-    return _tasks([task_id, packed])[0]
+def _task(task_id: str, packed: bytes) -> Task:
+    return _tasks([task_id.encode(), packed])[0]
 
 
 def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
