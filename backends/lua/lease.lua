@@ -27,8 +27,11 @@ if limit > 1 then
   budget = tonumber(ARGV[8])
 end
 local overhead = 0
+-- By a tag length's text, the number (see `next_count`).
+local tag_bytes
 if budget > 0 then
   overhead = tonumber(ARGV[9])
+  tag_bytes = {['0'] = 0}
 end
 local settings = redis.call('HMGET', meta_key, 'created', 'paused', 'max_leases')
 local unknown = 0
@@ -63,6 +66,11 @@ local ahead = eta16(now + 1)
 -- for every task leased here).
 local new_eta16 = eta16_of(int(new_eta))
 local new_eta_field = ':' .. new_eta16 .. ':'
+
+-- By a lease count's text, the count after one more lease (false: the task is dropped
+-- instead). Most tasks of a call share their count, and a table read costs a tenth of
+-- tonumber() or int().
+local next_count = {}
 
 -- Removes and buries a task dropped after max leases, keeping its dead letter.
 local function drop(id, packed, retries, taglen, body)
@@ -125,14 +133,25 @@ local function lease_from(group, stop)
         local packed = stored[i]
         -- Only the ETA and the lease count change: the rest is copied as it is.
         local enq, eta, retries, tail, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):()(%d+):()')
-        local leases = tonumber(retries)
-        local keep = max_leases == 0 or leases < max_leases
-        if keep and budget > 0 then
+        -- The lease count after this lease, false for a task to drop.
+        local after = next_count[retries]
+        if after == nil then
+          local leases = tonumber(retries)
+          after = (max_leases == 0 or leases < max_leases) and int(leases + 1)
+          next_count[retries] = after
+        end
+        if after and budget > 0 then
           -- An upper bound of what the task costs in the response: its payload in base64
-          -- (4 bytes per 3, rounded up), its id, and its tag as if every byte were escaped
-          -- (\u00XX, 6 bytes), plus the fields every task has.
-          taglen = tonumber(taglen)
-          local size = overhead + #id + 6 * taglen + 4 * math.ceil((#packed - body - taglen + 1) / 3)
+          -- (4 bytes per 3, rounded up: b - b % 3 is a multiple of 3, so the division is
+          -- exact and math.ceil() not needed), its id, and its tag as if every byte were
+          -- escaped (\u00XX, 6 bytes), plus the fields every task has.
+          local bytes = tag_bytes[taglen]
+          if not bytes then
+            bytes = tonumber(taglen)
+            tag_bytes[taglen] = bytes
+          end
+          local b = #packed - body - bytes + 3
+          local size = overhead + #id + 6 * bytes + (b - b % 3) / 3 * 4
           -- The first task is always leased, however big: a call never starves.
           if count > 0 and used + size > budget then
             -- It and every task after it stay as they are.
@@ -145,14 +164,14 @@ local function lease_from(group, stop)
           end
           used = used + size
         end
-        if not keep then
+        if not after then
           drop(id, packed, retries, tonumber(taglen), body)
         else
           if retries == '0' and eta ~= enq then
             unpended = unpended or {}
             unpended[#unpended + 1] = id
           end
-          local value = enq .. new_eta_field .. int(leases + 1) .. ':' .. string.sub(packed, tail)
+          local value = enq .. new_eta_field .. after .. ':' .. string.sub(packed, tail)
           n = n + 2
           values[n - 1] = id
           values[n] = value

@@ -52,6 +52,35 @@ def test_the_budget_stops_before_the_first_task_that_does_not_fit_and_leaves_the
     assert [(task.id, task.retry_count) for task in lease(backend, queue=limited)] == [("b", 1), ("c", 1)]
 
 
+def test_the_budget_counts_each_task_to_the_byte(backend: Backend) -> None:
+    # task_bytes, the id, 6 bytes per byte of the tag, the payload in base64: 4, 6 and 7
+    # bytes make 8, 8 and 12 (rounded up, and not past a multiple of 3), so the three
+    # tasks cost 31, 31 and 35 with task_bytes=10 and the tag "tg".
+    exact, short = Queue(PROJECT, "exact"), Queue(PROJECT, "short")
+    for queue in (exact, short):
+        for name, size in (("a", 4), ("b", 6), ("c", 7)):
+            insert(backend, name, bytes(size), tag="tg", queue=queue)
+    request = LeaseRequest(10, 600 * US, True, "tg", max_bytes=97, task_bytes=10)
+    assert ids(backend.lease(exact, request)) == ["a", "b", "c"]
+    request = LeaseRequest(10, 600 * US, True, "tg", max_bytes=96, task_bytes=10)
+    assert ids(backend.lease(short, request)) == ["a", "b"]
+
+
+def test_one_lease_counts_each_task_from_its_own_lease_count(backend: Backend) -> None:
+    # Tasks leased 3, 1 and 0 times before, in one call: the first is dropped, each of
+    # the others gets its own count plus one.
+    limited = Queue(PROJECT, "limited", max_leases=3)
+    insert(backend, "a", queue=limited)
+    lease(backend, secs=0, queue=limited)
+    lease(backend, secs=0, queue=limited)
+    insert(backend, "b", queue=limited)
+    assert [(t.id, t.retry_count) for t in lease(backend, secs=0, queue=limited)] == [("a", 3), ("b", 1)]
+    insert(backend, "c", queue=limited)
+    result = backend.lease(limited, LeaseRequest(10, 0))
+    assert [(t.id, t.retry_count) for t in result] == [("b", 2), ("c", 1)]
+    assert [letter.id for letter in result.dropped] == ["a"]
+
+
 def test_lease_counts_stay_exact_once_old_seconds_are_folded_into_their_minutes(
     backend: Backend, harness: Harness
 ) -> None:
