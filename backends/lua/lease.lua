@@ -17,6 +17,8 @@
 -- Cost: O((k + d) log N) for k tasks leased and d dropped, whatever N tasks wait or
 -- are leased already, because leased tasks sort after every available one.
 
+-- Called once or more per task: locals, not two table reads each.
+local match, sub = string.match, string.sub
 local now, second = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
@@ -100,6 +102,8 @@ local function lease_from(group, stop)
   local leased_before = count
   local before = count + #dropped / 2
   local id_at = #group + 17
+  -- A leased task's index member, but for its id.
+  local new_member = group .. new_eta16
   -- The ETA (16 digits) of the group's first task once this call is done with it, when
   -- a batch showed it: the member after the batch, or the task that did not fit.
   local head
@@ -116,23 +120,31 @@ local function lease_from(group, stop)
       break
     end
     start = '(' .. batch[#batch]
-    local ids, members = {}, {}
-    for _, m in ipairs(batch) do
-      local id = string.sub(m, id_at)
+    -- `batch` keeps the members not leased before in this call, in place, and ends up as
+    -- those leased or dropped: the members the index loses.
+    local ids, k = {}, 0
+    for i = 1, #batch do
+      local m = batch[i]
+      local id = sub(m, id_at)
       if not taken[id] then
-        ids[#ids + 1] = id
-        members[#members + 1] = m
+        k = k + 1
+        ids[k] = id
+        batch[k] = m
       end
     end
-    if #ids > 0 then
+    for j = #batch, k + 1, -1 do
+      batch[j] = nil
+    end
+    if k > 0 then
       local stored = redis.call('HMGET', tasks_key, unpack(ids))
-      -- `members` ends up as those leased or dropped: the members the index loses.
-      local values, added, unpended = {}, {}, nil
+      -- The HSET's arguments are the response's own: id, value, id, value, ... from `first`.
+      local first = 2 * count + 3
+      local added, unpended = {}, nil
       local n = 0
-      for i, id in ipairs(ids) do
-        local packed = stored[i]
+      for i = 1, k do
+        local id, packed = ids[i], stored[i]
         -- Only the ETA and the lease count change: the rest is copied as it is.
-        local enq, eta, retries, tail, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):()(%d+):()')
+        local enq, eta, retries, tail, taglen, body = match(packed, '^(%d+):(%d+):(%d+):()(%d+):()')
         -- The lease count after this lease, false for a task to drop.
         local after = next_count[retries]
         if after == nil then
@@ -156,9 +168,9 @@ local function lease_from(group, stop)
           if count > 0 and used + size > budget then
             -- It and every task after it stay as they are.
             full = true
-            head = string.sub(members[i], #group + 1, #group + 16)
-            for j = #members, i, -1 do
-              members[j] = nil
+            head = sub(batch[i], #group + 1, #group + 16)
+            for j = k, i, -1 do
+              batch[j] = nil
             end
             break
           end
@@ -171,26 +183,24 @@ local function lease_from(group, stop)
             unpended = unpended or {}
             unpended[#unpended + 1] = id
           end
-          local value = enq .. new_eta_field .. after .. ':' .. string.sub(packed, tail)
+          local value = enq .. new_eta_field .. after .. ':' .. sub(packed, tail)
           n = n + 2
-          values[n - 1] = id
-          values[n] = value
           added[n - 1] = '0'
-          added[n] = group .. new_eta16 .. id
+          added[n] = new_member .. id
           taken[id] = true
           count = count + 1
           out[2 * count + 1] = id
           out[2 * count + 2] = value
         end
       end
-      if #members > 0 then
-        redis.call('ZREM', index_key, unpack(members))
+      if #batch > 0 then
+        redis.call('ZREM', index_key, unpack(batch))
       end
       if unpended then
         redis.call('ZREM', pending_key, unpack(unpended))
       end
       if n > 0 then
-        redis.call('HSET', tasks_key, unpack(values))
+        redis.call('HSET', tasks_key, unpack(out, first, 2 * count + 2))
         redis.call('ZADD', index_key, unpack(added))
       end
     end

@@ -34,6 +34,16 @@ def test_a_lease_of_1000_tasks_hands_out_each_once_in_one_call(backend: Backend)
     assert lease(backend, num=1000) == []
 
 
+def test_a_lease_of_zero_seconds_past_one_batch_hands_out_each_task_once(backend: Backend) -> None:
+    # The second batch (of at most 1,000) holds the last two tasks and then those the
+    # first batch put straight back: only the two are leased from it.
+    names = [f"t{i:04d}" for i in range(1002)]
+    for name in names:
+        insert(backend, name, b"x")
+    assert ids(lease(backend, num=2000, secs=0)) == names
+    assert sorted(ids(lease(backend, num=2000, secs=0))) == names
+
+
 def test_the_budget_stops_before_the_first_task_that_does_not_fit_and_leaves_the_rest_untouched(
     backend: Backend,
 ) -> None:
