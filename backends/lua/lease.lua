@@ -90,8 +90,9 @@ end
 -- Leases from one group, in index order, up to the exclusive bound `stop`; returns how
 -- many tasks it leased or dropped (a call that only dropped tasks still made progress).
 -- Each batch of the index costs five commands whatever its size (ZRANGEBYLEX, HMGET,
--- ZREM, HSET, ZADD) instead of four per task; a task dropped after max leases costs its
--- own, and so does leaving `pending` (a task never leased whose ETA was set ahead).
+-- ZREMRANGEBYLEX or ZREM, HSET, ZADD) instead of four per task; a task dropped after
+-- max leases costs its own, and so does leaving `pending` (a task never leased whose
+-- ETA was set ahead).
 -- A batch holds at most BATCH members, so that each command's arguments (two per task
 -- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack. Each read
 -- asks for one member more than the batch: the group's new head, which otherwise takes
@@ -121,12 +122,17 @@ local function lease_from(group, stop)
     end
     start = '(' .. batch[#batch]
     -- `batch` keeps the members not leased before in this call, in place, and ends up as
-    -- those leased or dropped: the members the index loses.
-    local ids, k = {}, 0
+    -- those leased or dropped: the members the index loses. `split`: how many were kept
+    -- when the first one leased before came after a kept one.
+    local ids, k, split = {}, 0, nil
     for i = 1, #batch do
       local m = batch[i]
       local id = sub(m, id_at)
-      if not taken[id] then
+      if taken[id] then
+        if k > 0 and not split then
+          split = k
+        end
+      else
         k = k + 1
         ids[k] = id
         batch[k] = m
@@ -194,7 +200,13 @@ local function lease_from(group, stop)
         end
       end
       if #batch > 0 then
-        redis.call('ZREM', index_key, unpack(batch))
+        if #batch == 1 or split and split < k then
+          -- One member, or a member leased before in this call lies among them and stays.
+          redis.call('ZREM', index_key, unpack(batch))
+        else
+          -- One range of the index: no per-member argument or lookup.
+          redis.call('ZREMRANGEBYLEX', index_key, '[' .. batch[1], '[' .. batch[#batch])
+        end
       end
       if unpended then
         redis.call('ZREM', pending_key, unpack(unpended))

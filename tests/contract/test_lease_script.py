@@ -1,15 +1,19 @@
 """lease.lua's batches, on the backends that run it: every task of a 1,000-task lease,
-the response budget stopping inside a batch with everything after it untouched, and the
-lease counts exact once the script folded old seconds into their minutes."""
+tasks put straight back (leaseSecs=0) handed out once per call and kept in the index,
+the response budget counted to the byte and stopping inside a batch with everything
+after it untouched, each task's own lease count, and the lease counts exact once the
+script folded old seconds into their minutes."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import pytest
 
 from backends.base import MINUTE_US, Backend, LeaseRequest, Queue
 from backends.limits import US
+from backends.memory import MemoryBackend
 from backends.redis_backend import RedisBackend
 from tests.support.backend import PROJECT, WORK, ids, insert, lease
 from tests.support.harness import BACKENDS, Harness, Variant
@@ -42,6 +46,25 @@ def test_a_lease_of_zero_seconds_past_one_batch_hands_out_each_task_once(backend
         insert(backend, name, b"x")
     assert ids(lease(backend, num=2000, secs=0)) == names
     assert sorted(ids(lease(backend, num=2000, secs=0))) == names
+
+
+def test_a_task_put_back_among_those_still_to_lease_stays_in_the_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Only a task due at the very µs of a lease sorts after one that the same call put
+    # straight back (leaseSecs=0), so only fakeredis, whose clock a test can stop, shows
+    # it. At T, u1 and x1 go back to T first; both groups then start at T, and the
+    # untagged one (u0 before x1) is read up to x1's name: u0, u1 (leased already: it
+    # stays in the index), u3.
+    def clock_at(us: int) -> None:
+        monkeypatch.setattr(time, "time", lambda: us / US)  # fakeredis's TIME
+
+    backend = MemoryBackend.from_url("memory://")
+    at = 1_800_000_000_000_000
+    for offset, name, tag in ((-2, "u1", None), (-1, "x1", "x"), (0, "u0", None), (0, "u3", None)):
+        clock_at(at + offset)
+        insert(backend, name, tag=tag)
+    assert ids(lease(backend, secs=0)) == ["u1", "x1", "u0", "u3"]
+    clock_at(at + 1)
+    assert sorted(ids(lease(backend, secs=0))) == ["u0", "u1", "u3", "x1"]
 
 
 def test_the_budget_stops_before_the_first_task_that_does_not_fit_and_leaves_the_rest_untouched(
