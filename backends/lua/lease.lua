@@ -18,7 +18,7 @@
 -- are leased already, because leased tasks sort after every available one.
 
 -- Called once or more per task: locals, not two table reads each.
-local match, sub = string.match, string.sub
+local find, match, sub = string.find, string.match, string.sub
 local now, second = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
@@ -57,8 +57,19 @@ local used = 0
 -- Set once a task did not fit the budget: nothing after it is leased either, so the
 -- call still returns the oldest tasks, and the one that did not fit stays available.
 local full = false
--- A lease of 0 s puts a task back in range; never hand it out twice in one call.
-local taken = {}
+-- A lease of 0 s puts a task back in range; never hand it out twice in one call. The ids
+-- leased so far, as a set, made only once a member read may be one of them: most calls
+-- never read one.
+local taken
+local function leased_here(id)
+  if not taken then
+    taken = {}
+    for i = 3, 2 * count + 1, 2 do
+      taken[out[i]] = true
+    end
+  end
+  return taken[id]
+end
 
 -- The first ETA that is not available now: '(' .. group .. ahead is the exclusive upper
 -- bound of a group's available tasks, and '(' .. ahead that of available heads.
@@ -125,10 +136,16 @@ local function lease_from(group, stop)
     -- those leased or dropped: the members the index loses. `split`: how many were kept
     -- when the first one leased before came after a kept one.
     local ids, k, split = {}, 0, nil
+    -- A task put back has the new ETA, the largest in range: those with it end the batch,
+    -- after the `settled` first members.
+    local settled = #batch
+    while settled > 0 and find(batch[settled], new_member, 1, true) == 1 do
+      settled = settled - 1
+    end
     for i = 1, #batch do
       local m = batch[i]
       local id = sub(m, id_at)
-      if taken[id] then
+      if i > settled and leased_here(id) then
         if k > 0 and not split then
           split = k
         end
@@ -193,7 +210,9 @@ local function lease_from(group, stop)
           n = n + 2
           added[n - 1] = '0'
           added[n] = new_member .. id
-          taken[id] = true
+          if taken then
+            taken[id] = true
+          end
           count = count + 1
           out[2 * count + 1] = id
           out[2 * count + 2] = value
