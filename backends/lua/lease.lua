@@ -61,15 +61,6 @@ local full = false
 -- leased so far, as a set, made only once a member read may be one of them: most calls
 -- never read one.
 local taken
-local function leased_here(id)
-  if not taken then
-    taken = {}
-    for i = 3, 2 * count + 1, 2 do
-      taken[out[i]] = true
-    end
-  end
-  return taken[id]
-end
 
 -- The first ETA that is not available now: '(' .. group .. ahead is the exclusive upper
 -- bound of a group's available tasks, and '(' .. ahead that of available heads.
@@ -82,7 +73,8 @@ local new_eta_field = ':' .. new_eta16 .. ':'
 
 -- By a lease count's text, the count after one more lease (false: the task is dropped
 -- instead). Most tasks of a call share their count, and a table read costs a tenth of
--- tonumber() or int().
+-- tonumber() or int(); a lease of one task does not keep its count (adding a key to
+-- a table costs a third of both).
 local next_count = {}
 
 -- Removes and buries a task dropped after max leases, keeping its dead letter.
@@ -137,15 +129,23 @@ local function lease_from(group, stop)
     -- when the first one leased before came after a kept one.
     local ids, k, split = {}, 0, nil
     -- A task put back has the new ETA, the largest in range: those with it end the batch,
-    -- after the `settled` first members.
+    -- after the `settled` first members (all of them while nothing was leased).
     local settled = #batch
-    while settled > 0 and find(batch[settled], new_member, 1, true) == 1 do
-      settled = settled - 1
+    if count > 0 then
+      while settled > 0 and find(batch[settled], new_member, 1, true) == 1 do
+        settled = settled - 1
+      end
+      if settled < #batch and not taken then
+        taken = {}
+        for i = 3, 2 * count + 1, 2 do
+          taken[out[i]] = true
+        end
+      end
     end
     for i = 1, #batch do
       local m = batch[i]
       local id = sub(m, id_at)
-      if i > settled and leased_here(id) then
+      if i > settled and taken[id] then
         if k > 0 and not split then
           split = k
         end
@@ -173,7 +173,9 @@ local function lease_from(group, stop)
         if after == nil then
           local leases = tonumber(retries)
           after = (max_leases == 0 or leases < max_leases) and int(leases + 1)
-          next_count[retries] = after
+          if limit > 1 then
+            next_count[retries] = after
+          end
         end
         if after and budget > 0 then
           -- An upper bound of what the task costs in the response: its payload in base64
