@@ -147,20 +147,24 @@ def _translated() -> Iterator[None]:
 def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> list[Task]:
     """Decode stored tasks, given as id, value, id, value, ... (bytes) from ``flat[start]`` on.
 
-    A value is "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload. Each value in ``flat`` is
-    replaced by b"" once decoded, so that a lease of 32 MiB holds its payloads once.
+    A value is "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload. ``flat`` loses everything
+    from ``start`` on, and each value is let go once decoded, so that a lease of 32 MiB
+    holds its payloads once.
 
     This runs for every task of a lease, so it is one loop rather than a function per
     task, and it parses each distinct ETA and retry count once: a lease's tasks share
     their new ETA, and retry counts repeat (bench/README.md has what each step saved).
     """
+    ids = flat[start::2]
+    values = flat[start + 1 :: 2]
+    del flat[start:]
+    values.reverse()
+    take = values.pop  # each value leaves the list as it is decoded
     tasks = []
     new = tuple.__new__  # what Task(...) calls, less a Python frame around it
     numbers: dict[bytes, int] = {}
-    for i in range(start, len(flat), 2):
-        enqueue, eta, retries, taglen, rest = flat[i + 1].split(b":", 4)
-        flat[i + 1] = b""
-        task_id = flat[i].decode()
+    for raw_id in ids:
+        enqueue, eta, retries, taglen, rest = take().split(b":", 4)
         if taglen == b"0":
             tag = None
         else:
@@ -172,7 +176,7 @@ def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> lis
         count = numbers.get(retries)
         if count is None:
             count = numbers[retries] = int(retries)
-        fields = (task_id, rest if with_payload else None, tag, int(enqueue), eta_us, count)
+        fields = (raw_id.decode(), rest if with_payload else None, tag, int(enqueue), eta_us, count)
         tasks.append(new(Task, fields))
     return tasks
 

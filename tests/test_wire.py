@@ -188,3 +188,11 @@ def test_a_response_encoded_in_parts_is_the_same_json_as_one_encoded_whole(
     parts = app._encoded({"kind": "taskqueue#tasks", "items": [dict(item) for item in items]}, pretty)
     assert b"".join(parts) == whole
     assert len(parts) == (1 if whole_bytes else 4)
+
+
+@pytest.mark.parametrize("with_payload", [9, 5, 0])
+def test_the_payload_characters_that_decide_one_piece_or_parts_count_items_without_one(with_payload: int) -> None:
+    # A lease's items all have a payload (summed in C); a list's or a `fields`
+    # selection's may have none (summed item by item): both must give the same count.
+    items = [{"id": f"t{n}", **({"payloadBase64": "QUJD" * (n + 1)} if n < with_payload else {})} for n in range(9)]
+    assert app._payload_chars(items) == sum(4 * (n + 1) for n in range(with_payload))
