@@ -3,10 +3,10 @@
     gunicorn --config gunicorn.conf.py 'bridge:create_app()'
 
 Every value comes from the BRIDGE_* environment through `bridge.settings.Settings`
-and `bridge.serving.gunicorn_options`, the same table ``python -m bridge serve`` uses,
+and `bridge.server.serving.gunicorn_options`, the same table ``python -m bridge serve`` uses,
 so this file only exports it: BRIDGE_HOST, BRIDGE_PORT, BRIDGE_WORKERS, BRIDGE_THREADS,
 BRIDGE_WORKER_CLASS and BRIDGE_LOG_LEVEL set the server; the others set the app.
-SIGTERM stops gracefully: in-flight requests get `bridge.serving.GRACEFUL_TIMEOUT`.
+SIGTERM stops gracefully: in-flight requests get `bridge.server.serving.GRACEFUL_TIMEOUT`.
 
 Worker model: gthread, chosen by measurement (BRIDGE_WORKER_CLASS=sync remains possible).
 ``python bench/worker_models.py`` runs this file's command for sync, gthread (8 threads)
@@ -44,7 +44,7 @@ around one Redis round trip, so greenlets have little I/O to overlap. So gthread
 default, sync stays selectable, gevent is not offered, and workers are the knob: give
 BRIDGE_WORKERS one per core.
 
-Slow and idle clients: the bridge's own gthread worker (`bridge.workers`), chosen by
+Slow and idle clients: the bridge's own gthread worker (`bridge.server.workers`), chosen by
 measurement. gunicorn's gthread hands a connection to a thread as soon as one byte
 arrives, and the thread then blocks until the request head is complete; so a client
 that opens connections and sends one byte takes a thread each, and more threads only
@@ -88,7 +88,7 @@ already has: 16.4, gthread's count (ioctl 5, epoll_ctl 2). The worker is kept; t
 bridge's CPU above the reference under gunicorn lies elsewhere (see bench/README.md).
 """
 
-from bridge.serving import gunicorn_options
+from bridge.server.serving import gunicorn_options
 from bridge.settings import Settings
 
 globals().update(gunicorn_options(Settings.from_env()))

@@ -66,19 +66,19 @@ class Opener(Protocol):
     def from_url(self, url: str, **options: Any) -> Backend: ...
 
 
-_REDIS = Kind("backends.redis_backend:RedisBackend")
+_REDIS = Kind("backends.redis.backend:RedisBackend")
 
 #: scheme -> what serves it.
 BACKENDS: dict[str, Kind] = {
     "memory": Kind(
-        "backends.memory:MemoryBackend",
+        "backends.redis.memory:MemoryBackend",
         single_process="memory:// keeps tasks inside one process; use one worker, or a redis:// backend for more",
     ),
     "redis": _REDIS,
     "rediss": _REDIS,
     "redis+cluster": _REDIS,
     "cloudtasks": Kind(
-        "backends.cloudtasks:CloudTasksBackend",
+        "backends.cloudtasks.backend:CloudTasksBackend",
         settings=(
             Setting(
                 "cloudtasks_credentials",

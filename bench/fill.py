@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from backends.base import LeaseRequest, NewTask, Queue
 from backends.limits import MAX_ETA_AHEAD_US
-from backends.redis_backend import SOURCES, RedisBackend
+from backends.redis.backend import SOURCES, RedisBackend
 from bench.plan import FILL_BATCH
 
 PROJECT = "bench"

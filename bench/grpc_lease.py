@@ -35,7 +35,7 @@ from google.cloud import tasks_v2beta2 as ct  # noqa: E402
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport  # noqa: E402
 from google.protobuf import duration_pb2  # noqa: E402
 
-from backends.redis_backend import RedisBackend  # noqa: E402
+from backends.redis.backend import RedisBackend  # noqa: E402
 from bench.fill import fill, numbered, queue  # noqa: E402
 from bench.plan import GUNICORN_THREADS, GUNICORN_WORKERS  # noqa: E402
 from bench.services import Service, _answers_http, _wait, free_port, redis_url, start_redis  # noqa: E402

@@ -33,7 +33,7 @@ if __package__ in (None, ""):
 
 import redis  # noqa: E402
 
-from backends.redis_backend import RedisBackend  # noqa: E402
+from backends.redis.backend import RedisBackend  # noqa: E402
 from bench import reference_app  # noqa: E402
 from bench.fill import fill, numbered, queue  # noqa: E402
 from bench.load import Request  # noqa: E402
@@ -49,7 +49,7 @@ from bench.scenarios import (  # noqa: E402
 )
 from bench.services import redis_url, start_redis  # noqa: E402
 from bridge import create_app  # noqa: E402
-from bridge.logs import logging_config  # noqa: E402
+from bridge.ops.logs import logging_config  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
 
 OPERATIONS = ("reference", "insert", "lease", "delete", "lease100")

@@ -21,11 +21,11 @@ from pathlib import Path
 import redis
 
 from backends.base import NewTask
-from backends.redis_backend import RedisBackend
+from backends.redis.backend import RedisBackend
 from bench.fill import fill, insert_many, numbered, queue, total_tasks
 from bench.plan import MEMORY_PAYLOAD_BYTES, Plan
 from bench.services import redis_url, start_redis
-from bridge.wire import new_task_id
+from bridge.taskqueue.wire import new_task_id
 
 #: Bytes of a dict entry as Redis asks for it (key, value, next) and as jemalloc serves it.
 DICT_ENTRY_ASKED = 24

@@ -27,7 +27,7 @@ if __package__ in (None, ""):
     # Run as a file: make the repository importable, as `python -m` would.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backends.redis_backend import RedisBackend  # noqa: E402
+from backends.redis.backend import RedisBackend  # noqa: E402
 from bench import report  # noqa: E402
 from bench.memory import MemoryResult, measure_once  # noqa: E402
 from bench.plan import (  # noqa: E402

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from backends.base import NewTask
-from backends.redis_backend import RedisBackend
+from backends.redis.backend import RedisBackend
 from bench.fill import PROJECT, fill, lease_oldest, numbered, queue
 from bench.load import LatencyResult, LoadResult, Request, alternate_latency, merged, run_wrk
 from bench.plan import (

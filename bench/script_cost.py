@@ -31,11 +31,11 @@ if __package__ in (None, ""):
 import redis  # noqa: E402
 
 from backends.base import LeaseRequest, NewTask  # noqa: E402
-from backends.redis_backend import RedisBackend  # noqa: E402
+from backends.redis.backend import RedisBackend  # noqa: E402
 from bench.fill import fill, numbered, queue  # noqa: E402
 from bench.services import Service, redis_url, require, start_redis  # noqa: E402
 from bridge.settings import DEFAULT_MAX_RESPONSE_BYTES  # noqa: E402
-from bridge.wire import TASKS_FRAME_BYTES, task_bytes  # noqa: E402
+from bridge.taskqueue.wire import TASKS_FRAME_BYTES, task_bytes  # noqa: E402
 
 OPERATIONS = ("insert", "lease", "delete", "lease100")
 QUEUE_TASKS = 2000

@@ -32,7 +32,7 @@ if __package__ in (None, ""):
 
 import redis  # noqa: E402
 
-from backends.redis_backend import RedisBackend  # noqa: E402
+from backends.redis.backend import RedisBackend  # noqa: E402
 from bench.fill import fill, numbered, queue  # noqa: E402
 from bench.load import Request, run_wrk  # noqa: E402
 from bench.plan import GUNICORN_THREADS, PAYLOAD_BYTES  # noqa: E402

@@ -19,10 +19,10 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from backends import all_settings
+from bridge.access.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
+from bridge.access.queues import QueueFileError
 from bridge.app import create_app
-from bridge.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
-from bridge.queues import QueueFileError
-from bridge.serving import backend_answer, gunicorn_options, port_problem, startup_line
+from bridge.server.serving import backend_answer, gunicorn_options, port_problem, startup_line
 from bridge.settings import (
     ACL_DEFAULTS,
     AUTH_MODES,

@@ -37,7 +37,7 @@ from flask import Flask, Response, has_request_context, json, request
 from werkzeug import exceptions as wexc
 
 from backends.errors import ApiError, InvalidArgument, NotFound, Unauthenticated
-from bridge import logs
+from bridge.ops import logs
 
 log = logging.getLogger("bridge")
 
@@ -161,7 +161,7 @@ def _handle(exc: Exception) -> Response:
 
 def render(exc: Exception, environ: dict[str, Any]) -> Response:
     """What the handler that `register` installs answers for ``exc``, for a request that
-    Flask does not dispatch (bridge.front): the error reason goes into its ``environ``,
+    Flask does not dispatch (bridge.taskqueue.fastpath): the error reason goes into its ``environ``,
     not into whatever request context is active (a batch's, around its parts)."""
     error = _as_api_error(exc)
     environ[logs.REASON] = error.reason

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from backends import Setting, UnknownBackend, all_settings, backend_kind
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
 from backends.errors import InvalidArgument
-from bridge.wire import project_key
+from bridge.taskqueue.wire import project_key
 
 DEFAULT_BACKEND = "memory://"
 DEFAULT_HOST = "127.0.0.1"
@@ -39,7 +39,7 @@ DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 DEFAULT_HEAD_TIMEOUT = 10
 #: A backend setting of kind "address".
 _ADDRESS = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
-#: How callers prove who they are (see bridge.auth).
+#: How callers prove who they are (see bridge.access.auth).
 AUTH_MODES = ("none", "token", "google")
 #: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
 ACL_DEFAULTS = ("open", "closed")

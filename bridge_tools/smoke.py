@@ -22,7 +22,7 @@ from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from backends import open_backend
-from backends.cloudtasks import CloudTasksBackend, timestamp_of, us_of
+from backends.cloudtasks.backend import CloudTasksBackend, timestamp_of, us_of
 from backends.limits import MAX_PAYLOAD_BYTES
 from bridge.cli import backend_setting_options, settings_from
 

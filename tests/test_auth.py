@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bridge.acl import ROLES
-from bridge.auth import hash_token
-from bridge.discovery import Discovery
+from bridge.access.acl import ROLES
+from bridge.access.auth import hash_token
+from bridge.taskqueue.discovery import Discovery
 from tests.support.api import PROJECT, ids, insert, lease, listed, stats
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer, Reply, error_of

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from bridge.auth import TokenFile, TokenFileError, hash_token
+from bridge.access.auth import TokenFile, TokenFileError, hash_token
 from bridge.cli import main
 from bridge.errors import InvalidCredentials
 from bridge.settings import Settings, SettingsError

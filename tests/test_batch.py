@@ -16,8 +16,8 @@ import pytest
 from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
-from bridge.auth import hash_token
-from bridge.batch import MAX_PARTS
+from bridge.access.auth import hash_token
+from bridge.taskqueue.batch import MAX_PARTS
 from tests.support.api import PROJECT, QUEUE, b64, ids, insert, listed
 from tests.support.http import BridgeServer, Reply
 

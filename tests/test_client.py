@@ -11,7 +11,7 @@ import google.oauth2.credentials
 import pytest
 from click.testing import CliRunner
 
-from bridge.auth import hash_token
+from bridge.access.auth import hash_token
 from bridge.client import BearerHttp, authorized_http, connect
 from bridge_tools.options import TOKEN_ENV, token_option
 from tests.support.api import PROJECT, ids, insert, lease

@@ -13,12 +13,12 @@ import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
 
-from backends.redis_backend import RedisBackend
+from backends.redis.backend import RedisBackend
 from bridge import create_app
-from bridge.auth import hash_token
+from bridge.access.auth import hash_token
 from bridge.cli import main
-from bridge.discovery import Discovery
 from bridge.settings import Settings
+from bridge.taskqueue.discovery import Discovery
 from bridge_tools.compat.runner import run
 from bridge_tools.compat.scenarios import SCENARIOS, Scenario
 from bridge_tools.compat.session import LeasePacer, Session

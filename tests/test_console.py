@@ -12,9 +12,9 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from backends.memory import MemoryBackend
+from backends.redis.memory import MemoryBackend
 from bridge import create_app
-from bridge.auth import hash_token
+from bridge.access.auth import hash_token
 from bridge.console.present import payload_view
 from bridge.settings import Settings
 from tests.support.harness import Harness

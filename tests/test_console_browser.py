@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from backends.memory import MemoryBackend
+from backends.redis.memory import MemoryBackend
 from bridge import create_app
-from bridge.auth import hash_token
+from bridge.access.auth import hash_token
 from bridge.settings import Settings
 from tests.conftest import unavailable
 from tests.support.http import BridgeServer

@@ -1,4 +1,4 @@
-"""bridge.front, the API's short way past Flask's per-request machinery, answers exactly
+"""bridge.taskqueue.fastpath, the API's short way past Flask's per-request machinery, answers exactly
 as Flask's own dispatch of the same views does, and steps aside when the app has
 per-request work it does not do itself."""
 
@@ -16,9 +16,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from bridge import create_app
-from bridge.auth import hash_token
-from bridge.front import ApiFront
+from bridge.access.auth import hash_token
 from bridge.settings import Settings
+from bridge.taskqueue.fastpath import ApiFront
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

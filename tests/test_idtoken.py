@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from bridge.access.idtoken import MIN_CACHE_SECONDS, REFETCH_SECONDS, CertificateCache, GoogleIdTokens, fetch_certs
 from bridge.errors import InvalidCredentials
-from bridge.idtoken import MIN_CACHE_SECONDS, REFETCH_SECONDS, CertificateCache, GoogleIdTokens, fetch_certs
 from tests.support.api import PROJECT, ids, insert, lease, listed
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer, error_of

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.auth import hash_token
+from bridge.access.auth import hash_token
 from tests.support.api import PROJECT, ids, lease, listed
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer, Reply

@@ -8,11 +8,11 @@ import importlib.resources
 import pytest
 import redis
 
-from backends.lua_helpers import Definition, assemble, definitions, names_in
-from backends.redis_backend import SOURCES
+from backends.redis.backend import SOURCES
+from backends.redis.lua_helpers import Definition, assemble, definitions, names_in
 from tests.support.redis_server import RedisServer
 
-COMMON = (importlib.resources.files("backends") / "lua" / "common.lua").read_text()
+COMMON = (importlib.resources.files("backends.redis") / "lua" / "common.lua").read_text()
 HELPERS = definitions(COMMON)
 
 
@@ -41,7 +41,7 @@ def test_a_loaded_script_keeps_common_luas_order_and_ends_with_the_script(name: 
     source = SOURCES[name]
     positions = [source.index(helper.text) for helper in included(source)]
     assert positions == sorted(positions)
-    script = (importlib.resources.files("backends") / "lua" / f"{name}.lua").read_text()
+    script = (importlib.resources.files("backends.redis") / "lua" / f"{name}.lua").read_text()
     assert source.endswith(script)
 
 

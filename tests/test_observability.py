@@ -19,11 +19,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from backends.base import Queue
-from backends.memory import MemoryBackend
-from bridge import logs
-from bridge.logs import BatchingHandler, JsonFormatter
-from bridge.metrics import MAX_SAMPLED_QUEUES, MeteredBackend, QueueCollector
-from bridge.queues import QueueRegistry
+from backends.redis.memory import MemoryBackend
+from bridge.access.queues import QueueRegistry
+from bridge.ops import logs
+from bridge.ops.logs import BatchingHandler, JsonFormatter
+from bridge.ops.metrics import MAX_SAMPLED_QUEUES, MeteredBackend, QueueCollector
 from tests.support.api import PROJECT, QUEUE, b64, insert, lease
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer

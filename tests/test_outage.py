@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from backends.errors import Unavailable
-from backends.redis_backend import SOURCES, _translated
+from backends.redis.backend import SOURCES, _translated
 from bridge import create_app
 from bridge.settings import Settings
 from tests.support.http import BridgeServer, serving

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from backends.memory import MemoryBackend
+from backends.redis.memory import MemoryBackend
 from bridge import create_app
-from bridge.auth import hash_token
+from bridge.access.auth import hash_token
 from bridge.cli import main
 from bridge.settings import Settings
 from tests.support.http import BridgeServer

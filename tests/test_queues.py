@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bridge.queues import QueueFileError, QueueRegistry
+from bridge.access.queues import QueueFileError, QueueRegistry
 from tests.support.api import PROJECT, QUEUE, ids, insert, lease, listed, stats
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer, error_of

@@ -11,10 +11,10 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
-from bridge import serving
 from bridge.cli import _Gunicorn
+from bridge.server import serving
+from bridge.server.workers import HeadFirstThreadWorker, JsonErrorSyncWorker, settle
 from bridge.settings import Settings, SettingsError
-from bridge.workers import HeadFirstThreadWorker, JsonErrorSyncWorker, settle
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 import bridge
 from backends import all_settings, open_backend
+from bridge.access.queues import QueueFileError, QueueRegistry
 from bridge.cli import main, serve
-from bridge.queues import QueueFileError, QueueRegistry
-from bridge.serving import backend_answer, startup_line
+from bridge.server.serving import backend_answer, startup_line
 from bridge.settings import Settings, SettingsError
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from backends.base import NewTask, Queue
 from backends.errors import Duplicate
-from backends.redis_backend import RedisBackend
+from backends.redis.backend import RedisBackend
 from tests.support.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis

@@ -20,10 +20,10 @@ from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2
 
 from backends.base import LeaseRequest, LeaseResult, Queue
-from backends.memory import MemoryBackend
-from backends.redis_backend import RedisBackend
+from backends.redis.backend import RedisBackend
+from backends.redis.memory import MemoryBackend
 from bridge import create_app
-from bridge.auth import hash_token
+from bridge.access.auth import hash_token
 from bridge.settings import Settings
 from tests.support.api import b64, insert, lease
 from tests.support.harness import Harness, memory_harness, redis_harness
@@ -587,7 +587,7 @@ def test_grpc_refuses_a_request_larger_than_the_body_limit() -> None:
 
 @pytest.mark.memory
 def test_the_grpc_port_is_a_setting_and_starts_a_server_per_worker() -> None:
-    from bridge.serving import gunicorn_options
+    from bridge.server.serving import gunicorn_options
     from bridge.settings import SettingsError
 
     with pytest.raises(SettingsError, match="grpc"):

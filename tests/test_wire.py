@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from backends import limits
-from bridge import app
+from bridge.taskqueue import routes
 from tests.support.api import PROJECT, QUEUE, b64, insert, lease
 from tests.support.harness import Variant
 from tests.support.http import BridgeServer
@@ -176,16 +176,16 @@ def test_in_the_token_variant_every_api_call_needs_the_token(bridge: BridgeServe
 
 
 @pytest.mark.parametrize("pretty", [True, False])
-@pytest.mark.parametrize("whole_bytes", [0, app.WHOLE_BYTES])
+@pytest.mark.parametrize("whole_bytes", [0, routes.WHOLE_BYTES])
 def test_a_response_encoded_in_parts_is_the_same_json_as_one_encoded_whole(
     monkeypatch: pytest.MonkeyPatch, pretty: bool, whole_bytes: int
 ) -> None:
-    monkeypatch.setattr(app, "WHOLE_BYTES", whole_bytes)
-    monkeypatch.setattr(app, "PART_BYTES", 1000)  # several parts
+    monkeypatch.setattr(routes, "WHOLE_BYTES", whole_bytes)
+    monkeypatch.setattr(routes, "PART_BYTES", 1000)  # several parts
     items = [{"kind": "taskqueues#task", "id": f"t{n}", "payloadBase64": "QUJD" * 100, "tag": "é\n"} for n in range(9)]
     resource = {"kind": "taskqueue#tasks", "items": items}
     whole = orjson.dumps(resource, option=orjson.OPT_INDENT_2 if pretty else 0)
-    parts = app._encoded({"kind": "taskqueue#tasks", "items": [dict(item) for item in items]}, pretty)
+    parts = routes._encoded({"kind": "taskqueue#tasks", "items": [dict(item) for item in items]}, pretty)
     assert b"".join(parts) == whole
     assert len(parts) == (1 if whole_bytes else 4)
 
@@ -195,4 +195,4 @@ def test_the_payload_characters_that_decide_one_piece_or_parts_count_items_witho
     # A lease's items all have a payload (summed in C); a list's or a `fields`
     # selection's may have none (summed item by item): both must give the same count.
     items = [{"id": f"t{n}", **({"payloadBase64": "QUJD" * (n + 1)} if n < with_payload else {})} for n in range(9)]
-    assert app._payload_chars(items) == sum(4 * (n + 1) for n in range(with_payload))
+    assert routes._payload_chars(items) == sum(4 * (n + 1) for n in range(with_payload))

@@ -39,7 +39,7 @@ import grpc
 from google.cloud import tasks_v2beta2 as ct
 
 from backends.base import QueueInfo, Task
-from backends.cloudtasks_errors import NOT_FOUND
+from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import (
     ApiError,
     Conflict,
@@ -53,7 +53,7 @@ from backends.errors import (
     Unsupported,
 )
 from backends.limits import LEASE_SECONDS, MAX_PAYLOAD_BYTES, QUEUE_NAME, TASK_ID, US
-from bridge.wire import check_tag, project_key
+from bridge.taskqueue.wire import check_tag, project_key
 
 TaskMessage: Any = ct.Task.pb()
 QueueMessage: Any = ct.Queue.pb()

@@ -10,7 +10,7 @@ v1 front's Authorization header.
 
 Several gunicorn workers: each worker runs its own gRPC server on the same port, bound
 with SO_REUSEPORT (gRPC's default on Linux), started once the worker has built its app
-(`bridge.serving`). The kernel spreads connections over the workers as it spreads the
+(`bridge.server.serving`). The kernel spreads connections over the workers as it spreads the
 HTTP ones, every worker serves both fronts from its one backend, and nothing is shared
 between processes but the backend (Redis), as on the HTTP side.
 """
@@ -26,9 +26,10 @@ from typing import Any
 import grpc
 
 from backends.errors import ApiError
-from bridge import entropy, logs
+from bridge import entropy
 from bridge.cloudtasks.convert import code_of
 from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
+from bridge.ops import logs
 from bridge.settings import DEFAULT_MAX_BODY_BYTES
 
 log = logging.getLogger("bridge.cloudtasks")
@@ -64,7 +65,7 @@ def _serving(front: Front, method: Method, log_calls: bool) -> Callable[[Any, gr
 
 
 def _log_call(name: str, code: grpc.StatusCode, started: float) -> None:
-    """One line per call, as the HTTP side logs one per request (`bridge.logs`)."""
+    """One line per call, as the HTTP side logs one per request (`bridge.ops.logs`)."""
     if logs.log.isEnabledFor(logging.INFO):
         fields = {
             "request_id": entropy.token_hex(16),
@@ -91,7 +92,7 @@ class GrpcFront:
     ) -> None:
         """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one); larger
         requests are refused by gRPC (RESOURCE_EXHAUSTED) before they reach a handler.
-        ``log_calls``: one JSON log line per call (`bridge.logs`).
+        ``log_calls``: one JSON log line per call (`bridge.ops.logs`).
 
         Raises RuntimeError when the port cannot be bound.
         """

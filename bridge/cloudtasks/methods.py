@@ -6,7 +6,7 @@ call the backend, translate back. Both transports (`bridge.cloudtasks.grpc_serve
 
 Access: each method is governed by the queue.yaml ACL of the v1 method it amounts to
 (CreateTask is tasks.insert, LeaseTasks tasks.lease, …); queue administration is for the
-admins (``--admins``) alone, as `bridge.acl` gives methods it does not name.
+admins (``--admins``) alone, as `bridge.access.acl` gives methods it does not name.
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
 from backends.base import PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
-from backends.cloudtasks_errors import NOT_FOUND
+from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import Duplicate, InvalidArgument, NotFound
 from backends.limits import NUM_TASKS, US
-from bridge.acl import Policy
-from bridge.auth import Authenticator
+from bridge.access.acl import Policy
+from bridge.access.auth import Authenticator
+from bridge.access.queues import QueueConfig, QueueRegistry
 from bridge.cloudtasks import convert
 from bridge.cloudtasks.convert import FailedPrecondition, QueueName, Unimplemented
-from bridge.queues import QueueConfig, QueueRegistry
-from bridge.wire import new_task_id, project_key
+from bridge.taskqueue.wire import new_task_id, project_key
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
 
@@ -87,7 +87,7 @@ class Method:
     #: The raw protobuf classes of the request and the response.
     request: Any
     response: Any
-    #: The v1 method id whose queue.yaml ACL applies; a name `bridge.acl` does not know
+    #: The v1 method id whose queue.yaml ACL applies; a name `bridge.access.acl` does not know
     #: (``cloudtasks.CreateQueue``) is for admins only.
     acl: str
 

@@ -1,7 +1,7 @@
 """The web console at ``/console/`` and the JSON admin API under ``/console/api/``.
 
 Pages (`bridge.console.pages`) and the JSON API (`bridge.console.api`) read like
-`bridge.api`: translate the request, call the backend's admin verbs, render. What both
+`bridge.taskqueue.handlers`: translate the request, call the backend's admin verbs, render. What both
 need lives here: the queue a URL names and the actions, one table for both. Who may
 call them is `bridge.console.access`.
 """
@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response
 
 from backends.base import Backend, Queue, QueueInfo, TaskPage, TaskState, state_of
 from backends.errors import ApiError, InvalidArgument
-from bridge.metrics import MeteredBackend, QueueCollector
-from bridge.wire import project_key
+from bridge.ops.metrics import MeteredBackend, QueueCollector
+from bridge.taskqueue.wire import project_key
 
 if TYPE_CHECKING:
     from bridge.app import Bridge

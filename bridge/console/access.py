@@ -24,7 +24,7 @@ from flask import Request
 from werkzeug.wrappers import Response
 
 from backends.errors import ApiError, PermissionDenied
-from bridge.auth import Authenticator
+from bridge.access.auth import Authenticator
 from bridge.errors import LoginRequired
 from bridge.settings import Settings
 

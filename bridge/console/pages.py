@@ -12,7 +12,6 @@ from werkzeug.wrappers import Response
 
 from backends.base import MinuteActivity, TaskState, state_of
 from backends.errors import ApiError, InvalidArgument, PermissionDenied, Unauthenticated
-from bridge import logs
 from bridge.console import (
     PAGE_SIZE,
     QUEUE_ACTIONS,
@@ -25,6 +24,7 @@ from bridge.console import (
     task_page,
 )
 from bridge.console.access import COOKIE, CSRF_FIELD, Access, clear_cookie, csrf_token, set_cookie
+from bridge.ops import logs
 from bridge.version import __version__
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ except ImportError:
     collect_ignore_glob = ["test_*.py"]
 
 if TYPE_CHECKING:
-    from backends.cloudtasks import CloudTasksBackend
+    from backends.cloudtasks.backend import CloudTasksBackend
     from tests.support.cloudtasks_fake import FakeCloudTasks
 
 LOCATION = "projects/demo-app/locations/us-central1"
@@ -42,7 +42,7 @@ def fake() -> Iterator[FakeCloudTasks]:
 @pytest.fixture
 def open_ct(fake: FakeCloudTasks) -> Iterator[Callable[..., CloudTasksBackend]]:
     """Opens Cloud Tasks backends on the fake: ``open_ct("create_queues=true", **from_url options)``."""
-    from backends.cloudtasks import CloudTasksBackend
+    from backends.cloudtasks.backend import CloudTasksBackend
 
     opened: list[CloudTasksBackend] = []
 

@@ -15,10 +15,10 @@ from google.oauth2 import service_account
 
 from backends import errors
 from backends.base import LeaseRequest, NewTask, Queue
-from backends.cloudtasks import CloudTasksBackend
+from backends.cloudtasks.backend import CloudTasksBackend
 from bridge import create_app
 from bridge.cli import main
-from bridge.metrics import MeteredBackend
+from bridge.ops.metrics import MeteredBackend
 from bridge.settings import Settings, SettingsError
 from tests.cloudtasks.conftest import LOCATION, QUEUE_NAME
 from tests.support.api import insert, listed, stats

@@ -10,8 +10,8 @@ from google.api_core import exceptions as gexc
 
 from backends import errors
 from backends.base import LeaseRequest, NewTask, Queue
-from backends.cloudtasks import CloudTasksBackend
-from backends.cloudtasks_errors import translated
+from backends.cloudtasks.backend import CloudTasksBackend
+from backends.cloudtasks.errors import translated
 from bridge import create_app
 from bridge.settings import Settings
 from tests.support.api import PROJECT, QUEUE, insert

@@ -9,7 +9,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
-from backends.cloudtasks import CloudTasksBackend
+from backends.cloudtasks.backend import CloudTasksBackend
 from tests.cloudtasks.conftest import LOCATION, QUEUE_NAME
 from tests.support.cloudtasks_fake import FakeCloudTasks
 from tests.support.cloudtasks_model import TOMBSTONED

@@ -23,10 +23,10 @@ from google.cloud import tasks_v2beta2
 from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTasksGrpcTransport
 from googleapiclient.errors import HttpError
 
-from backends.cloudtasks import CloudTasksBackend
+from backends.cloudtasks.backend import CloudTasksBackend
 from bridge import create_app
+from bridge.access.queues import QueueRegistry
 from bridge.cli import main, serve
-from bridge.queues import QueueRegistry
 from bridge.settings import Settings
 from bridge_tools.compat.command import compat
 from tests.support import known_differences

@@ -21,7 +21,7 @@ from backends.base import (
     state_of,
 )
 from backends.errors import Duplicate, InvalidArgument, NotFound, Unsupported
-from bridge.metrics import MeteredBackend
+from bridge.ops.metrics import MeteredBackend
 from tests.support.harness import Harness
 
 SECOND = 1_000_000

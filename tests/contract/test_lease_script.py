@@ -13,8 +13,8 @@ import pytest
 
 from backends.base import MINUTE_US, Backend, LeaseRequest, Queue
 from backends.limits import US
-from backends.memory import MemoryBackend
-from backends.redis_backend import RedisBackend
+from backends.redis.backend import RedisBackend
+from backends.redis.memory import MemoryBackend
 from tests.support.backend import PROJECT, WORK, ids, insert, lease
 from tests.support.harness import BACKENDS, Harness, Variant
 

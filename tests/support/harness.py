@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from backends.base import Backend
-from backends.memory import MemoryBackend
-from backends.redis_backend import RedisBackend
-from bridge.queues import QueueConfig, QueueRegistry
+from backends.redis.backend import RedisBackend
+from backends.redis.memory import MemoryBackend
+from bridge.access.queues import QueueConfig, QueueRegistry
 
 if TYPE_CHECKING:
     from tests.support.cloudtasks_fake import FakeCloudTasks
@@ -91,7 +91,7 @@ def redis_harness(server_url: str, **options: int) -> Harness:
 def cloudtasks_harness(**options: Any) -> Harness:
     """The Cloud Tasks backend on its own fake service, creating queues on first use
     as the bridge does on Redis, every v1 project in its namesake Cloud Tasks project."""
-    from backends.cloudtasks import CloudTasksBackend
+    from backends.cloudtasks.backend import CloudTasksBackend
     from tests.support.cloudtasks_fake import FakeCloudTasks
 
     fake = FakeCloudTasks().start()
@@ -111,9 +111,9 @@ def cloudtasks_harness(**options: Any) -> Harness:
 def cloudtasks_bridge_harness(**options: Any) -> Harness:
     """The Cloud Tasks backend on the bridge's own v2beta2 front (gRPC), itself on memory:
     the staging proxy against a real server, the loop of issue 12 closed."""
-    from backends.cloudtasks import CloudTasksBackend
-    from bridge.acl import Policy
-    from bridge.auth import Anonymous
+    from backends.cloudtasks.backend import CloudTasksBackend
+    from bridge.access.acl import Policy
+    from bridge.access.auth import Anonymous
     from bridge.cloudtasks.grpc_server import GrpcFront
     from bridge.cloudtasks.methods import Front
 

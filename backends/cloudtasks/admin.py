@@ -31,12 +31,12 @@ from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from backends.base import ADMIN_VERBS, Queue, Task, TaskPage, TaskState, state_of
-from backends.cloudtasks_errors import missing_queue, translated
+from backends.cloudtasks.errors import missing_queue, translated
 from backends.errors import Duplicate, NotFound
 from backends.paging import position, position_of, token_after
 
 if TYPE_CHECKING:
-    from backends.cloudtasks import CloudTasksBackend
+    from backends.cloudtasks.backend import CloudTasksBackend
 
 #: The admin verbs the Cloud Tasks backend does (see ``Backend.supports``).
 SUPPORTED = ADMIN_VERBS - {"dead_letters", "clear_tombstones", "activity"}

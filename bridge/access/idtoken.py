@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicNumbers
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from backends.errors import Unavailable
-from bridge.auth import BearerAuthenticator
+from bridge.access.auth import BearerAuthenticator
 from bridge.errors import InvalidCredentials
 
 log = logging.getLogger("bridge")

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from backends.errors import PermissionDenied
-from bridge.queues import QueueConfig
+from bridge.access.queues import QueueConfig
 from bridge.settings import Settings
 
 PRODUCER = "producer"

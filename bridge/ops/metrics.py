@@ -64,7 +64,7 @@ from backends.base import (
 )
 from backends.errors import ApiError, Conflict, Duplicate, Unavailable
 from backends.limits import US
-from bridge.queues import QueueRegistry
+from bridge.access.queues import QueueRegistry
 
 MAX_SAMPLED_QUEUES = 50
 #: Where a request's start time is kept, in its WSGI environ (cheaper to reach than flask.g).

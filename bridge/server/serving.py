@@ -23,11 +23,11 @@ from prometheus_client import multiprocess
 
 from backends.base import Backend
 from backends.errors import ApiError
-from bridge.logs import logging_config
-from bridge.metrics import MULTIPROC_ENV
+from bridge.ops.logs import logging_config
+from bridge.ops.metrics import MULTIPROC_ENV
+from bridge.server.workers import worker_class
 from bridge.settings import Settings
 from bridge.version import __version__
-from bridge.workers import worker_class
 
 #: Seconds a stopping worker gives in-flight requests (SIGTERM) before it is killed;
 #: under the 30 s that Kubernetes and docker-compose.yml wait before SIGKILL.

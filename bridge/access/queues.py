@@ -32,7 +32,7 @@ import yaml
 
 from backends.errors import InvalidArgument, NotFound
 from backends.limits import QUEUE_NAME
-from bridge.wire import project_key
+from bridge.taskqueue.wire import project_key
 
 #: The keys App Engine's queue.yaml knows, at each level. The bridge reads a few of them;
 #: the others (push queues' rates, targets) are accepted and ignored, and any other key

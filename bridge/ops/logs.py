@@ -168,7 +168,7 @@ def logging_config(level: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
         "handlers": {
-            "stdout": {"class": "bridge.logs.BatchingHandler", "formatter": "json", "stream": "ext://sys.stdout"},
+            "stdout": {"class": "bridge.ops.logs.BatchingHandler", "formatter": "json", "stream": "ext://sys.stdout"},
         },
         "root": {"level": level, "handlers": ["stdout"]},
         "loggers": {
@@ -231,7 +231,7 @@ def write_line(
 
 
 # The hooks below run on every request that Flask dispatches (the API's methods take
-# `bridge.front`'s shorter way and call the functions above themselves): they reach the
+# `bridge.taskqueue.fastpath`'s shorter way and call the functions above themselves): they reach the
 # request through one context lookup and keep their state in its WSGI environ, because
 # each access through Flask's proxies (request, g) costs about as much as a dict update.
 

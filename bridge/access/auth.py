@@ -2,9 +2,9 @@
 
     none    every caller is anonymous and may do anything (a laptop, docker-compose)
     token   ``Authorization: Bearer <token>``, looked up in a token file (below)
-    google  ``Authorization: Bearer <Google-signed ID token>`` (`bridge.idtoken`)
+    google  ``Authorization: Bearer <Google-signed ID token>`` (`bridge.access.idtoken`)
 
-This module holds the authenticator interface and the first two modes; `bridge.idtoken`
+This module holds the authenticator interface and the first two modes; `bridge.access.idtoken`
 builds on it, and the app factory picks the mode (`bridge.app`), so the dependencies
 point one way.
 
@@ -12,7 +12,7 @@ Only the API's methods ask for credentials: the API view hands the Authorization
 to `Authenticator.identify` before it looks at anything else in the request. Discovery, the health endpoints and
 any other route stay public unless they ask too (``/metrics`` should when
 ``BRIDGE_METRICS_AUTH`` is true). Which identity may do what to which queue is
-`bridge.acl`'s business.
+`bridge.access.acl`'s business.
 
 A token file holds one token a line, stored as its SHA-256 and followed by the identity
 (an email, as queue.yaml ACLs name them); blank lines and ``#`` comments are ignored::

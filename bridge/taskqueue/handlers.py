@@ -14,9 +14,9 @@ from typing import Any
 from backends.base import Backend, LeaseRequest, Queue
 from backends.errors import InvalidArgument
 from backends.limits import US
-from bridge import wire
+from bridge.access.queues import QueueConfig
 from bridge.errors import Required
-from bridge.queues import QueueConfig
+from bridge.taskqueue import wire
 
 
 @dataclass(frozen=True, slots=True)

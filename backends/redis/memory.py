@@ -11,7 +11,7 @@ from __future__ import annotations
 import fakeredis
 
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
-from backends.redis_backend import DEFAULT_PREFIX, RedisBackend
+from backends.redis.backend import DEFAULT_PREFIX, RedisBackend
 
 
 class MemoryBackend(RedisBackend):

@@ -41,7 +41,7 @@ Limits: ``enqueueTimestamp`` has second precision (``create_time``); list return
 calls a second per queue returns no tasks (RESOURCE_EXHAUSTED), as App Engine did.
 
 Errors are translated where they enter, by exception class (the table is in
-`backends.cloudtasks_errors`). ServiceUnavailable and
+`backends.cloudtasks.errors`). ServiceUnavailable and
 DeadlineExceeded are retried for idempotent calls (get, list, queue info, delete, and
 create, whose task id makes it idempotent: a retried create that meets AlreadyExists
 with its own payload and tag succeeded the first time), then answered with 503. Lease,
@@ -69,7 +69,6 @@ from google.cloud.tasks_v2beta2.services.cloud_tasks.transports import CloudTask
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 from prometheus_client import Counter
 
-from backends import cloudtasks_admin as admin
 from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
@@ -86,7 +85,8 @@ from backends.base import (
     TaskPage,
     TaskState,
 )
-from backends.cloudtasks_errors import missing_queue, translated
+from backends.cloudtasks import admin
+from backends.cloudtasks.errors import missing_queue, translated
 from backends.errors import InvalidArgument, NotFound, Unsupported
 from backends.limits import LIST_LIMIT, US
 
@@ -458,7 +458,7 @@ class CloudTasksBackend(Backend):
         # such counts (None: omitted, "n/a"); nor dead letters.
         return QueueInfo(max_leases, QueueStats(int(raw.stats.tasks_count), oldest, None, None), paused)
 
-    # -- admin verbs (backends.cloudtasks_admin) -----------------------------------------
+    # -- admin verbs (backends.cloudtasks.admin) -----------------------------------------
 
     supports = admin.SUPPORTED
 

@@ -46,7 +46,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import Script
 from redis.retry import Retry
 
-from backends import lua_helpers, url_options
+from backends import url_options
 from backends.base import (
     ACTIVITY_MINUTES,
     DEFAULT_TOMBSTONE_SECONDS,
@@ -76,6 +76,7 @@ from backends.errors import (
 )
 from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 from backends.paging import position_of, token_after
+from backends.redis import lua_helpers
 
 DEFAULT_PREFIX = "tq"
 #: Tombstones kept per queue: 11 MiB of Redis at the bound with generated names, 57 MiB
@@ -110,7 +111,7 @@ _KEY_NAMES = ("tasks", "index", "heads", "dead", "leased", "meta", "pending", "d
 
 
 def _load_scripts() -> dict[str, str]:
-    folder = importlib.resources.files("backends") / "lua"
+    folder = importlib.resources.files("backends.redis") / "lua"
     common = (folder / "common.lua").read_text()
     return {name: lua_helpers.assemble(common, (folder / f"{name}.lua").read_text()) for name in _SCRIPTS}
 

@@ -1,5 +1,5 @@
 -- common.lua: helpers for the other scripts here. The loader puts in front of each
--- script the definitions below that it uses (see backends/lua_helpers.py), so this file
+-- script the definitions below that it uses (see backends/redis/lua_helpers.py), so this file
 -- holds top-level `local` definitions only, each with its comment just above it.
 --
 -- Every script receives the same ten keys, all under one cluster hash tag:

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING
 from flask import Flask, Request
 from werkzeug.http import HTTP_STATUS_CODES
 
-from bridge import errors, logs, metrics
-from bridge.discovery import Method
+from bridge import errors
+from bridge.ops import logs, metrics
+from bridge.taskqueue.discovery import Method
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -1,0 +1,2 @@
+"""The Redis backend (`backend`), its Lua scripts (`lua/`, assembled by `lua_helpers`),
+and the embedded default on an in-process fakeredis (`memory`)."""
