@@ -40,7 +40,22 @@ from bridge.version import __version__
 TOOLS: dict[str, str] = {
     "compat": "bridge_tools.compat.command:compat",
     "smoke": "bridge_tools.smoke:smoke_command",
-    **{name: f"bridge_tools.queue_cli:{name}" for name in ("queues", "tasks", "peek", "purge", "insert")},
+    **{
+        name: f"bridge_tools.queue_cli:{name.replace('-', '_')}"
+        for name in (
+            "queues",
+            "tasks",
+            "peek",
+            "purge",
+            "pause",
+            "resume",
+            "clear-tombstones",
+            "dead-letters",
+            "delete",
+            "release",
+            "insert",
+        )
+    },
 }
 
 

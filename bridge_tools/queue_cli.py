@@ -4,6 +4,10 @@
     python -m bridge tasks QUEUE [--tag T] [--state available|leased|delayed]
     python -m bridge peek QUEUE TASK
     python -m bridge purge QUEUE [--yes]
+    python -m bridge pause QUEUE / resume QUEUE
+    python -m bridge clear-tombstones QUEUE
+    python -m bridge dead-letters QUEUE
+    python -m bridge delete QUEUE TASK / release QUEUE TASK
     python -m bridge insert QUEUE --payload TEXT|@FILE|- [--tag T] [--eta TIME] [--id NAME]
 
 Every command takes ``--url`` (``BRIDGE_URL``, default the local bridge), ``--project``
@@ -12,7 +16,9 @@ Every command takes ``--url`` (``BRIDGE_URL``, default the local bridge), ``--pr
 ``--admins``) and ``--json``. Tables are for people, ``--json`` for scripts.
 
 insert and peek are the v1 API's own methods; the others call the console's JSON admin
-API (`bridge.console.api`). Plain HTTP from the standard library: no Google client.
+API (`bridge.console.api`), so the CLI can do what the console can. Plain HTTP from the
+standard library: no Google client. purge asks before it deletes; without a terminal to
+ask on (a pipe, a script) it refuses unless given ``--yes``.
 """
 
 from __future__ import annotations
@@ -240,16 +246,73 @@ def peek(queue: str, task: str, url: str, project: str | None, token: str | None
 
 @click.command()
 @click.argument("queue")
-@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.option("--yes", is_flag=True, help="Do not ask (needed where there is no terminal to ask on).")
 @_client_options
 def purge(queue: str, yes: bool, url: str, project: str | None, token: str | None, as_json: bool) -> None:
     """Delete every task of a queue."""
     bridge = Bridge(url, token)
     project = bridge.project_of(queue, project)
-    if not yes and not as_json and sys.stdin.isatty():
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"purge deletes every task of {project}/{queue}: no terminal to ask, give --yes")
         click.confirm(f"Delete every task of {project}/{queue}?", abort=True)
-    result = bridge.call("POST", _admin_path(project, queue) + "/actions/purge", {})
+    _queue_action(bridge, project, queue, "purge", as_json)
+
+
+def _queue_action(bridge: Bridge, project: str, queue: str, action: str, as_json: bool) -> None:
+    result = bridge.call("POST", _admin_path(project, queue) + f"/actions/{action}", {})
     _print_json(result) if as_json else click.echo(result["message"])
+
+
+def _queue_command(action: str, doc: str) -> click.Command:
+    @click.command(action, help=doc)
+    @click.argument("queue")
+    @_client_options
+    def command(queue: str, url: str, project: str | None, token: str | None, as_json: bool) -> None:
+        bridge = Bridge(url, token)
+        _queue_action(bridge, bridge.project_of(queue, project), queue, action, as_json)
+
+    return command
+
+
+def _task_command(action: str, doc: str) -> click.Command:
+    @click.command(action, help=doc)
+    @click.argument("queue")
+    @click.argument("task")
+    @_client_options
+    def command(queue: str, task: str, url: str, project: str | None, token: str | None, as_json: bool) -> None:
+        bridge = Bridge(url, token)
+        path = _admin_path(bridge.project_of(queue, project), queue) + f"/tasks/{quote(task, safe='')}/actions/{action}"
+        result = bridge.call("POST", path, {})
+        _print_json(result) if as_json else click.echo(result["message"])
+
+    return command
+
+
+pause = _queue_command("pause", "Pause a queue: it takes tasks and leases none until resumed.")
+resume = _queue_command("resume", "Resume a paused queue.")
+clear_tombstones = _queue_command(
+    "clear-tombstones", "Free the names of a queue's deleted tasks at once (they are reserved for a week)."
+)
+delete = _task_command("delete", "Delete one task, leased or not.")
+release = _task_command("release", "Release a task's lease: it can be leased again at once.")
+
+
+@click.command("dead-letters")
+@click.argument("queue")
+@_client_options
+def dead_letters(queue: str, url: str, project: str | None, token: str | None, as_json: bool) -> None:
+    """List the tasks dropped after maxLeases leases, the latest first."""
+    bridge = Bridge(url, token)
+    found = bridge.call("GET", _admin_path(bridge.project_of(queue, project), queue) + "/dead-letters")["deadLetters"]
+    if as_json:
+        _print_json(found)
+        return
+    if not found:
+        click.echo("no dead letters")
+        return
+    rows = [(d["id"], d["tag"] or "", d["leases"], d["payloadSize"], _when(d["droppedUs"])) for d in found]
+    click.echo(table(("TASK", "TAG", "LEASES", "BYTES", "DROPPED"), rows, numeric=(2, 3)))
 
 
 @click.command()

@@ -138,3 +138,66 @@ def test_with_auth_on_only_an_admins_token_may_use_the_admin_commands(tmp_path: 
     finally:
         server.close()
         backend.close()
+
+
+def test_purge_without_yes_and_without_a_terminal_refuses_and_deletes_nothing(server: BridgeServer) -> None:
+    api = server.api()
+    insert(api, "render", "a", b"x")
+    # CliRunner's standard input is no terminal, as a pipe or a script's is.
+    refused = cli(server, "purge", "render")
+    assert refused.exit_code == 2 and "give --yes" in refused.output
+    assert [task["id"] for task in api.tasks().list(project="s~my-app", taskqueue="render").execute()["items"]] == [
+        "a"
+    ]
+
+
+def test_pause_and_resume_stop_and_restart_leases(server: BridgeServer) -> None:
+    api = server.api()
+    insert(api, "render", "a", b"x")
+    assert "Paused render" in ok(cli(server, "pause", "render"))
+    assert "yes" in ok(cli(server, "queues")).splitlines()[1].split()
+    lease = api.tasks().lease(project="s~my-app", taskqueue="render", numTasks=1, leaseSecs=60)
+    assert "items" not in lease.execute()
+    assert ok(cli(server, "resume", "render")).strip() == "Resumed render"
+    assert [task["id"] for task in lease.execute()["items"]] == ["a"]
+
+
+def test_release_and_delete_act_on_one_task(server: BridgeServer) -> None:
+    api = server.api()
+    insert(api, "render", "a", b"x")
+    insert(api, "render", "b", b"x")
+    api.tasks().lease(project="s~my-app", taskqueue="render", numTasks=2, leaseSecs=600).execute()
+    assert "Released the lease of a" in ok(cli(server, "release", "render", "a"))
+    assert json.loads(ok(cli(server, "delete", "render", "b", "--json"))) == {"message": "Deleted task b"}
+    states = {t["id"]: t["state"] for t in json.loads(ok(cli(server, "tasks", "render", "--json")))}
+    assert states == {"a": "available"}
+
+
+def test_clear_tombstones_frees_deleted_names(server: BridgeServer) -> None:
+    api = server.api()
+    insert(api, "render", "a", b"x")
+    api.tasks().delete(project="s~my-app", taskqueue="render", task="a").execute()
+    assert "Cleared 1 tombstone of render" in ok(cli(server, "clear-tombstones", "render"))
+    insert(api, "render", "a", b"again")
+
+
+def test_dead_letters_lists_the_tasks_dropped_after_max_leases(tmp_path: Path) -> None:
+    queues = tmp_path / "queue.yaml"
+    queues.write_text("queue:\n- name: render\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 1\n")
+    backend = MemoryBackend.from_url("memory://")
+    server = BridgeServer(create_app(Settings(queues=queues), backend=backend))
+    try:
+        api = server.api()
+        insert(api, "render", "once", b"12345", tag="t")
+        for _ in range(2):
+            api.tasks().lease(project="s~my-app", taskqueue="render", numTasks=1, leaseSecs=0).execute()
+        assert ok(cli(server, "dead-letters", "render", "--project", "my-app")).splitlines()[1].split()[:4] == [
+            "once",
+            "t",
+            "1",
+            "5",
+        ]
+        assert [d["id"] for d in json.loads(ok(cli(server, "dead-letters", "render", "--project", "my-app", "--json")))]
+    finally:
+        server.close()
+        backend.close()

@@ -74,7 +74,8 @@ def test_the_tools_commands_are_reached_through_the_bridges_command_line() -> No
     )
     assert result.returncode == 0, result.stderr
     listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
-    assert listed == {"compat", "hash-token", "serve", "smoke", "queues", "tasks", "peek", "purge", "insert"}
+    queue_cli = {"queues", "tasks", "peek", "purge", "pause", "resume", "clear-tombstones", "dead-letters", "delete"}
+    assert listed == {"compat", "hash-token", "serve", "smoke", "insert", "release", *queue_cli}
 
 
 def _imports() -> dict[str, set[str]]:
