@@ -6,6 +6,7 @@ scheme of a URL, and the rules and limits every layer shares (`backends.limits`)
     rediss://…                             the same over TLS
     redis+cluster://host:port              a Redis Cluster (any one node)
     cloudtasks://projects/P/locations/L    Google Cloud Tasks v2beta2 pull queues
+    pubsub://projects/P                    Google Cloud Pub/Sub (what it cannot do is refused)
 
 Each scheme's entry in `BACKENDS` says what the server must know before it opens the
 backend: the class (imported only when its scheme is chosen, so a laptop that never
@@ -92,6 +93,17 @@ BACKENDS: dict[str, Kind] = {
                 "host:port of a local Cloud Tasks gRPC server (an emulator), reached without credentials.",
                 kind="address",
                 excludes="cloudtasks_credentials",
+            ),
+        ),
+    ),
+    "pubsub": Kind(
+        "backends.pubsub.backend:PubSubBackend",
+        settings=(
+            Setting(
+                "pubsub_credentials",
+                "credentials",
+                "A service-account key file (JSON) for Pub/Sub (default: Application Default Credentials).",
+                kind="file",
             ),
         ),
     ),

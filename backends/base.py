@@ -39,6 +39,21 @@ ADMIN_VERBS = frozenset(
         "activity",
     }
 )
+#: The parts of the v1 verbs a backend may lack, as found in ``Backend.supports``: a
+#: backend without one raises Unsupported naming it (``Unsupported.feature``).
+FEATURES = frozenset(
+    {
+        "named_insert",  # insert with the caller's id (names are unique and tombstoned)
+        "delayed_insert",  # insert with an ETA ahead
+        "get",
+        "list_tasks",
+        "delete_unleased",  # delete by the task's own id, whatever its lease
+        "tag_lease",  # lease with groupByTag (and tag)
+        "long_lease",  # leases and renewals past the backend's own ceiling, up to a week
+        "stats",  # queue_info(with_stats=True)
+        "any_max_leases",  # every max_leases from 1 up (queue.yaml's task_retry_limit)
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +71,14 @@ class Queue:
 
 @dataclass(frozen=True, slots=True)
 class NewTask:
-    """What an insert asks for. ``eta_us`` 0 means "available now"."""
+    """What an insert asks for. ``eta_us`` 0 means "available now". ``generated``: the
+    caller gave no id, and ``id`` was made up by the front."""
 
     id: str
     payload: bytes
     tag: str | None = None
     eta_us: int = 0
+    generated: bool = False
 
 
 class Task(NamedTuple):
@@ -209,8 +226,9 @@ class Backend(abc.ABC):
     queue" (by create_queue or update_queue; unlimited when none).
     """
 
-    #: The admin verbs (`ADMIN_VERBS`) this backend can do; the others raise Unsupported.
-    supports: frozenset[str] = ADMIN_VERBS
+    #: The admin verbs (`ADMIN_VERBS`) and features (`FEATURES`) this backend can do;
+    #: the others raise Unsupported.
+    supports: frozenset[str] = ADMIN_VERBS | FEATURES
 
     @abc.abstractmethod
     def insert(self, queue: Queue, task: NewTask) -> Task:
@@ -292,8 +310,9 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
-    def purge_queue(self, queue: Queue) -> int:
-        """Delete every task of the queue, leased or not, and return how many there were.
+    def purge_queue(self, queue: Queue) -> int | None:
+        """Delete every task of the queue, leased or not, and return how many there were
+        (None when the storage cannot tell).
 
         Their names are not tombstoned: a purge starts the queue afresh. NotFound when
         the queue is unknown.

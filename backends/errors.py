@@ -39,9 +39,14 @@ class InvalidArgument(ApiError):
 
 
 class Unsupported(InvalidArgument):
-    """The backend cannot do this verb (see ``Backend.supports``); the message names it.
+    """The backend cannot do this verb or feature (see ``Backend.supports``); the message
+    names it, and ``feature`` is its name there (None: an admin verb, named by the call).
 
     A v1 client sees a 400; a Cloud Tasks front answers UNIMPLEMENTED."""
+
+    def __init__(self, message: str, *, feature: str | None = None, location: str | None = None) -> None:
+        super().__init__(message, location=location)
+        self.feature = feature
 
 
 class Unauthenticated(ApiError):

@@ -26,11 +26,16 @@ from tests.support.harness import (
     cloudtasks_bridge_harness,
     cloudtasks_harness,
     memory_harness,
+    pubsub_harness,
     redis_harness,
 )
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
+from tests.support.pubsub_emulator import PubSubEmulator
 from tests.support.redis_server import RedisCluster, RedisServer
+
+#: Skips the cases a backend declares it cannot do (Backend.supports), and only those.
+pytest_plugins = ["tests.support.capabilities"]
 
 CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 # gRPC's C core logs at INFO when a test stops a fake Cloud Tasks server under a client.
@@ -81,6 +86,16 @@ def grpc_available() -> None:
         unavailable(f"the Cloud Tasks tests need grpcio and google-cloud-tasks: {exc}")
 
 
+@pytest.fixture(scope="session")
+def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PubSubEmulator]:
+    try:
+        emulator = PubSubEmulator(tmp_path_factory.mktemp("pubsub")).start()
+    except FileNotFoundError as exc:
+        unavailable(f"{exc} is not installed")
+    yield emulator
+    emulator.stop()
+
+
 VARIANTS = [
     *BACKENDS,
     # The HTTP suite once more with token auth on. Credentials are checked before the
@@ -122,6 +137,8 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
         elif variant.backend == "cloudtasks-bridge":
             request.getfixturevalue("grpc_available")
             harness = cloudtasks_bridge_harness(**options)
+        elif variant.backend == "pubsub":
+            harness = pubsub_harness(request.getfixturevalue("pubsub_emulator").address, **options)
         else:
             harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
         opened.append(harness)

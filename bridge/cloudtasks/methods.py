@@ -226,7 +226,7 @@ def create_task(call: Call, request: Any) -> Any:
         if (parent.queue, parent.key) != (name.queue, name.key):
             raise InvalidArgument(f"task.name {request.task.name!r} is not in the queue {request.parent!r}")
     eta = convert.us_of(request.task.schedule_time) if request.task.HasField("schedule_time") else 0
-    task = call.backend.insert(queue, NewTask(task_id, payload, tag, max(eta, 0)))
+    task = call.backend.insert(queue, NewTask(task_id, payload, tag, max(eta, 0), not request.task.name))
     return convert.task_message(task, name.text, convert.view_of(request.response_view))
 
 

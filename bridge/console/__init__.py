@@ -106,6 +106,8 @@ def queue_rows(bridge: Bridge, project: str | None = None) -> list[QueueRow]:
 
 def _purge(backend: Backend, queue: Queue, task: str | None) -> str:
     count = backend.purge_queue(queue)
+    if count is None:
+        return f"Purged {queue.name}: every task deleted (the backend does not count them)"
     return f"Purged {queue.name}: {count} task{'' if count == 1 else 's'} deleted"
 
 

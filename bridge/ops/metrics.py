@@ -182,9 +182,9 @@ class MeteredBackend(Backend):
         with self._lock:
             self._seen.pop(queue, None)
 
-    def purge_queue(self, queue: Queue) -> int:
+    def purge_queue(self, queue: Queue) -> int | None:
         count = self._call("purge_queue", queue, lambda: self.inner.purge_queue(queue))
-        DELETED.inc(count)
+        DELETED.inc(count or 0)
         return count
 
     def pause_queue(self, queue: Queue) -> None:
@@ -251,7 +251,9 @@ class QueueCollector:
         try:
             self.backend.inner.ping()
             now_us = time.time() * US
-            for queue in self.sampled():
+            # A backend without stats (Pub/Sub) still answers: it has no depth to show.
+            sampled = self.sampled() if "stats" in self.backend.inner.supports else []
+            for queue in sampled:
                 stats = self.backend.inner.queue_info(queue, with_stats=True).stats
                 if stats is None:
                     continue

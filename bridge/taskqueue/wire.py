@@ -118,13 +118,14 @@ def read_new_task(body: Any, project: str, queue: str) -> NewTask:
         raise InvalidArgument("The request body must be a JSON object (a Task)", location="body")
     _check_names(body, project, queue, None)
     task_id = body.get("id")
-    if task_id is None or task_id == "":
+    generated = task_id is None or task_id == ""
+    if generated:
         task_id = new_task_id()
     elif not TASK_ID.matches(task_id):
         raise InvalidArgument(f"id must be {TASK_ID.described}", location="id")
     payload = decode_payload(body["payloadBase64"]) if body.get("payloadBase64") is not None else b""
     eta = _int64(body, "leaseTimestamp") or 0
-    return NewTask(task_id, payload, check_tag(body.get("tag")), max(eta, 0))
+    return NewTask(task_id, payload, check_tag(body.get("tag")), max(eta, 0), generated)
 
 
 def read_lease_token(body: Any, project: str, queue: str, task_id: str) -> int | None:

@@ -43,6 +43,9 @@ BACKENDS = [
     pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
     # The Cloud Tasks backend once more, on the bridge's own v2beta2 front instead of the fake.
     pytest.param(Variant("cloudtasks-bridge"), marks=pytest.mark.cloudtasks, id="cloudtasks-bridge"),
+    # Pub/Sub on Google's emulator; the cases it declares it cannot do are skipped
+    # (tests/support/capabilities.py).
+    pytest.param(Variant("pubsub"), marks=pytest.mark.pubsub, id="pubsub"),
 ]
 
 
@@ -147,3 +150,27 @@ class _SharedQueues(QueueRegistry):
 
     def declared(self) -> tuple[QueueConfig, ...]:
         return self.inner.declared()
+
+
+#: Clock moves a Pub/Sub test may make by waiting; the emulator's clock cannot be moved.
+PUBSUB_LONGEST_WAIT_US = 3_000_000
+
+
+def pubsub_harness(emulator: str, **options: Any) -> Harness:
+    """The Pub/Sub backend on Google's emulator, making queues on first use, every v1
+    project in its namesake Pub/Sub project, each harness under a prefix of its own."""
+    import time
+
+    from backends.pubsub.backend import PubSubBackend
+    from tests.support.capabilities import recording
+
+    prefix = f"t{uuid.uuid4().hex[:12]}-"
+    url = f"pubsub://projects/demo-app?emulator={emulator}&create_queues=true&projects=*&prefix={prefix}"
+    backend = recording(PubSubBackend.from_url(url, **options))
+
+    def move_clock(us: int) -> None:
+        if not 0 <= us <= PUBSUB_LONGEST_WAIT_US:
+            pytest.skip(f"moves the clock by {us / 1e6:g} s, and the Pub/Sub emulator's clock cannot be moved")
+        time.sleep(us / 1e6)
+
+    return Harness("pubsub", url, backend, move_clock)

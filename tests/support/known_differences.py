@@ -1,11 +1,14 @@
-"""The contract tests the Cloud Tasks backend cannot pass, read from KNOWN_DIFFERENCES.md.
+"""The contract tests the Cloud Tasks and Pub/Sub backends cannot pass, read from
+KNOWN_DIFFERENCES.md.
 
-Each row of that file's table names a test (``tests/file.py::test_name``, optionally
-with its parameter id) and why Cloud Tasks differs. Those tests run on ``cloudtasks``
-as ``xfail(strict=True)``, and on ``cloudtasks-bridge`` (the same backend on the
-bridge's own v2beta2 front) unless the row names the ``[cloudtasks]`` id alone: one
-that starts to pass fails the run, so a difference that disappears is noticed and its
-row removed.
+Each row of that file's tables names a test (``tests/file.py::test_name``, optionally
+with its parameter id) and why the backend differs; a table belongs to the backend its
+heading names. The tests of the Cloud Tasks table run on ``cloudtasks`` as
+``xfail(strict=True)``, and on ``cloudtasks-bridge`` (the same backend on the bridge's
+own v2beta2 front) unless the row names the ``[cloudtasks]`` id alone; those of the
+Pub/Sub table on ``pubsub``. One that starts to pass fails the run, so a difference that
+disappears is noticed and its row removed. (What a backend declares it cannot do at all
+is skipped instead: tests/support/capabilities.py.)
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE = ROOT / "KNOWN_DIFFERENCES.md"
-BACKEND = "cloudtasks"
+#: A table's backend, by the words of its heading; the Cloud Tasks one also covers
+#: ``cloudtasks-bridge`` (variants are matched by their start).
+HEADINGS = {"Cloud Tasks": "cloudtasks", "Pub/Sub": "pubsub"}
 _ROW = re.compile(r"^\|\s*`(tests/[^`]+)`\s*\|(.+)\|\s*$")
 
 
@@ -26,23 +31,33 @@ _ROW = re.compile(r"^\|\s*`(tests/[^`]+)`\s*\|(.+)\|\s*$")
 class Difference:
     test: str
     reason: str
+    backend: str = "cloudtasks"
 
 
 def read(text: str | None = None) -> list[Difference]:
-    """The rows of the table, in order."""
+    """The rows of the tables, in order, each with the backend of its heading."""
     text = FILE.read_text() if text is None else text
-    rows = (_ROW.match(line) for line in text.splitlines())
-    return [Difference(row.group(1), row.group(2).strip()) for row in rows if row]
+    found = []
+    backend = "cloudtasks"
+    for line in text.splitlines():
+        if line.startswith("#"):
+            backend = next((name for words, name in HEADINGS.items() if words in line), backend)
+        row = _ROW.match(line)
+        if row:
+            found.append(Difference(row.group(1), row.group(2).strip(), backend))
+    return found
 
 
 def mark_known_differences(items: list[pytest.Item]) -> None:
-    differences = {difference.test: difference for difference in read()}
+    differences = {(difference.backend, difference.test): difference for difference in read()}
     for item in items:
         callspec = getattr(item, "callspec", None)
         variant = callspec.params.get("variant") if callspec is not None else None
+        name = str(getattr(variant, "backend", ""))
         # The Cloud Tasks backend on the fake, and on the bridge's own v2beta2 front.
-        if not str(getattr(variant, "backend", "")).startswith(BACKEND):
+        backend = next((backend for backend in HEADINGS.values() if name.startswith(backend)), None)
+        if backend is None:
             continue
-        found = differences.get(item.nodeid) or differences.get(item.nodeid.split("[", 1)[0])
+        found = differences.get((backend, item.nodeid)) or differences.get((backend, item.nodeid.split("[", 1)[0]))
         if found is not None:
-            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known difference on {BACKEND}: {found.reason}"))
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"known difference on {backend}: {found.reason}"))
