@@ -197,13 +197,14 @@ class PubSubBackend(Backend):
             timeout = float(options.get("timeout", DEFAULT_TIMEOUT))
         except ValueError:
             raise ValueError(f"attempts and timeout in {url!r} must be numbers") from None
+        create = _flag(options, "create_queues")
         emulator = options.get("emulator") or (None if credentials else os.environ.get("PUBSUB_EMULATOR_HOST"))
         publisher, subscriber = _clients(credentials, emulator)
         return cls(
             publisher,
             subscriber,
             place,
-            create_queues=_flag(options, "create_queues"),
+            create_queues=create,
             attempts=attempts,
             timeout=timeout,
         )
