@@ -2,8 +2,9 @@
 
 A backend says what it lacks in ``Backend.supports`` and refuses it with Unsupported
 naming the feature (``Unsupported.feature``). The harness of such a backend records
-every refusal (`recording`); a test that fails after its backend refused something the
-backend declares unsupported is reported as skipped, naming what was refused. A test
+every refusal (`recording`); a test of the suites (one with a ``variant`` parameter)
+that fails after its backend refused something the backend declares unsupported is
+reported as skipped, naming what was refused. A test
 that reached no refusal must pass, and a refusal of a feature the backend claims to
 support stays a failure. So the suites run every case a backend can do, whichever
 test file it is in, and skip exactly the ones it declares it cannot.
@@ -63,7 +64,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report: pytest.TestReport = yield
     if call.when == "setup":
         _REFUSED.clear()
-    if call.when != "call" or not report.failed or not _REFUSED:
+    # Only the suites that run on every backend (a ``variant`` parameter) skip; a test of
+    # one backend that meets a refusal has asked for it.
+    callspec = getattr(item, "callspec", None)
+    if call.when != "call" or not report.failed or not _REFUSED or "variant" not in getattr(callspec, "params", {}):
         return report
     features = declared(_REFUSED)
     if features:
