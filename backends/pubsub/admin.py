@@ -60,10 +60,9 @@ def create_queue(backend: PubSubBackend, queue: Queue) -> None:
 
 
 def update_queue(backend: PubSubBackend, queue: Queue) -> None:
-    from backends.pubsub.backend import max_leases
-
     policy = ps.DeadLetterPolicy(
-        dead_letter_topic=mapping.dead_letter(backend.topic(queue)), max_delivery_attempts=max_leases(queue)
+        dead_letter_topic=mapping.dead_letter(backend.topic(queue)),
+        max_delivery_attempts=mapping.max_delivery_attempts(queue),
     )
     backend.read_subscription(queue)
     request = ps.UpdateSubscriptionRequest(

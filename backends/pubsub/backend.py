@@ -127,15 +127,6 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
-def max_leases(queue: Queue) -> int:
-    """The queue's max_delivery_attempts; InvalidArgument for what Pub/Sub cannot hold."""
-    if queue.max_leases is None:
-        return mapping.DEFAULT_MAX_LEASES
-    if queue.max_leases not in mapping.DELIVERY_ATTEMPTS:
-        raise unsupported("any_max_leases", detail=f"queue {queue.name} asks for {queue.max_leases}")
-    return queue.max_leases
-
-
 def _lease_seconds(lease_us: int) -> int:
     seconds = lease_us // US
     if seconds > mapping.MAX_ACK_DEADLINE:
@@ -245,7 +236,7 @@ class PubSubBackend(Backend):
         """Make the queue's topics and subscriptions; those that exist are left alone."""
         topic, subscription = self.topic(queue), self.subscription(queue)
         dead = mapping.dead_letter(topic)
-        policy = ps.DeadLetterPolicy(dead_letter_topic=dead, max_delivery_attempts=max_leases(queue))
+        policy = ps.DeadLetterPolicy(dead_letter_topic=dead, max_delivery_attempts=mapping.max_delivery_attempts(queue))
         steps: list[tuple[Callable[..., Any], Any]] = [
             (self.publisher.create_topic, ps.Topic(name=dead)),
             (self.subscriber.create_subscription, ps.Subscription(name=mapping.dead_letter(subscription), topic=dead)),
@@ -276,7 +267,7 @@ class PubSubBackend(Backend):
         now = _now_us()
         if task.eta_us > now + ETA_SLACK_US:
             raise unsupported("delayed_insert")
-        max_leases(queue)
+        mapping.max_delivery_attempts(queue)
         attributes = {mapping.TAG: task.tag} if task.tag else {}
         if not task.payload and not attributes:
             attributes = {mapping.EMPTY: ""}
@@ -317,7 +308,7 @@ class PubSubBackend(Backend):
         if request.group_by_tag:
             raise unsupported("tag_lease")
         seconds = _lease_seconds(request.lease_us)
-        max_leases(queue)
+        mapping.max_delivery_attempts(queue)
         name = self.subscription(queue)
         # return_immediately: a v1 lease answers at once, empty when nothing is there;
         # without it the service holds the call open until a message comes.
@@ -390,7 +381,7 @@ class PubSubBackend(Backend):
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         if with_stats:
             raise unsupported("stats")
-        max_leases(queue)
+        mapping.max_delivery_attempts(queue)
         request = ps.GetSubscriptionRequest(subscription=self.subscription(queue))
         with translated("reading the queue", queue=queue.name):
             found = self._on_queue(

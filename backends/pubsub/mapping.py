@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from backends import url_options
-from backends.base import Task
+from backends.base import Queue, Task
 from backends.errors import NotFound
 from backends.limits import US
+from backends.pubsub.errors import unsupported
 
 #: Pub/Sub's ceiling on an ack deadline (seconds): the longest lease it can hold.
 MAX_ACK_DEADLINE = 600
@@ -158,3 +159,12 @@ def read_lease_id(task_id: str) -> Lease | None:
 def leased_task(lease: Lease, task_id: str, payload: bytes | None, tag: str | None, eta_us: int) -> Task:
     """A leased task as the contract gives it; retry_count is Pub/Sub's delivery attempt."""
     return Task(task_id, payload, tag, lease.publish_us, eta_us, lease.attempt)
+
+
+def max_delivery_attempts(queue: Queue) -> int:
+    """The queue's max_delivery_attempts (maxLeases); Unsupported for what Pub/Sub cannot hold."""
+    if queue.max_leases is None:
+        return DEFAULT_MAX_LEASES
+    if queue.max_leases not in DELIVERY_ATTEMPTS:
+        raise unsupported("any_max_leases", detail=f"queue {queue.name} asks for {queue.max_leases}")
+    return queue.max_leases
