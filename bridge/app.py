@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     metrics.register(app, metered, queues, guard)
     health.register(app, metered)
     # The Cloud Tasks v2beta2 front on the same queues: HTTP/JSON here, gRPC per worker (bridge.server.serving).
-    front = cloudtasks.Front(metered, queues, authenticator, bridge.policy, settings.queues is not None)
+    front = cloudtasks.Front(
+        metered, queues, authenticator, bridge.policy, settings.queues is not None, settings.tombstone_seconds
+    )
     app.extensions["cloudtasks"] = front
     cloudtasks_rest.register(app, front)
 

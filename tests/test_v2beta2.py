@@ -267,6 +267,25 @@ def test_get_queue_reads_stats_only_through_the_read_mask(v2: Target) -> None:
     )
 
 
+def test_update_queue_changes_only_what_its_mask_names(v2: Target) -> None:
+    name = _new_queue(v2, max_attempts=4)
+    six = ct.Queue(name=name, pull_target=ct.PullTarget(), retry_config=ct.RetryConfig(max_attempts=6))
+    update = v2.client.update_queue
+    # retry_config is in the body, not in the mask: it stays as it is.
+    assert update(queue=six, update_mask={"paths": ["pull_target"]}, retry=None).retry_config.max_attempts == 4
+    bare = ct.Queue(name=name, pull_target=ct.PullTarget())
+    assert update(queue=bare, update_mask={"paths": ["pull_target"]}, retry=None).retry_config.max_attempts == 4
+    assert v2.client.get_queue(name=name, retry=None).retry_config.max_attempts == 4
+    mask = {"paths": ["retry_config.max_attempts"]}
+    assert update(queue=six, update_mask=mask, retry=None).retry_config.max_attempts == 6
+    # Without a mask every field is updated: a body without retry_config leaves the
+    # attempts unlimited, as a mask naming retry_config does.
+    assert update(queue=bare, retry=None).retry_config.unlimited_attempts
+    update(queue=six, retry=None)
+    assert update(queue=bare, update_mask={"paths": ["retry_config"]}, retry=None).retry_config.unlimited_attempts
+    assert v2.client.get_queue(name=name, retry=None).retry_config.unlimited_attempts
+
+
 def test_a_task_leased_max_attempts_times_is_not_leased_again(v2: Target) -> None:
     name = _new_queue(v2, max_attempts=2)
     _create(v2, name, "t1")

@@ -10,6 +10,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -445,10 +446,58 @@ def test_update_queue_sets_max_attempts_which_v1_sees_as_max_leases(both: tuple[
     updated = v2.client.update_queue(queue=queue, update_mask=mask, retry=None)
     assert updated.retry_config.max_attempts == 4 and updated.name == QUEUE
     assert v1.taskqueues().get(project="s~demo-app", taskqueue="shared").execute()["maxLeases"] == 4
-    rates = {"paths": ["rate_limits"]}
-    refused(v2, Code.UNIMPLEMENTED, lambda: v2.client.update_queue(queue=queue, update_mask=rates, retry=None))
     push = ct.Queue(name=QUEUE, app_engine_http_target=ct.AppEngineHttpTarget())
     refused(v2, Code.UNIMPLEMENTED, lambda: v2.client.update_queue(queue=push, retry=None))
+    # Outside the mask, v1's maxLeases stays as it is.
+    v2.client.update_queue(queue=ct.Queue(name=QUEUE), update_mask={"paths": ["pull_target"]}, retry=None)
+    assert v1.taskqueues().get(project="s~demo-app", taskqueue="shared").execute()["maxLeases"] == 4
+
+
+#: Settings of a Cloud Tasks queue that the bridge's pull queues cannot keep, each given.
+NOT_KEPT = {
+    "retry_config.max_retry_duration": ct.Queue(retry_config=ct.RetryConfig(max_retry_duration={"seconds": 300})),
+    "retry_config.min_backoff": ct.Queue(retry_config=ct.RetryConfig(min_backoff={"seconds": 1})),
+    "retry_config.max_doublings": ct.Queue(retry_config=ct.RetryConfig(max_doublings=3)),
+    "rate_limits": ct.Queue(rate_limits=ct.RateLimits(max_burst_size=10)),
+    "task_ttl": ct.Queue(task_ttl={"seconds": 3600}),
+    "tombstone_ttl": ct.Queue(tombstone_ttl={"seconds": 3600}),
+}
+
+
+def _merged(given: ct.Queue, **fields: Any) -> ct.Queue:
+    queue = ct.Queue(**fields)
+    ct.Queue.pb(queue).MergeFrom(ct.Queue.pb(given))
+    return queue
+
+
+def test_create_and_update_queue_refuse_what_a_pull_queue_here_cannot_keep(both: tuple[Target, Any, Harness]) -> None:
+    v2, _, _ = both
+    parent = QUEUE.rsplit("/queues/", 1)[0]
+    created = ct.Queue(name=QUEUE, pull_target=ct.PullTarget(), retry_config=ct.RetryConfig(max_attempts=3))
+    v2.client.create_queue(parent=parent, queue=created, retry=None)
+    create = partial(v2.client.create_queue, parent=parent, retry=None)
+    update = partial(v2.client.update_queue, retry=None)
+    for setting, given in NOT_KEPT.items():
+        other = f"{parent}/queues/refused-{setting.replace('.', '-').replace('_', '-')}"
+        error = refused(v2, Code.INVALID_ARGUMENT, partial(create, queue=_merged(given, name=other, pull_target={})))
+        assert setting in error.message, error.message
+        refused(v2, Code.NOT_FOUND, partial(v2.client.get_queue, name=other, retry=None))
+        for paths in ([setting], [setting.split(".")[0]], []):
+            changed = partial(update, queue=_merged(given, name=QUEUE), update_mask={"paths": paths})
+            assert setting in refused(v2, Code.INVALID_ARGUMENT, changed).message
+    assert v2.client.get_queue(name=QUEUE, retry=None).retry_config.max_attempts == 3
+    # Given as what the queue has, a setting is taken: its default (unset, or zero), or the
+    # bridge's --tombstone-seconds as tombstone_ttl (the project's Cloud Tasks backend sends it).
+    zero = ct.Queue(name=QUEUE, retry_config=ct.RetryConfig(max_attempts=5, max_retry_duration={"seconds": 0}))
+    assert update(queue=zero).retry_config.max_attempts == 5
+    week = ct.Queue(name=QUEUE, tombstone_ttl={"seconds": Settings().tombstone_seconds})
+    assert update(queue=week, update_mask={"paths": ["tombstone_ttl"]}).retry_config.max_attempts == 5
+    refused(v2, Code.INVALID_ARGUMENT, partial(update, queue=ct.Queue(name=QUEUE, tombstone_ttl={"seconds": 60})))
+    # A mask naming what the server sets, or nothing of a Queue, is refused.
+    for path, said in (("state", "PauseQueue"), ("stats", "output only"), ("colour", "colour")):
+        changed = partial(update, queue=zero, update_mask={"paths": [path]})
+        assert said in refused(v2, Code.INVALID_ARGUMENT, changed).message
+    assert v2.client.get_queue(name=QUEUE, retry=None).retry_config.max_attempts == 5
 
 
 def test_purge_empties_and_delete_drops_a_queue(both: tuple[Target, Any, Harness]) -> None:

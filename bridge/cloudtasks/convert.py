@@ -57,7 +57,6 @@ from bridge.taskqueue.wire import check_tag, project_key
 
 TaskMessage: Any = ct.Task.pb()
 QueueMessage: Any = ct.Queue.pb()
-_QUEUE_FIELDS = frozenset(field.name for field in QueueMessage.DESCRIPTOR.fields)
 FULL = int(ct.Task.View.FULL)
 BASIC = int(ct.Task.View.BASIC)
 
@@ -206,14 +205,36 @@ def task_message(task: Task, queue: str, view: int) -> Any:
     return message
 
 
+_SNAKE = re.compile(r"[A-Z]")
+
+
+def mask_paths(mask: Any, field: str) -> list[str]:
+    """A FieldMask's paths in the protos' spelling, each a path of Queue.
+
+    Both spellings are taken, as Google's front end takes them: ``retryConfig.maxAttempts``
+    (JSON's, what gcloud sends) and ``retry_config.max_attempts`` (the protos', what the
+    Node.js client sends over REST too).
+    """
+    paths = [_SNAKE.sub(lambda upper: "_" + upper.group().lower(), path.strip()) for path in mask.paths]
+    for path in paths:
+        descriptor = QueueMessage.DESCRIPTOR
+        for part in path.split("."):
+            if descriptor is None or part not in descriptor.fields_by_name:
+                raise InvalidArgument(f"Invalid {field} path {path!r}: Queue has no field {path!r}")
+            descriptor = descriptor.fields_by_name[part].message_type
+            if descriptor is not None and descriptor.file.package == "google.protobuf":
+                descriptor = None  # a Duration or Timestamp is set whole
+    return paths
+
+
 def read_mask(request: Any) -> list[str] | None:
-    """The Queue fields a GetQueue asks for; None: all but ``stats``."""
+    """The Queue fields a GetQueue or ListQueues asks for; None: all but ``stats``."""
     if not request.HasField("read_mask"):
         return None
-    paths = list(request.read_mask.paths)
-    unknown = sorted(set(paths) - _QUEUE_FIELDS)
-    if unknown:
-        raise InvalidArgument(f"Invalid read_mask paths: {', '.join(unknown)}")
+    paths = mask_paths(request.read_mask, "read_mask")
+    nested = sorted(path for path in paths if "." in path)
+    if nested:
+        raise InvalidArgument(f"read_mask names whole Queue fields here, not {', '.join(nested)}")
     return paths
 
 
@@ -251,28 +272,98 @@ def _copy(source: Any, target: Any, field: str) -> None:
         getattr(target, field).CopyFrom(getattr(source, field))
 
 
-def pull_queue(queue: Any) -> int | None:
-    """The max_leases of a pull Queue to create or update (None: unlimited attempts)."""
-    target = queue.WhichOneof("target_type")
-    if target is not None and target != "pull_target":
-        raise Unimplemented(f"{target}: push queues are not served here; give the queue a pull_target")
+# -- queue settings ------------------------------------------------------------------
+
+#: Fields the server sets. A value given is ignored (the protos' rule for output-only
+#: fields, so a Queue read can be written back); a mask that names one is refused.
+_OUTPUT_ONLY = {
+    "state": "PauseQueue and ResumeQueue change it",
+    "purge_time": "PurgeQueue sets it",
+    "stats": "it is counted from the tasks",
+}
+_PUSH_TARGETS = frozenset({"app_engine_http_target", "http_target"})
+_ATTEMPTS = frozenset({"retry_config", "retry_config.max_attempts", "retry_config.unlimited_attempts"})
+_NO_BACKOFF = "a pull queue has no retry backoff: a task is leased again when its lease ends"
+#: Settings of a Cloud Tasks queue that this server's pull queues cannot keep, and why.
+#: Each may be given only as its default (unset, or zero), which is what the queue has.
+_NOT_KEPT = {
+    "rate_limits": "pull queues here are not rate limited",
+    "retry_config.max_retry_duration": "tasks here have no age limit (App Engine's task_age_limit)",
+    "retry_config.min_backoff": _NO_BACKOFF,
+    "retry_config.max_backoff": _NO_BACKOFF,
+    "retry_config.max_doublings": _NO_BACKOFF,
+    "task_ttl": "a task is kept until it is deleted, or leased retry_config.max_attempts times",
+    "tombstone_ttl": "the bridge's --tombstone-seconds sets how long every queue keeps a deleted task's name",
+}
+_TOMBSTONE_TTL = "tombstone_ttl"
+_WHOLE_QUEUE = tuple(field.name for field in QueueMessage.DESCRIPTOR.fields if field.name != "name")
+
+
+@dataclass(frozen=True, slots=True)
+class QueueChange:
+    """What a CreateQueue or UpdateQueue sets on a pull queue: its attempts (v1's
+    maxLeases, None for unlimited) when ``sets_attempts``, and nothing else."""
+
+    sets_attempts: bool
+    max_leases: int | None = None
+
+
+def queue_change(queue: Any, paths: list[str] | None, tombstone_seconds: int) -> QueueChange:
+    """What ``queue`` sets: the fields of ``paths`` (an update mask), or all of them.
+
+    A setting this server cannot keep is refused (INVALID_ARGUMENT, naming it) unless it
+    is given as what every queue here has: its default, or for ``tombstone_ttl`` the
+    bridge's ``tombstone_seconds`` (which the project's Cloud Tasks backend sends). A push
+    target is UNIMPLEMENTED, as every push feature here.
+    """
+    sets_attempts = False
+    for path in paths if paths is not None else _WHOLE_QUEUE:
+        top = path.split(".", 1)[0]
+        if top == "name":
+            continue
+        if top in _OUTPUT_ONLY:
+            if paths is None:
+                continue
+            raise InvalidArgument(f"update_mask names {path}, which is output only: {_OUTPUT_ONLY[top]}")
+        if top in _PUSH_TARGETS:
+            if queue.HasField(top):
+                raise Unimplemented(f"{top}: push queues are not served here; give the queue a pull_target")
+            continue
+        sets_attempts = sets_attempts or path in _ATTEMPTS
+        for setting, why in _NOT_KEPT.items():
+            # The path names the setting, a field of it, or the message that holds it.
+            inner = setting.startswith(path + ".")
+            if not (inner or setting == path or path.startswith(setting + ".")):
+                continue
+            if not _given(queue, setting if inner else path):
+                continue
+            if setting != _TOMBSTONE_TTL:
+                raise InvalidArgument(f"{setting} cannot be kept here ({why}); leave it unset")
+            if queue.tombstone_ttl.ToNanoseconds() != tombstone_seconds * 1_000_000_000:
+                raise InvalidArgument(
+                    f"{setting} cannot be kept here ({why}); leave it unset, or give {tombstone_seconds}s"
+                )
+    if not sets_attempts:
+        return QueueChange(False)
     retry = queue.retry_config
     if retry.WhichOneof("num_attempts") != "max_attempts":
-        return None
+        return QueueChange(True, None)
     if retry.max_attempts <= 0:
         raise InvalidArgument("retry_config.max_attempts must be > 0 (or set unlimited_attempts)")
-    return int(retry.max_attempts)
+    return QueueChange(True, int(retry.max_attempts))
 
 
-#: What UpdateQueue may change here (a pull queue has no rates, targets or TTLs to tune).
-_UPDATABLE = frozenset({"retry_config", "retry_config.max_attempts", "retry_config.unlimited_attempts", "pull_target"})
-
-
-def updatable(request: Any) -> None:
-    """Refuse an UpdateQueue whose mask names what this server does not keep."""
-    other = sorted(set(request.update_mask.paths) - _UPDATABLE)
-    if other:
-        raise Unimplemented(f"UpdateQueue here changes retry_config (max_attempts) only, not {', '.join(other)}")
+def _given(message: Any, path: str) -> bool:
+    """Whether the field at ``path`` holds anything but its default."""
+    *parents, last = path.split(".")
+    for part in parents:
+        if not message.HasField(part):
+            return False
+        message = getattr(message, part)
+    value = getattr(message, last)
+    if message.DESCRIPTOR.fields_by_name[last].message_type is not None:
+        return bool(value.ByteSize())
+    return bool(value)
 
 
 def page_token(last: str) -> str:

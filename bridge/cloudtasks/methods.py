@@ -20,7 +20,7 @@ from google.cloud import tasks_v2beta2 as ct
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import empty_pb2
 
-from backends.base import PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
+from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
 from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import Duplicate, InvalidArgument, NotFound
 from backends.limits import NUM_TASKS, US
@@ -45,6 +45,9 @@ class Front:
     #: Whether queues come from a queue.yaml file: they are then not created, changed or
     #: deleted through the API (CreateQueue of a declared one is ALREADY_EXISTS).
     from_file: bool = False
+    #: How long the backend keeps a deleted task's name (the settings' tombstone_seconds):
+    #: the one tombstone_ttl every queue has.
+    tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,7 @@ def create_queue(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.queue.name, "queue.name")
     if not request.queue.name.startswith(request.parent + "/queues/"):
         raise InvalidArgument(f"queue.name {request.queue.name!r} is not in {request.parent!r}")
-    max_leases = convert.pull_queue(request.queue)
+    max_leases = convert.queue_change(request.queue, None, call.front.tombstone_seconds).max_leases
     if call.front.from_file:
         call.queue(name)  # NotFound for an undeclared one
         raise Duplicate(f"Queue {name.queue} exists: queue.yaml defines it")
@@ -136,14 +139,19 @@ def create_queue(call: Call, request: Any) -> Any:
 
 def update_queue(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.queue.name, "queue.name")
-    convert.updatable(request)
-    max_leases = convert.pull_queue(request.queue)
+    # No mask (or an empty one) updates every field (the protos).
+    paths = convert.mask_paths(request.update_mask, "update_mask") if request.update_mask.paths else None
+    change = convert.queue_change(request.queue, paths, call.front.tombstone_seconds)
     queue = call.definable(name)
-    changed = Queue(queue.project, queue.name, max_leases)
+    # UpdateQueue creates the queue it does not find (the protos).
+    if not change.sets_attempts:
+        with contextlib.suppress(Duplicate):
+            call.backend.create_queue(queue)
+        return _queue_reply(call, name.text, queue)
+    changed = Queue(queue.project, queue.name, change.max_leases)
     try:
         call.backend.update_queue(changed)
     except NotFound:
-        # UpdateQueue creates the queue it does not find (the protos).
         call.backend.create_queue(changed)
     return _queue_reply(call, name.text, queue)
 

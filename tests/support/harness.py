@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from backends.base import Backend
+from backends.base import DEFAULT_TOMBSTONE_SECONDS, Backend
 from backends.redis.backend import RedisBackend
 from backends.redis.memory import MemoryBackend
 from bridge.access.queues import QueueConfig, QueueRegistry
@@ -123,8 +123,12 @@ def cloudtasks_bridge_harness(**options: Any) -> Harness:
     inner = MemoryBackend.from_url("memory://", **options)
     queues = _SharedQueues()
     # The front alone, not a whole app, and silent: the metrics and log tests count the
-    # proxy's calls only.
-    front = GrpcFront(Front(inner, queues, Anonymous(), Policy()), "127.0.0.1:0", log_calls=False)
+    # proxy's calls only. Its queues keep deleted names as long as the proxy asks Cloud
+    # Tasks to (tombstone_ttl).
+    tombstones = options.get("tombstone_seconds", DEFAULT_TOMBSTONE_SECONDS)
+    front = GrpcFront(
+        Front(inner, queues, Anonymous(), Policy(), tombstone_seconds=tombstones), "127.0.0.1:0", log_calls=False
+    )
     url = f"cloudtasks://{CLOUDTASKS_LOCATION}?create_queues=true&projects=*"
     backend = CloudTasksBackend.from_url(url, endpoint=f"127.0.0.1:{front.port}", **options)
     backend.backoff = 0.001
