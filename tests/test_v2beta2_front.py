@@ -303,6 +303,30 @@ def test_rest_answers_enums_as_numbers_and_bytes_as_base64(http_front: BridgeSer
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", reply.json["createTime"])
 
 
+@pytest.mark.memory
+def test_rest_takes_mask_paths_in_either_spelling(http_front: BridgeServer) -> None:
+    name = "projects/p/locations/l/queues/masked"
+    json_body = {"Content-Type": "application/json"}
+    queue = {"name": name, "pullTarget": {}, "retryConfig": {"maxAttempts": 4}}
+    assert http_front.request("POST", "/v2beta2/projects/p/locations/l/queues", queue, json_body).status == 200
+    for mask, attempts, answer in (
+        ("retry_config.max_attempts", 5, 5),  # the protos' spelling, as the Node.js client sends it
+        ("retryConfig.maxAttempts", 6, 6),  # JSON's, as gcloud sends it
+        ("pull_target", 7, 6),
+        ("pullTarget,retry_config", 8, 8),
+    ):
+        body = {"name": name, "pullTarget": {}, "retryConfig": {"maxAttempts": attempts}}
+        reply = http_front.request("PATCH", f"/v2beta2/{name}?updateMask={mask}", body, json_body)
+        assert reply.status == 200 and reply.json["retryConfig"] == {"maxAttempts": answer}, (mask, reply.body)
+    for mask, fields in (("retry_config", {"retryConfig"}), ("retryConfig,state", {"retryConfig", "state"})):
+        reply = http_front.request("GET", f"/v2beta2/{name}?readMask={mask}")
+        assert reply.status == 200 and set(reply.json) == fields, (mask, reply.body)
+    for verb, path in (("PATCH", f"/v2beta2/{name}?updateMask=colour"), ("GET", f"/v2beta2/{name}?readMask=colour")):
+        reply = http_front.request(verb, path, {"name": name} if verb == "PATCH" else None, json_body)
+        assert reply.status == 400 and "colour" in reply.json["error"]["message"], reply.body
+    assert http_front.request("GET", f"/v2beta2/{name}").json["retryConfig"] == {"maxAttempts": 8}
+
+
 # -- several gunicorn workers on real Redis ------------------------------------------------
 
 

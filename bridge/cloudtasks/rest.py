@@ -12,10 +12,11 @@ client's REST transport calls them::
 A request message is built from the body (``*``, or the ``queue`` field for
 CreateQueue/UpdateQueue), the path's resource name and the query string (the fields
 left over, in JSON names; ``$alt``, ``alt``, ``key`` and the like are ignored), with
-protobuf's JSON mapping, so enums arrive as names or numbers (``$alt=json;enum-encoding=int``).
-Responses use the same mapping with enums as numbers. Errors are Google's JSON error
-format for the API: ``{"error": {"code": 404, "message": "…", "status": "NOT_FOUND"}}``,
-whose HTTP status the client reads to choose its exception class.
+protobuf's JSON mapping, so enums arrive as names or numbers, and FieldMasks in either
+spelling (``retryConfig.maxAttempts`` or ``retry_config.max_attempts``). Responses use the
+same mapping with enums as numbers. Errors are Google's JSON error format for the API:
+``{"error": {"code": 404, "message": "…", "status": "NOT_FOUND"}}``, whose HTTP status
+the client reads to choose its exception class.
 """
 
 from __future__ import annotations
@@ -117,6 +118,28 @@ def _set(message: Any, dotted: str, value: str) -> None:
     setattr(message, last, value)
 
 
+def _masks(message: Any, fields: dict[str, Any]) -> None:
+    """Move the query's FieldMasks into ``message`` as the paths they list, as written.
+
+    JSON's FieldMask is camelCase only; Google's front end also takes the protos' spelling
+    (``updateMask=retry_config.max_attempts``), so the paths are left to the handler
+    (`bridge.cloudtasks.convert.mask_paths`), which reads both.
+    """
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is None or field.message_type.full_name != "google.protobuf.FieldMask":
+            continue
+        for key in (field.json_name, field.name):
+            if key not in fields:
+                continue
+            value = fields.pop(key)
+            values = value if isinstance(value, list) else [value]
+            if not all(isinstance(text, str) for text in values):
+                raise InvalidArgument(f"Invalid {key}: expected a comma-separated list of field paths")
+            mask = getattr(message, field.name)
+            mask.SetInParent()
+            mask.paths.extend(path for text in values for path in text.split(",") if path)
+
+
 def _message(route: Route, name: str) -> Any:
     message = METHODS[route.method].request()
     data = request.get_data(cache=False) if route.body else b""
@@ -124,7 +147,9 @@ def _message(route: Route, name: str) -> Any:
         if data.strip():
             target = message if route.body == "*" else getattr(message, route.body)
             json_format.Parse(data, target)
-        json_format.ParseDict(_query(request.args), message)
+        fields = _query(request.args)
+        _masks(message, fields)
+        json_format.ParseDict(fields, message)
     except json_format.ParseError as exc:
         raise InvalidArgument(f"Invalid JSON payload: {exc}") from None
     _set(message, route.field, name)
