@@ -304,6 +304,25 @@ def test_rest_answers_enums_as_numbers_and_bytes_as_base64(http_front: BridgeSer
 
 
 @pytest.mark.memory
+def test_rest_answers_enums_as_names_unless_asked_for_numbers_and_takes_both(http_front: BridgeServer) -> None:
+    name = "projects/p/locations/l/queues/q"
+    queue, json_body = f"/v2beta2/{name}", {"Content-Type": "application/json"}
+    body = {"task": {"name": f"{name}/tasks/t1", "pullMessage": {"payload": "aGk="}}, "responseView": "FULL"}
+    created = http_front.request("POST", f"{queue}/tasks", body, json_body)
+    assert created.status == 200 and created.json["view"] == "FULL", created.body
+    assert http_front.request("GET", queue).json["state"] == "RUNNING"
+    for view, alt, answer in (
+        ("2", "", "FULL"),
+        ("BASIC", "", "BASIC"),
+        ("FULL", "&%24alt=json%3Benum-encoding%3Dint", 2),
+    ):
+        got = http_front.request("GET", f"{queue}/tasks/t1?responseView={view}{alt}")
+        assert got.status == 200 and got.json["view"] == answer, got.body
+    paused = http_front.request("POST", f"{queue}:pause?alt=json", {}, json_body)
+    assert paused.json["state"] == "PAUSED", paused.body
+
+
+@pytest.mark.memory
 def test_rest_takes_mask_paths_in_either_spelling(http_front: BridgeServer) -> None:
     name = "projects/p/locations/l/queues/masked"
     json_body = {"Content-Type": "application/json"}

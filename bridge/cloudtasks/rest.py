@@ -14,7 +14,9 @@ CreateQueue/UpdateQueue), the path's resource name and the query string (the fie
 left over, in JSON names; ``$alt``, ``alt``, ``key`` and the like are ignored), with
 protobuf's JSON mapping, so enums arrive as names or numbers, and FieldMasks in either
 spelling (``retryConfig.maxAttempts`` or ``retry_config.max_attempts``). Responses use the
-same mapping with enums as numbers. Errors are Google's JSON error format for the API:
+same mapping, enums as names (``"state": "RUNNING"``) unless the request asks for numbers
+with ``$alt=json;enum-encoding=int``, as Google's client libraries do. Errors are Google's
+JSON error format for the API:
 ``{"error": {"code": 404, "message": "…", "status": "NOT_FOUND"}}``, whose HTTP status
 the client reads to choose its exception class.
 """
@@ -156,6 +158,12 @@ def _message(route: Route, name: str) -> Any:
     return message
 
 
+def _integer_enums() -> bool:
+    """Whether the caller asked for enums as numbers (``$alt=json;enum-encoding=int``, as
+    Google's own client libraries do); names otherwise, as Google's front end writes them."""
+    return any("enum-encoding=int" in request.args.get(key, "") for key in ("$alt", "alt"))
+
+
 def error_response(status_code: int, code_name: str, message: str) -> Response:
     body = orjson.dumps({"error": {"code": status_code, "message": message, "status": code_name}})
     return Response(body, status=status_code, mimetype="application/json")
@@ -178,7 +186,7 @@ def _view(front: Front) -> Any:
         except Exception:
             log.exception("unexpected error")
             return error_response(500, "INTERNAL", "Internal error")
-        text = json_format.MessageToJson(response, use_integers_for_enums=True, indent=None)
+        text = json_format.MessageToJson(response, use_integers_for_enums=_integer_enums(), indent=None)
         return Response(text, mimetype="application/json")
 
     return view
