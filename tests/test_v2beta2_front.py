@@ -4,6 +4,7 @@ the HTTP/JSON wire format, and gRPC under several gunicorn workers."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -20,11 +21,13 @@ import pytest
 from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2
 
+from backends import errors as backend_errors
 from backends.base import LeaseRequest, LeaseResult, Queue
 from backends.redis.backend import RedisBackend
 from backends.redis.memory import MemoryBackend
 from bridge import create_app
 from bridge.access.auth import hash_token
+from bridge.cloudtasks import convert
 from bridge.settings import Settings
 from tests.support.api import b64, insert, lease
 from tests.support.harness import Harness, memory_harness, redis_harness
@@ -541,6 +544,51 @@ def test_create_and_update_queue_refuse_what_a_pull_queue_here_cannot_keep(both:
         changed = partial(update, queue=zero, update_mask={"paths": [path]})
         assert said in refused(v2, Code.INVALID_ARGUMENT, changed).message
     assert v2.client.get_queue(name=QUEUE, retry=None).retry_config.max_attempts == 5
+
+
+def test_errors_name_the_v2beta2_fields_not_v1s(both: tuple[Target, Any, Harness]) -> None:
+    v2, _, _ = both
+    created = v2.client.create_task(parent=QUEUE, task=ct.Task(pull_message=ct.PullMessage(payload=b"x")), retry=None)
+    far = ct.Task(pull_message=ct.PullMessage(payload=b"x"))
+    type(far).pb(far).schedule_time.FromSeconds(_us(created) // US + 31 * 24 * 3600)
+    error = refused(v2, Code.INVALID_ARGUMENT, lambda: v2.client.create_task(parent=QUEUE, task=far, retry=None))
+    assert "schedule_time" in error.message and "leaseTimestamp" not in error.message, error.message
+
+
+def test_every_v1_field_a_backend_error_names_has_its_v2beta2_name() -> None:
+    """The front words backend errors in v2beta2 fields through one table; a v1 field
+    (from the Discovery document) in any error a backend or the access rules raise must be
+    in it, or a v2beta2 caller would read a name its API does not have."""
+    document = json.loads((ROOT / "api_data" / "taskqueue.v1beta2.json").read_text())
+    fields: set[str] = set()
+    _collect_fields(document, fields)
+    errors = {cls.__name__ for cls in vars(backend_errors).values() if isinstance(cls, type)}
+    named: dict[str, str] = {}
+    for path in [*(ROOT / "backends").rglob("*.py"), *(ROOT / "bridge" / "access").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            called = getattr(node, "func", None)
+            if not isinstance(node, ast.Call) or getattr(called, "id", getattr(called, "attr", None)) not in errors:
+                continue
+            for text in (part.value for part in ast.walk(node) if isinstance(part, ast.Constant)):
+                for word in re.findall(r"[A-Za-z0-9]+", str(text)):
+                    if word in fields and word != word.lower():
+                        named[word] = str(path.relative_to(ROOT))
+    assert {"leaseTimestamp", "maxLeases"} <= set(named)  # the scan sees the errors it is meant to
+    missing = {word: where for word, where in named.items() if word not in convert.V2_FIELDS}
+    assert not missing, f"v1 fields in backend errors without a v2beta2 name in convert.V2_FIELDS: {missing}"
+
+
+def _collect_fields(node: Any, into: set[str]) -> None:
+    """Every parameter and property name of a Discovery document."""
+    if isinstance(node, dict):
+        for key in ("parameters", "properties"):
+            if isinstance(node.get(key), dict):
+                into.update(node[key])
+        for value in node.values():
+            _collect_fields(value, into)
+    elif isinstance(node, list):
+        for value in node:
+            _collect_fields(value, into)
 
 
 def test_purge_empties_and_delete_drops_a_queue(both: tuple[Target, Any, Harness]) -> None:

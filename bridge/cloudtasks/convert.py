@@ -133,6 +133,33 @@ def task_lookup() -> Iterator[None]:
         raise NotFound(NOT_FOUND) from exc
 
 
+#: The v1beta2 names the backends give fields in their errors, and the v2beta2 field each is.
+V2_FIELDS = {
+    "leaseTimestamp": "schedule_time",
+    "maxLeases": "retry_config.max_attempts",
+    "payloadBase64": "pull_message.payload",
+    "numTasks": "max_tasks",
+    "leaseSecs": "lease_duration",
+    "newLeaseSeconds": "lease_duration",
+    "groupByTag": "filter",
+    "pageToken": "page_token",
+    "queueName": "queue",
+}
+_V1_FIELD = re.compile(r"\b(?:" + "|".join(V2_FIELDS) + r")\b")
+
+
+def in_v2_words(exc: ApiError) -> None:
+    """Word ``exc`` as this front reports it: the v1 field names in its message and
+    location become the v2beta2 fields they are (the backends' leaseTimestamp too far
+    ahead is a schedule_time too far ahead)."""
+    message = _V1_FIELD.sub(lambda v1: V2_FIELDS[v1.group()], exc.message)
+    if message != exc.message:
+        exc.message = message
+        exc.args = (message, *exc.args[1:])
+    if exc.location in V2_FIELDS:
+        exc.location = V2_FIELDS[exc.location]
+
+
 # -- names -------------------------------------------------------------------------
 
 

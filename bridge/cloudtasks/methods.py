@@ -22,7 +22,7 @@ from google.protobuf import empty_pb2
 
 from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
 from backends.cloudtasks.errors import NOT_FOUND
-from backends.errors import Duplicate, InvalidArgument, NotFound
+from backends.errors import ApiError, Duplicate, InvalidArgument, NotFound
 from backends.limits import NUM_TASKS, US
 from bridge.access.acl import Policy
 from bridge.access.auth import Authenticator
@@ -317,10 +317,23 @@ def _unimplemented(why: str) -> Handler:
     return refuse
 
 
+def _in_v2_words(handler: Handler) -> Handler:
+    """The handler, its errors naming v2beta2 fields where the backends name v1 ones."""
+
+    def handle(call: Call, request: Any) -> Any:
+        try:
+            return handler(call, request)
+        except ApiError as exc:
+            convert.in_v2_words(exc)
+            raise
+
+    return handle
+
+
 def _method(name: str, handler: Handler, request: Any, response: Any, acl: str = "cloudtasks.admin") -> Method:
     pb = getattr(request, "pb", None)
     out = getattr(response, "pb", None)
-    return Method(name, handler, pb() if pb else request, out() if out else response, acl)
+    return Method(name, _in_v2_words(handler), pb() if pb else request, out() if out else response, acl)
 
 
 _PUSH = "RunTask dispatches push tasks; pull queues are leased with LeaseTasks"
