@@ -71,7 +71,9 @@ class Queue:
 
 @dataclass(frozen=True, slots=True)
 class NewTask:
-    """What an insert asks for. ``eta_us`` 0 means "available now". ``generated``: the
+    """What an insert asks for. ``eta_us`` 0 means "available now"; a past ETA is kept
+    as given, so that the task sorts before those due now (App Engine's rule), unless
+    ``past_means_now`` (Cloud Tasks' rule for a past schedule_time). ``generated``: the
     caller gave no id, and ``id`` was made up by the front."""
 
     id: str
@@ -79,6 +81,7 @@ class NewTask:
     tag: str | None = None
     eta_us: int = 0
     generated: bool = False
+    past_means_now: bool = False
 
 
 class Task(NamedTuple):
@@ -232,10 +235,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def insert(self, queue: Queue, task: NewTask) -> Task:
-        """Store a new task with retry_count 0 and ETA max(task.eta_us, now).
+        """Store a new task with retry_count 0 and ETA task.eta_us (now when 0; see NewTask).
 
-        Raises Duplicate when the name is live or tombstoned, InvalidArgument when the
-        ETA is more than limits.MAX_ETA_AHEAD_US after now (by the backend's clock).
+        Raises InvalidArgument when the ETA is more than limits.MAX_ETA_AHEAD_US after
+        now (by the backend's clock), and otherwise Duplicate when the name is live or
+        tombstoned.
         """
 
     @abc.abstractmethod

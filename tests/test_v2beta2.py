@@ -87,6 +87,17 @@ def test_create_time_is_cut_to_the_second_and_a_task_without_schedule_time_is_du
     assert created.status.attempt_dispatch_count == 0
 
 
+def test_a_past_schedule_time_is_set_to_the_time_of_creation(v2: Target) -> None:
+    # CreateTaskRequest: "If schedule_time is not set or is in the past then Cloud Tasks
+    # will set it to the current time" (where a v1 insert keeps a past ETA).
+    queue = v2.queue()
+    first = _pb(_create(v2, queue, "now"))
+    past = timestamp_pb2.Timestamp(seconds=first.create_time.seconds - 3600)
+    created = _pb(_create(v2, queue, "past", schedule_time=past))
+    assert _us(created.schedule_time) >= _us(first.schedule_time)
+    assert [_name(t) for t in _lease(v2, queue, max_tasks=1)] == ["now"]
+
+
 def test_a_named_task_is_created_once_and_its_name_stays_reserved_after_deletion(v2: Target) -> None:
     queue = v2.queue()
     _create(v2, queue, "once")

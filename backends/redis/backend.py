@@ -336,7 +336,16 @@ class RedisBackend(Backend):
                 self._idle.append(connection)
 
     def insert(self, queue: Queue, task: NewTask) -> Task:
-        status, *rest = self._run("insert", queue, task.id, task.payload, task.tag or "", task.eta_us, MAX_ETA_AHEAD_US)
+        status, *rest = self._run(
+            "insert",
+            queue,
+            task.id,
+            task.payload,
+            task.tag or "",
+            task.eta_us,
+            MAX_ETA_AHEAD_US,
+            "1" if task.past_means_now else "",
+        )
         if status == b"duplicate":
             if rest[0] == b"tombstoned":
                 raise Duplicate(f"Task name {task.id} was used by a deleted task and is reserved", location="id")

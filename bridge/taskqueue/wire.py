@@ -124,8 +124,12 @@ def read_new_task(body: Any, project: str, queue: str) -> NewTask:
     elif not TASK_ID.matches(task_id):
         raise InvalidArgument(f"id must be {TASK_ID.described}", location="id")
     payload = decode_payload(body["payloadBase64"]) if body.get("payloadBase64") is not None else b""
+    # Absent or 0: now. A past ETA is kept, as App Engine kept it; before the epoch is
+    # no time at all (the stub's INVALID_ETA).
     eta = _int64(body, "leaseTimestamp") or 0
-    return NewTask(task_id, payload, check_tag(body.get("tag")), max(eta, 0), generated)
+    if eta < 0:
+        raise InvalidArgument("leaseTimestamp must not be negative (µs since the epoch)", location="leaseTimestamp")
+    return NewTask(task_id, payload, check_tag(body.get("tag")), eta, generated)
 
 
 def read_lease_token(body: Any, project: str, queue: str, task_id: str) -> int | None:

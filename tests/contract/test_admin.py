@@ -199,7 +199,7 @@ def test_pages_hold_every_task_once_by_eta_then_name_across_tags(backend: Backen
     for i, tag in enumerate(["b", None, "a", "b", None, "a", "c"]):
         put(backend, f"t{i}", tag=tag)
     put(backend, "later", delay=600)
-    put(backend, "a-first", delay=-60)  # a past ETA means now
+    put(backend, "a-first", delay=-60)  # a past ETA, kept as given: it sorts first
     expected = [t.id for t in sorted(backend.list_tasks(Q), key=lambda t: (t.eta_us, t.id))]
     assert len(expected) == 9
     pages = _all_pages(backend, 4)

@@ -1,8 +1,10 @@
 -- insert.lua: store a new task.
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] id   ARGV[3] payload   ARGV[4] tag ('' for none)
--- ARGV[5] requested ETA in µs (0 or a past time: now)
+-- ARGV[5] requested ETA in µs: 0 means now, and a past ETA is kept as given (so the
+--         task sorts before those due now), as App Engine's taskqueue_stub.py keeps it
 -- ARGV[6] the furthest ETA allowed, in µs after now
+-- ARGV[7] '1': a past ETA means now instead (Cloud Tasks' rule for schedule_time)
 -- Touches tasks, index, heads, pending, meta, activity; purges expired tombstones.
 -- Returns {'ok', enqueue, eta, 1 if the queue was unknown until now else 0}
 --       | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
@@ -15,20 +17,12 @@
 local now = now_us()
 local id = ARGV[2]
 local eta = tonumber(ARGV[5])
-if eta > now then
-  local latest = now + tonumber(ARGV[6])
-  if eta > latest then
-    -- A name in use is reported first, whatever else is wrong.
-    if redis.call('HEXISTS', tasks_key, id) == 1 then
-      return {'duplicate', 'live'}
-    end
-    if is_tombstoned(id, now) then
-      return {'duplicate', 'tombstoned'}
-    end
-    return {'too_late', int(latest)}
-  end
-else
+if eta == 0 or (eta < now and ARGV[7] == '1') then
   eta = now
+elseif eta > now + tonumber(ARGV[6]) then
+  -- A request that cannot be met is refused before its name is looked at, as the
+  -- stub checks the ETA before it adds the task.
+  return {'too_late', int(now + tonumber(ARGV[6]))}
 end
 -- A live task is never tombstoned (delete removes one, insert refuses the other), so
 -- the two checks may come in either order.
@@ -52,7 +46,7 @@ local group = group_of(tag)
 redis.call('ZADD', index_key, '0', group .. eta16_of(eta_text) .. id)
 -- LT: the group's head moves only to an earlier ETA; a new group is added.
 redis.call('ZADD', heads_key, 'LT', eta_text, group)
-if eta ~= now then
+if eta > now then
   redis.call('ZADD', pending_key, eta_text, id)
 end
 note_activity(now, 'i', 1)

@@ -22,9 +22,10 @@ def insert_named(s: Session) -> None:
 
 @scenario("insert-eta")
 def insert_eta(s: Session) -> None:
-    """leaseTimestamp on insert is the first availability: kept when ahead, now when past or 0."""
+    """leaseTimestamp on insert is the first availability: kept as given (a past one sorts
+    first, as App Engine kept it), now when 0."""
     later = s.insert("later", eta_us=now_us() + 3600 * US)
-    past = s.insert("past", leaseTimestamp="1000")
+    past = s.insert("past", eta_us=1000)
     zero = s.insert("zero", leaseTimestamp="0")
     s.lease("lease", [past, zero])
     # past and zero share the ETA of one lease: ties go by name.
