@@ -244,7 +244,8 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def get(self, queue: Queue, task_id: str) -> Task:
-        """Return the task with its payload; NotFound when unknown or deleted."""
+        """Return the task with its payload; NotFound when unknown, Deleted (a NotFound
+        whose message says so) when deleted or dropped and its name is still reserved."""
 
     @abc.abstractmethod
     def list_tasks(self, queue: Queue) -> list[Task]:

@@ -148,6 +148,13 @@ def test_delete_of_an_unknown_or_deleted_task_is_404_and_says_which(api: Any) ->
     assert "deleted" in again["error"]["message"]
 
 
+def test_get_of_a_deleted_task_is_404_and_says_it_was_deleted(api: Any) -> None:
+    insert(api, id="t1")
+    api.tasks().delete(project=PROJECT, taskqueue=QUEUE, task="t1").execute()
+    envelope = error_of(api.tasks().get(project=PROJECT, taskqueue=QUEUE, task="t1"), 404, "notFound")
+    assert "deleted" in envelope["error"]["message"]
+
+
 def test_payloads_without_padding_are_accepted_and_returned_padded(api: Any) -> None:
     task = insert(api, id="t1", payloadBase64="aGk")
     assert task["payloadBase64"] == "aGk="

@@ -1,7 +1,8 @@
 """Cloud Tasks errors, translated into the API's where they enter, by exception class.
 
     google.api_core.exceptions          backends.errors
-    NotFound                            NotFound 404          (task or queue, as the call names)
+    NotFound                            NotFound 404          (task or queue, as the call names;
+                                                           Deleted when the service says it was)
     FailedPrecondition, fenced call     Conflict 409          (LEASE_CONFLICT: renew, cancel)
     AlreadyExists                       Duplicate 409
     BadRequest (InvalidArgument,        InvalidArgument 400   (with the service's words)
@@ -33,6 +34,7 @@ from backends.errors import (
     LEASE_CONFLICT,
     ApiError,
     Conflict,
+    Deleted,
     Duplicate,
     InvalidArgument,
     NotFound,
@@ -67,8 +69,9 @@ def translated(
     except gexc.NotFound as exc:
         if task_id is not None:
             # Cloud Tasks says more for a name deleted recently; pass that on.
-            said = "" if exc.message == NOT_FOUND else f". Cloud Tasks: {exc.message}"
-            raise NotFound(f"Task not found: {task_id}{said}", location="task") from exc
+            if exc.message == NOT_FOUND:
+                raise NotFound(f"Task not found: {task_id}", location="task") from exc
+            raise Deleted(f"Task not found: {task_id}. Cloud Tasks: {exc.message}", location="task") from exc
         raise missing_queue(queue.name if queue else "?") from exc
     except gexc.FailedPrecondition as exc:
         if fence:

@@ -104,6 +104,7 @@ _SCRIPTS = (
     "purge",
     "list_page",
     "dead_letters",
+    "missing",
     "clear_tombstones",
     "activity",
 )
@@ -361,10 +362,12 @@ class RedisBackend(Backend):
         with _translated():
             packed = self.client.hget(self.keys(queue)[0], task_id)
         if packed is None:
-            found = self._run("dead_letters", queue, 1, task_id)
-            if found:
-                leases = _dead_letter(*found).leases
-                raise NotFound(f"Task {task_id} was dropped after {leases} leases (maxLeases)", location="task")
+            why, *record = self._run("missing", queue, task_id)
+            if why == b"dropped":
+                leases = _dead_letter(task_id.encode(), record[0]).leases
+                raise Deleted(f"Task {task_id} was dropped after {leases} leases (maxLeases)", location="task")
+            if why == b"tombstoned":
+                raise Deleted(f"Task {task_id} was deleted", location="task")
             raise NotFound(f"Task not found: {task_id}", location="task")
         return _task(task_id, packed)  # type: ignore[arg-type]
 
@@ -510,7 +513,7 @@ class RedisBackend(Backend):
         return TaskPage(tasks, token_after(tasks[-1]) if more and tasks else None)
 
     def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
-        flat = self._run("dead_letters", queue, limit, "")
+        flat = self._run("dead_letters", queue, limit)
         return [_dead_letter(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)]
 
     def clear_tombstones(self, queue: Queue) -> int:

@@ -161,9 +161,16 @@ def test_deleting_an_unknown_task_is_not_found_and_a_deleted_one_says_so(backend
     assert "deleted" in again.value.message
 
 
-def test_get_of_an_unknown_task_is_not_found(backend: Backend) -> None:
-    with pytest.raises(NotFound):
+def test_get_of_an_unknown_task_is_not_found_and_of_a_deleted_one_says_so(backend: Backend) -> None:
+    with pytest.raises(NotFound) as unknown:
         backend.get(WORK, "nope")
+    assert "deleted" not in unknown.value.message
+    insert(backend, "t1")
+    backend.delete(WORK, "t1")
+    # The stub's FetchTask answers TOMBSTONED_TASK, as delete and update do here.
+    with pytest.raises(NotFound) as deleted:
+        backend.get(WORK, "t1")
+    assert "deleted" in deleted.value.message
 
 
 def test_a_payload_of_1_mib_is_stored_whole(backend: Backend) -> None:

@@ -1,19 +1,11 @@
 -- dead_letters.lua: the tasks dropped after max leases that are still kept.
 -- KEYS and ARGV[1]: see common.lua.
--- ARGV[2] most records   ARGV[3] one id to look up ('' for the list)
+-- ARGV[2] most records
 -- Reads dropped, letters; forgets records whose window ended.
--- Returns {id, record, ...}, the most recently dropped first (record: see common.lua);
--- with an id, that one task's {id, record} or {}.
+-- Returns {id, record, ...}, the most recently dropped first (record: see common.lua).
 
 local now = now_us()
 expire_letters(now)
-if ARGV[3] ~= '' then
-  local ends = redis.call('ZSCORE', dropped_key, ARGV[3])
-  if ends and tonumber(ends) > now then
-    return {ARGV[3], redis.call('HGET', letters_key, ARGV[3])}
-  end
-  return {}
-end
 local out = {}
 local ids = redis.call('ZREVRANGEBYSCORE', dropped_key, '+inf', '(' .. int(now), 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
