@@ -319,8 +319,9 @@ class Backend(abc.ABC):
         """Delete every task of the queue, leased or not, and return how many there were
         (None when the storage cannot tell).
 
-        Their names are not tombstoned: a purge starts the queue afresh. NotFound when
-        the queue is unknown.
+        Their names are tombstoned as deleted ones are (App Engine's PurgeQueue and
+        Cloud Tasks' keep them reserved), within the backend's bound of tombstones.
+        NotFound when the queue is unknown.
         """
 
     @abc.abstractmethod

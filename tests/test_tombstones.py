@@ -29,6 +29,26 @@ def test_past_max_tombstones_the_names_deleted_first_become_usable_again(redis_s
         backend.close()
 
 
+def test_a_purge_reserves_at_most_max_tombstones_names_the_first_in_the_index(redis_server: RedisServer) -> None:
+    backend = RedisBackend.from_url(redis_server.url + "?prefix=purged&max_tombstones=3")
+    queue = Queue("app", "q")
+    try:
+        backend.insert(queue, NewTask("old", b""))
+        backend.delete(queue, "old")
+        # Untagged tasks sort first in the index, each group by ETA then name.
+        for name, tag in (("u2", None), ("u1", None), ("r1", "red"), ("b1", "b"), ("b2", "b")):
+            backend.insert(queue, NewTask(name, b"", tag))
+        assert backend.purge_queue(queue) == 5
+        assert backend.client.zcard(backend.keys(queue)[3]) == 3
+        for name in ("old", "b2", "r1"):
+            backend.insert(queue, NewTask(name, b""))  # past the bound: usable again
+        for name in ("u1", "u2", "b1"):
+            with pytest.raises(Duplicate):
+                backend.insert(queue, NewTask(name, b""))
+    finally:
+        backend.close()
+
+
 def test_a_bad_max_tombstones_option_is_refused_with_its_name(redis_server: RedisServer) -> None:
     with pytest.raises(ValueError, match="max_tombstones"):
         RedisBackend.from_url(redis_server.url + "?max_tombstones=lots")

@@ -8,8 +8,9 @@ URLs::
 
 Options (query string): ``prefix``, the start of every key (default ``tq``), so that
 several bridges or test runs can share one server; ``max_tombstones``, the most
-deleted names one queue keeps reserved (default 100,000; 0: no bound), past which the
-names deleted longest ago become usable again before their window ends.
+deleted (or purged) names one queue keeps reserved (default 100,000; 0: no bound), past
+which the names deleted longest ago become usable again before their window ends; it
+also bounds a purge's work (see lua/purge.lua).
 
 Layout: all keys of a queue share the cluster hash tag ``{project/queue}``, so each
 script touches one slot of a Redis Cluster; `lua/common.lua` describes the keys. Time
@@ -483,7 +484,7 @@ class RedisBackend(Backend):
             raise _missing_queue(queue)
 
     def purge_queue(self, queue: Queue) -> int:
-        count = int(self._run("purge", queue))
+        count = int(self._run("purge", queue, self.tombstone_us, self.max_tombstones))
         if count < 0:
             raise _missing_queue(queue)
         return count
