@@ -99,6 +99,15 @@ def test_untagged_tasks_form_their_own_group(api: Any) -> None:
     assert all("tag" not in task for task in leased)
 
 
+def test_group_by_tag_with_an_empty_tag_leases_the_oldest_tasks_tag(api: Any, harness: Harness) -> None:
+    # App Engine's stub: `if group_by_tag and tag:`, so "tag=" is no tag.
+    insert(api, id="r1", tag="red")
+    harness.advance(0.001)
+    insert(api, id="u1")
+    assert ids(lease(api, groupByTag=True, tag="")) == ["r1"]
+    assert ids(lease(api, groupByTag=True, tag="")) == ["u1"]
+
+
 def test_tags_are_utf8_and_leased_by_their_exact_value(api: Any) -> None:
     insert(api, id="t1", tag="größe")
     insert(api, id="t2", tag="grosse")

@@ -66,8 +66,9 @@ def lease(backend: Backend, call: Call) -> Result:
         num_tasks=call.params["numTasks"],
         lease_us=call.params["leaseSecs"] * US,
         group_by_tag=group_by_tag,
-        # "tag=" asks for the untagged group; no tag asks for the oldest task's group.
-        tag=None if tag is None else (wire.check_tag(tag) or ""),
+        # No tag, or "tag=" (empty), asks for the oldest task's group, as App Engine's
+        # stub reads it (`if group_by_tag and tag:`); check_tag makes "" None.
+        tag=wire.check_tag(tag),
         max_bytes=max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1) if call.max_response_bytes else 0,
         task_bytes=wire.task_bytes(call.queue_name),
     )
