@@ -119,6 +119,10 @@ def test_every_backend_setting_is_an_option_of_the_commands_that_open_a_backend(
             "queue:\n- name: a\n  mode: pull\n  retry_parameters:\n    task_retry_limt: 5",
             ["line 5", "'task_retry_limt'", "task_retry_limit"],
         ),
+        (
+            "queue:\n- name: a\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 1\n    task_age_limit: 1d",
+            ["line 6", "task_age_limit in retry_parameters of queue 'a'", "push queues only", "remove"],
+        ),
     ],
 )
 def test_a_bad_queue_file_names_the_entry_at_fault(tmp_path: Path, text: str, words: list[str]) -> None:
@@ -155,6 +159,24 @@ def test_a_queue_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     path.write_bytes(b"queue:\n- name: render\n  mode: pull # r\xe9sum\xe9\n")
     with pytest.raises(QueueFileError, match=r"queue.yaml line 3: not UTF-8"):
         QueueRegistry.from_file(path)
+
+
+def test_a_push_queue_may_keep_its_task_age_limit(tmp_path: Path) -> None:
+    path = tmp_path / "queue.yaml"
+    path.write_text(
+        "queue:\n- name: mail\n  rate: 1/s\n  retry_parameters:\n    task_retry_limit: 7\n    task_age_limit: 2d\n"
+        "- name: render\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 3\n    min_backoff_seconds: 5\n"
+    )
+    assert [queue.name for queue in QueueRegistry.from_file(path).declared()] == ["render"]
+
+
+def test_serve_refuses_a_pull_queue_with_a_task_age_limit_naming_file_line_and_reason(tmp_path: Path) -> None:
+    # Accepted and ignored it would answer otherwise than App Engine's stub (issue 21, row 4).
+    path = tmp_path / "queue.yaml"
+    path.write_text("queue:\n- name: limited\n  mode: pull\n  retry_parameters:\n    task_age_limit: 2d\n")
+    result = CliRunner().invoke(main, ["serve", "--queues", str(path)])
+    assert result.exit_code == 1
+    assert f"{path} line 5: task_age_limit" in result.output and "push queues only" in result.output
 
 
 def test_serve_refuses_a_bad_queue_file(tmp_path: Path) -> None:

@@ -19,6 +19,13 @@ belongs to one App Engine application), which limits the queues to that project,
 With a file, an unknown queue is a 404 and a push queue a 400. Without one, every
 well-formed queue name exists (created on first use), as the local emulator did.
 A queue's ``strict_leases`` overrides ``--strict-leases``.
+
+Of ``retry_parameters`` a pull queue has ``task_retry_limit`` alone: App Engine's
+queue.yaml reference marks the others "push queues only". ``task_age_limit`` on a pull
+queue is refused, naming its line: App Engine's own stub applies it there (retrying
+until both limits are reached, and a lease never ages the task), its documentation does
+not, and a setting read two ways is one the bridge cannot honour. The backoff settings
+are accepted and, as by App Engine, not used for leases.
 """
 
 from __future__ import annotations
@@ -54,6 +61,16 @@ _KNOWN_KEYS: dict[str, frozenset[str]] = {
     ),
     "retry_parameters": frozenset(
         {"task_retry_limit", "task_age_limit", "min_backoff_seconds", "max_backoff_seconds", "max_doublings"}
+    ),
+}
+
+
+#: retry_parameters that App Engine applies to push queues only and that a pull queue
+#: may not carry, with the reason given.
+_PUSH_ONLY_RETRY = {
+    "task_age_limit": (
+        "App Engine applies task_age_limit to push queues only (its queue.yaml reference); a pull "
+        "queue drops a task after task_retry_limit leases alone, so remove task_age_limit"
     ),
 }
 
@@ -156,31 +173,34 @@ def _application_key(application: str) -> str | None:
 
 
 def _check_keys(root: yaml.Node | None, path: Path) -> None:
-    """Refuse a key queue.yaml does not know, naming its line."""
+    """Refuse a key queue.yaml does not know, or one a pull queue may not have, naming its line."""
 
-    def check(node: yaml.Node, level: str, where: str) -> None:
+    def check(node: yaml.Node, level: str, where: str, pull: bool = False) -> None:
         if not isinstance(node, yaml.MappingNode):
             return  # the wrong shape is reported, with its entry, by the parser below
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            line = key.start_mark.line + 1
             if name not in _KNOWN_KEYS[level]:
                 known = ", ".join(sorted(_KNOWN_KEYS[level]))
-                raise QueueFileError(
-                    f"{path} line {key.start_mark.line + 1}: unknown key {name!r}{where} (known: {known})"
-                )
+                raise QueueFileError(f"{path} line {line}: unknown key {name!r}{where} (known: {known})")
+            if level == "retry_parameters" and pull and name in _PUSH_ONLY_RETRY:
+                raise QueueFileError(f"{path} line {line}: {name}{where}: {_PUSH_ONLY_RETRY[name]}")
             if level == "file" and name == "queue" and isinstance(value, yaml.SequenceNode):
                 for entry in value.value:
-                    check(entry, "queue", f" in queue {_entry_name(entry)!r}")
+                    pull_entry = _entry_value(entry, "mode") == "pull"
+                    check(entry, "queue", f" in queue {_entry_value(entry, 'name')!r}", pull_entry)
             elif level == "queue" and name == "retry_parameters":
-                check(value, "retry_parameters", f" in retry_parameters{where.replace(' in ', ' of ', 1)}")
+                check(value, "retry_parameters", f" in retry_parameters{where.replace(' in ', ' of ', 1)}", pull)
 
     if root is not None:
         check(root, "file", "")
 
 
-def _entry_name(entry: yaml.Node) -> str:
+def _entry_value(entry: yaml.Node, name: str) -> str:
+    """The text of an entry's key ``name``, "?" when it has none."""
     for key, value in entry.value if isinstance(entry, yaml.MappingNode) else ():
-        if isinstance(key, yaml.ScalarNode) and key.value == "name" and isinstance(value, yaml.ScalarNode):
+        if isinstance(key, yaml.ScalarNode) and key.value == name and isinstance(value, yaml.ScalarNode):
             return str(value.value)
     return "?"
 
