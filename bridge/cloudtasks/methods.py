@@ -236,7 +236,9 @@ def create_task(call: Call, request: Any) -> Any:
     eta = convert.us_of(request.task.schedule_time) if request.task.HasField("schedule_time") else 0
     # "If schedule_time is not set or is in the past then Cloud Tasks will set it to the
     # current time" (CreateTaskRequest), where v1 keeps a past leaseTimestamp.
-    task = call.backend.insert(queue, NewTask(task_id, payload, tag, max(eta, 0), not request.task.name, past_means_now=True))
+    task = call.backend.insert(
+        queue, NewTask(task_id, payload, tag, max(eta, 0), not request.task.name, past_means_now=True)
+    )
     return convert.task_message(task, name.text, convert.view_of(request.response_view))
 
 
