@@ -82,7 +82,7 @@ def start_bridge(model: str, workers: int, redis_port: int, metrics: Path) -> tu
         "BRIDGE_HOST": "127.0.0.1",
         "BRIDGE_PORT": str(port),
         "BRIDGE_WORKERS": str(workers),
-        # gevent is no setting of the bridge (see gunicorn.conf.py); gunicorn's own
+        # gevent is no setting of the bridge (see bench/README.md); gunicorn's own
         # --worker-class, which wins over the config file, runs it here.
         "BRIDGE_WORKER_CLASS": "gthread" if model == "gevent" else model,
         # Request lines would make this a benchmark of the terminal.

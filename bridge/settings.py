@@ -25,7 +25,7 @@ DEFAULT_BACKEND = "memory://"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_THREADS = 8
-#: gunicorn's worker model; gunicorn.conf.py records the measurement behind the choice.
+#: gunicorn's worker model; bench/README.md records the measurement behind the choice.
 DEFAULT_WORKER_CLASS = "gthread"
 #: gevent measured slower than gthread here and needs monkey-patching before any import.
 WORKER_CLASSES = ("gthread", "sync")

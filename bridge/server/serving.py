@@ -4,7 +4,7 @@ Both ways of starting a server read this table, so they cannot disagree:
 ``gunicorn -c gunicorn.conf.py 'bridge:create_app()'`` (the container's command) loads
 it through gunicorn.conf.py, and ``python -m bridge serve`` sets it on its embedded
 gunicorn. The worker model's default and the measurement behind it are in
-gunicorn.conf.py.
+bench/README.md.
 """
 
 from __future__ import annotations
