@@ -240,3 +240,36 @@ def test_a_lease_of_1000_one_mib_tasks_stays_under_32_mib_and_3x_its_size_in_mem
     rest = json.loads(body)["items"]
     assert [task["id"] for task in rest] == [f"t{i:02d}" for i in range(len(leased), 40)]
     assert {task["retry_count"] for task in rest} == {1}, "the tasks that did not fit were never leased"
+
+
+def test_a_healthz_that_trickles_a_body_cannot_hold_the_probe_thread(one_worker: tuple[int, int]) -> None:
+    port, _ = one_worker
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n"
+    trickling = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(4)]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.wait(0.5):
+            for sock in trickling:
+                try:
+                    sock.send(b"x")
+                except OSError:
+                    pass
+
+    for sock in trickling:
+        sock.sendall(head)
+    trickler = threading.Thread(target=trickle)
+    trickler.start()
+    try:
+        time.sleep(0.5)
+        # Each of the four held the worker's one probe thread for the 5 s gunicorn
+        # gives a body it drains: a probe behind them waited about 20 s.
+        probes = [call(port, "GET", "/healthz", timeout=30) for _ in range(3)]
+    finally:
+        stop.set()
+        trickler.join()
+        for sock in trickling:
+            sock.close()
+    assert [status for status, _, _ in probes] == [200] * 3
+    assert max(seconds for _, _, seconds in probes) < PROBE_BOUND, probes
+

@@ -1,6 +1,6 @@
 """The bridge's gunicorn workers: gthread and sync, hardened against hostile clients.
 
-Two changes to gunicorn's own classes, both measured in gunicorn.conf.py:
+What they change in gunicorn's own classes (the measurements are in bench/README.md):
 
 - **Whole heads first** (gthread). gunicorn's gthread worker hands a connection to a
   thread as soon as it is readable, and the thread then blocks until the request head
@@ -16,13 +16,31 @@ Two changes to gunicorn's own classes, both measured in gunicorn.conf.py:
   to 2 s, in the worker's event loop, so 20 clients that sent a bad request and kept
   their sockets open stopped every other connection of the worker for 36 s. Here the
   lingering reads happen in the event loop without blocking it.
+- **Liveness apart** (gthread). ``GET /healthz`` without a body runs on a thread of its
+  own, so a stalled Redis that holds every API thread (up to the backend's socket
+  timeout each) cannot delay the liveness probe: it answers while the process's event
+  loop does. A probe that announces a body goes to the API threads like any request, so
+  a body trickled to ``/healthz`` cannot hold the probe thread.
 - **Errors in Google's envelope** (both). gunicorn answers what it cannot parse (bad
   request line, 414, 431, 501 unknown Transfer-Encoding, a malformed chunked body)
   with an HTML page. The status stays gunicorn's choice; the body becomes the JSON
   envelope every other error of the bridge has.
-- **Liveness apart** (gthread). ``GET /healthz`` runs on a thread of its own, so a
-  stalled Redis that holds every API thread (up to the backend's socket timeout each)
-  cannot delay the liveness probe: it answers while the process's event loop does.
+
+Nothing here blocks the event loop: the loop builds a connection's HTTP/1 parser
+itself instead of calling gunicorn's ``TConn.init``, which reads a cleartext HTTP/2
+preface with a blocking read when ``http2_cleartext`` is on. The gthread worker serves
+HTTP/1.1 only and refuses to start when gunicorn's HTTP/2 settings ask for more (they
+can come from ``GUNICORN_CMD_ARGS``); TLS connections take gunicorn's own path.
+
+**Contained.** Everything taken from gunicorn beyond its settings is named in
+`bridge.server.gunicorn_internals` and checked at start. On a gunicorn that is not a
+tested version, or whose internals differ, `worker_class` gives gunicorn's own gthread
+or sync worker instead, and the master logs a warning naming what differs and what is
+lost. Falling back rather than refusing, because requirements.txt pins the tested
+version for the image, CI and the README's install, so another version only comes with
+a deliberate install, where a working server with a warning serves better than none;
+gunicorn's own worker is correct for well-behaved clients and safe behind a buffering
+proxy. A worker object that lacks what gunicorn's ``__init__`` set refuses to boot.
 
 gunicorn takes a worker class object as well as a name; `worker_class` builds one per
 (kind, head timeout) and caches it, so the same settings always give the same class.
@@ -42,11 +60,12 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from gunicorn import util
+from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from bridge.errors import envelope
+from bridge.server import gunicorn_internals
 
 #: Seconds a connection may take to send a complete request head.
 DEFAULT_HEAD_TIMEOUT = 10
@@ -59,6 +78,8 @@ LINGER_BYTES = 65536
 #: Threads kept for liveness probes; /healthz touches nothing, so one is plenty.
 PROBE_THREADS = 1
 _PROBE = re.compile(rb"(?:GET|HEAD) /healthz[ ?]")
+#: A header line that announces a body (a length other than zero, or any transfer coding).
+_BODY = re.compile(rb"\r\n(?:content-length[ \t]*:[ \t]*0*[1-9]|transfer-encoding[ \t]*:)", re.IGNORECASE)
 _REASONS = {400: "invalid", 403: "forbidden", 414: "invalid", 417: "invalid", 431: "invalid", 501: "notImplemented"}
 
 
@@ -121,9 +142,23 @@ def settle(cfg: Any) -> None:
         own.setdefault(name, setting.get())
 
 
+def _error_response(status: int, reason: str, message: str, *extra: str) -> bytes:
+    """A whole HTTP/1.1 response that closes the connection, its body Google's envelope."""
+    body = orjson.dumps(envelope(status, reason, message))
+    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    head = "".join(
+        (
+            f"HTTP/1.1 {status} {phrase}\r\nConnection: close\r\n",
+            *(line + "\r\n" for line in extra),
+            f"Content-Type: application/json; charset=UTF-8\r\nContent-Length: {len(body)}\r\n\r\n",
+        )
+    )
+    return head.encode("latin-1") + body
+
+
 class JsonErrors:
-    """Turns gunicorn's HTML error pages into Google's JSON envelope, and gives the
-    worker its settings as plain attributes (`settle`)."""
+    """Turns gunicorn's HTML error pages into Google's JSON envelope, gives the worker its
+    settings as plain attributes (`settle`)."""
 
     def init_process(self) -> None:
         settle(self.cfg)  # type: ignore[attr-defined]
@@ -134,24 +169,24 @@ class JsonErrors:
         captured = _Captured(client)
         super().handle_error(req, captured, addr, exc)  # type: ignore[misc]
         status = int(captured.data.split(b" ", 2)[1]) if captured.data.startswith(b"HTTP/") else 500
-        phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
         if status >= 500 and status != 501:
             message, reason = "Internal error", "backendError"
         else:
+            phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
             message, reason = f"{phrase}: {str(exc)[:200]}", _REASONS.get(status, "invalid")
-        body = orjson.dumps(envelope(status, reason, message))
-        head = (
-            f"HTTP/1.1 {status} {phrase}\r\nConnection: close\r\n"
-            f"Content-Type: application/json; charset=UTF-8\r\nContent-Length: {len(body)}\r\n\r\n"
-        )
         try:
-            util.write_nonblock(client, head.encode("latin-1") + body)
+            util.write_nonblock(client, _error_response(status, reason, message))
         except Exception:
             pass  # the client is gone; gunicorn ignores this too
 
 
 class _Conn(TConn):  # type: ignore[misc]
     """gunicorn's connection, whose graceful close lingers without blocking the loop."""
+
+    #: The head read so far (the event loop's buffer), while there is one.
+    head: bytearray
+    #: When the head must be complete (monotonic seconds).
+    head_deadline: float
 
     def __init__(self, worker: HeadFirstThreadWorker, *args: Any) -> None:
         super().__init__(*args)
@@ -169,9 +204,22 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
 
     head_timeout: float = DEFAULT_HEAD_TIMEOUT
 
+    @classmethod
+    def check_config(cls, cfg: Any, log: Any) -> None:
+        super().check_config(cfg, log)
+        if "h2" in cfg.http_protocols or cfg.http2_cleartext != "off":
+            raise RuntimeError(
+                "the bridge's worker serves HTTP/1.1 only: drop h2 from gunicorn's http_protocols and "
+                f"set http2_cleartext off (now {cfg.http_protocols!r} and {cfg.http2_cleartext!r}; "
+                "check GUNICORN_CMD_ARGS), or put an HTTP/2 proxy in front"
+            )
+
     def init_process(self) -> None:
+        missing = gunicorn_internals.worker_problems(self)
+        if missing:
+            raise RuntimeError("the bridge's worker cannot run on this gunicorn: " + "; ".join(missing))
         #: Connections still sending their head, oldest deadline first.
-        self.heads: deque[TConn] = deque()
+        self.heads: deque[_Conn] = deque()
         #: Closing sockets still read from: [socket, deadline, bytes read], oldest first.
         self.lingering: deque[list[Any]] = deque()
         line = self.cfg.limit_request_line
@@ -236,7 +284,7 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.nr_conns += 1
         self._await_head(_Conn(self, self.cfg, sock, addr, listener.getsockname()))
 
-    def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
+    def on_client_socket_readable(self, conn: _Conn, client: Any) -> None:
         if self.cfg.is_ssl:
             super().on_client_socket_readable(conn, client)
             return
@@ -250,7 +298,7 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.poller.modify(client, selectors.EVENT_READ, functools.partial(self._on_head_bytes, conn))
         self._on_head_bytes(conn, client)
 
-    def enqueue_req(self, conn: TConn) -> None:
+    def enqueue_req(self, conn: _Conn) -> None:
         if self.cfg.is_ssl or conn.parser is None:
             super().enqueue_req(conn)
             return
@@ -258,7 +306,7 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         # (part of) its next request: that part may be an incomplete head too.
         self._await_head(conn, conn.parser.unreader.take_buffered())
 
-    def _await_head(self, conn: TConn, start: bytes = b"") -> None:
+    def _await_head(self, conn: _Conn, start: bytes = b"") -> None:
         conn.head = bytearray(start)
         conn.head_deadline = time.monotonic() + self.head_timeout
         if self._head_ready(conn.head):
@@ -268,7 +316,7 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.heads.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, functools.partial(self._on_head_bytes, conn))
 
-    def _on_head_bytes(self, conn: TConn, client: Any) -> None:
+    def _on_head_bytes(self, conn: _Conn, client: Any) -> None:
         try:
             data = conn.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
@@ -285,20 +333,24 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
             self.heads.remove(conn)
             self._dispatch(conn)
 
-    def _dispatch(self, conn: TConn) -> None:
+    def _dispatch(self, conn: _Conn) -> None:
         """Hand a connection whose head is buffered to a thread, as gunicorn would."""
-        conn.init()  # builds the HTTP/1 parser of a new connection; nothing is read
-        unreader = conn.parser.unreader
-        if not isinstance(unreader.sock, _Patient):
-            unreader.sock = _Patient(conn.sock, self.head_timeout)
-        unreader.unread(bytes(conn.head))
+        if conn.parser is None:
+            # What gunicorn's TConn.init does for a new plain connection, without its
+            # HTTP/2 preface read (a blocking read, here on the event loop).
+            conn.parser = http.get_parser(self.cfg, _Patient(conn.sock, self.head_timeout), conn.client)
+            conn.initialized = True
+        conn.parser.unreader.unread(bytes(conn.head))
         conn.data_ready = True
-        pool = self.probe_pool if _PROBE.match(conn.head) else self.tpool
+        head = conn.head
         del conn.head
-        future = pool.submit(self.handle, conn)
+        if _PROBE.match(head) and not _BODY.search(head, 0, head.find(b"\r\n\r\n") + 2):
+            future = self.probe_pool.submit(self.handle, conn)
+        else:
+            future = self.tpool.submit(self.handle, conn)
         future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
-    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+    def _keepalive_after(self, conn: _Conn, keepalive: bool) -> bool:
         # A body that stalled was answered (400): draining its rest would wait again.
         if isinstance(conn.parser.unreader.sock, _Patient) and conn.parser.unreader.sock.stalled:
             return False
@@ -312,7 +364,7 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         too_long_line = len(head) > self.line_limit + 2 and b"\n" not in head[: self.line_limit + 2]
         return too_long_line or len(head) > self.head_limit
 
-    def _forget_head(self, conn: TConn) -> None:
+    def _forget_head(self, conn: _Conn) -> None:
         try:
             self.poller.unregister(conn.sock)
         except (KeyError, ValueError, OSError):
@@ -340,9 +392,30 @@ class JsonErrorSyncWorker(JsonErrors, SyncWorker):  # type: ignore[misc]
     """gunicorn's sync worker, with its error pages in Google's envelope."""
 
 
+def _stock(base: type, found: list[str]) -> type:
+    """gunicorn's own worker ``base``, whose master warns why it runs instead of the bridge's."""
+
+    def check_config(cls: type, cfg: Any, logger: Any) -> None:
+        if hasattr(base, "check_config"):
+            base.check_config(cfg, logger)
+        logger.warning(
+            "serving with gunicorn's own %s worker, not the bridge's, because %s. Lost: whole request heads "
+            "before a thread is taken, closes that do not block, the separate /healthz thread, and "
+            " and JSON error pages. Install the gunicorn of requirements.txt to get them back.",
+            base.__name__,
+            "; ".join(found),
+        )
+
+    return type(f"Stock{base.__name__}", (base,), {"check_config": classmethod(check_config)})
+
+
 @functools.cache
 def worker_class(kind: str, head_timeout: float = DEFAULT_HEAD_TIMEOUT) -> type:
-    """The worker class gunicorn runs for ``kind`` (gthread or sync)."""
+    """The worker class gunicorn runs for ``kind`` (gthread or sync): the bridge's, or
+    gunicorn's own when the installed gunicorn is not what the bridge's was written for."""
+    found = gunicorn_internals.problems()
     if kind == "sync":
-        return JsonErrorSyncWorker
+        return _stock(SyncWorker, found) if found else JsonErrorSyncWorker
+    if found:
+        return _stock(ThreadWorker, found)
     return type("HeadFirstThreadWorker", (HeadFirstThreadWorker,), {"head_timeout": head_timeout})
