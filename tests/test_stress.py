@@ -126,9 +126,11 @@ def test_requests_whose_body_stops_arriving_are_400_and_free_their_threads(gunic
     try:
         for sock in stalled:
             sock.sendall(head.encode() + b'{"id": "st')  # then nothing
-        for sock in stalled:
-            answer = sock.recv(65536)  # 30 s: without the body timeout, no answer ever comes
-            assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+        # 30 s each: without the body timeout, no answer ever comes. Those that waited
+        # for a thread as long as the first ones' body timeout are answered 503 unrun.
+        answers = [sock.recv(65536)[:12] for sock in stalled]
+        assert set(answers) <= {b"HTTP/1.1 400", b"HTTP/1.1 503"}, answers
+        assert answers.count(b"HTTP/1.1 400") >= 8, answers
         status, body, seconds = call(gunicorn, "GET", BASE, timeout=15)
         assert status == 200 and seconds < PROBE_BOUND, (status, body, seconds)
     finally:
@@ -273,3 +275,54 @@ def test_a_healthz_that_trickles_a_body_cannot_hold_the_probe_thread(one_worker:
     assert [status for status, _, _ in probes] == [200] * 3
     assert max(seconds for _, _, seconds in probes) < PROBE_BOUND, probes
 
+
+def test_a_backlog_behind_a_stalled_redis_fails_fast(gunicorn: int, redis_for_stress: RedisServer) -> None:
+    assert call(gunicorn, "GET", BASE)[0] == 200
+    process = redis_for_stress.process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(101) as pool:
+            # 100 calls for the two workers' 8 threads: 13 rounds of the backend's 3 s.
+            backlog = [pool.submit(call, gunicorn, "GET", BASE) for _ in range(100)]
+            time.sleep(1)
+            status, body, seconds = call(gunicorn, "GET", BASE)
+            answers = [future.result() for future in backlog]
+    finally:
+        process.send_signal(signal.SIGCONT)
+    # Answered once it has waited MAX_QUEUE_SECONDS (3) for a thread, at the event
+    # loop's next turn (within a second), or after one backend timeout (3 s) if a
+    # thread takes it first: before, about 39 s.
+    assert status == 503 and seconds < 10, (status, body, seconds)
+    error = json.loads(body)["error"]
+    assert error["code"] == 503 and error["errors"][0]["reason"] == "backendError", error
+    assert {status for status, _, _ in answers} == {503}
+    assert max(seconds for _, _, seconds in answers) < 15, sorted(seconds for _, _, seconds in answers)[-5:]
+
+
+def test_leases_whose_callers_left_while_they_waited_lease_nothing(
+    one_worker: tuple[int, int], redis_for_stress: RedisServer
+) -> None:
+    port, _ = one_worker
+    for i in range(20):
+        assert call(port, "POST", BASE + "/tasks", b'{"id": "gone%02d"}' % i)[0] == 200
+    process = redis_for_stress.process
+    assert process is not None
+    process.send_signal(signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            # Each caller gives up after a second and closes its socket.
+            gave_up = list(
+                pool.map(
+                    lambda _: call(port, "POST", BASE + "/tasks/lease?numTasks=1&leaseSecs=300", timeout=1), range(20)
+                )
+            )
+        time.sleep(7)  # past the worker's queueing bound and the backend's timeout
+    finally:
+        process.send_signal(signal.SIGCONT)
+    assert {status for status, _, _ in gave_up} == {0}
+    status, body, _ = call(port, "GET", BASE + "/tasks")
+    leased = [task["id"] for task in json.loads(body).get("items", []) if task["retry_count"] > 0]
+    # Only the calls already at the backend when their callers left (one per thread)
+    # can lease: before, all 20 did, for 300 s, to nobody.
+    assert len(leased) <= 2, leased

@@ -21,6 +21,12 @@ What they change in gunicorn's own classes (the measurements are in bench/README
   timeout each) cannot delay the liveness probe: it answers while the process's event
   loop does. A probe that announces a body goes to the API threads like any request, so
   a body trickled to ``/healthz`` cannot hold the probe thread.
+- **No work for a caller who is gone** (gthread). A request that waited for a thread
+  `MAX_QUEUE_SECONDS` or more is answered 503 without reaching the app, so a backlog
+  that cannot be served fails fast instead of queueing for as long as the backlog is
+  deep; and a request that waited `GONE_CHECK_AFTER` or more is first checked for a
+  client that closed its socket meanwhile (one non-blocking ``MSG_PEEK``): such a
+  request is dropped, so a lease whose caller gave up leases nothing.
 - **Errors in Google's envelope** (both). gunicorn answers what it cannot parse (bad
   request line, 414, 431, 501 unknown Transfer-Encoding, a malformed chunked body)
   with an HTML page. The status stays gunicorn's choice; the body becomes the JSON
@@ -50,12 +56,13 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import re
 import selectors
 import socket
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 
@@ -80,7 +87,31 @@ PROBE_THREADS = 1
 _PROBE = re.compile(rb"(?:GET|HEAD) /healthz[ ?]")
 #: A header line that announces a body (a length other than zero, or any transfer coding).
 _BODY = re.compile(rb"\r\n(?:content-length[ \t]*:[ \t]*0*[1-9]|transfer-encoding[ \t]*:)", re.IGNORECASE)
+#: Seconds a request may wait for a thread before it is answered 503 without running: about
+#: one backend timeout (3 s), so a call that cannot be served fails in about that long.
+MAX_QUEUE_SECONDS = 3.0
+#: Seconds of waiting for a thread after which a request's client is checked for being gone.
+GONE_CHECK_AFTER = 0.1
+#: Seconds between two warnings about the same kind of trouble (descriptors, shed requests).
+_WARN_EVERY = 60.0
 _REASONS = {400: "invalid", 403: "forbidden", 414: "invalid", 417: "invalid", 431: "invalid", 501: "notImplemented"}
+
+log = logging.getLogger("bridge.serving")
+
+
+class _Warnings:
+    """At most one log line per kind of trouble every `_WARN_EVERY` seconds, with a count."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._count: dict[str, int] = {}
+
+    def warn(self, kind: str, message: str, *args: Any) -> None:
+        self._count[kind] = self._count.get(kind, 0) + 1
+        now = time.monotonic()
+        if now - self._last.get(kind, -_WARN_EVERY) >= _WARN_EVERY:
+            log.warning(message + " (%d times since the last such line)", *args, self._count.pop(kind))
+            self._last[kind] = now
 
 
 class _Captured:
@@ -180,6 +211,17 @@ class JsonErrors:
             pass  # the client is gone; gunicorn ignores this too
 
 
+def _client_gone(sock: socket.socket) -> bool:
+    """Whether the client closed (or reset) its side; never waits. A client that still
+    sends (a body, a next request) hides its close behind those bytes: it counts as there."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
+
 class _Conn(TConn):  # type: ignore[misc]
     """gunicorn's connection, whose graceful close lingers without blocking the loop."""
 
@@ -187,6 +229,8 @@ class _Conn(TConn):  # type: ignore[misc]
     head: bytearray
     #: When the head must be complete (monotonic seconds).
     head_deadline: float
+    #: When the request was handed to a thread pool (monotonic seconds).
+    queued: float
 
     def __init__(self, worker: HeadFirstThreadWorker, *args: Any) -> None:
         super().__init__(*args)
@@ -227,6 +271,9 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         fields = self.cfg.limit_request_fields * self.cfg.limit_request_field_size
         self.head_limit = min(self.line_limit + fields, _MAX_HEAD) if fields > 0 else _MAX_HEAD
         self.probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
+        #: Requests handed to the API threads, oldest first, until a thread takes them.
+        self.waiting: deque[tuple[Future[Any], _Conn]] = deque()
+        self.warnings = _Warnings()
         super().init_process()
 
     def run(self) -> None:
@@ -344,11 +391,50 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         conn.data_ready = True
         head = conn.head
         del conn.head
+        conn.queued = time.monotonic()
         if _PROBE.match(head) and not _BODY.search(head, 0, head.find(b"\r\n\r\n") + 2):
             future = self.probe_pool.submit(self.handle, conn)
         else:
-            future = self.tpool.submit(self.handle, conn)
+            future = self.tpool.submit(self._serve, conn)
+            self.waiting.append((future, conn))
         future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
+
+    def _serve(self, conn: _Conn) -> Any:
+        """In an API thread: gunicorn's handling of the request, unless its client left
+        while it waited, or it waited so long that it is answered 503 (the event loop
+        answers those it finds first, `_shed_waiting`)."""
+        waited = time.monotonic() - conn.queued
+        if waited >= GONE_CHECK_AFTER:
+            if _client_gone(conn.sock):
+                self.warnings.warn("gone", "dropped a request whose client left while it waited %.1f s", waited)
+                return False
+            if waited >= MAX_QUEUE_SECONDS:
+                self._overloaded(conn, waited)
+                return False
+        return self.handle(conn)
+
+    def _shed_waiting(self, now: float) -> None:
+        """Answer 503 to the requests that waited `MAX_QUEUE_SECONDS` for a thread and
+        still wait, so a backlog fails at that age rather than when a thread is free."""
+        oldest = now - MAX_QUEUE_SECONDS
+        while self.waiting:
+            future, conn = self.waiting[0]
+            if not (future.running() or future.done()):
+                if conn.queued > oldest:
+                    return
+                if future.cancel():  # gunicorn's finish_request then closes the connection
+                    self._overloaded(conn, now - conn.queued)
+            self.waiting.popleft()
+
+    def _overloaded(self, conn: _Conn, waited: float) -> None:
+        # The socket is still non-blocking (the head was read by the event loop) and
+        # the answer small: it goes out whole or not at all, and never waits.
+        self.warnings.warn("shed", "answered 503 to a request that waited %.1f s for a thread", waited)
+        message = f"The server is overloaded: the request waited {waited:.1f} s to be served; try again"
+        try:
+            conn.sock.send(_error_response(503, "backendError", message, "Retry-After: 1"))
+        except OSError:
+            pass
 
     def _keepalive_after(self, conn: _Conn, keepalive: bool) -> bool:
         # A body that stalled was answered (400): draining its rest would wait again.
@@ -373,8 +459,10 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.nr_conns -= 1
 
     def murder_pending(self) -> None:
+        # gunicorn calls this on every turn of its event loop (at least once a second).
         super().murder_pending()
         now = time.monotonic()
+        self._shed_waiting(now)
         while self.lingering and self.lingering[0][1] <= now:
             self._close_lingering(self.lingering.popleft())
         while self.heads and self.heads[0].head_deadline <= now:
@@ -400,8 +488,8 @@ def _stock(base: type, found: list[str]) -> type:
             base.check_config(cfg, logger)
         logger.warning(
             "serving with gunicorn's own %s worker, not the bridge's, because %s. Lost: whole request heads "
-            "before a thread is taken, closes that do not block, the separate /healthz thread, and "
-            " and JSON error pages. Install the gunicorn of requirements.txt to get them back.",
+            "before a thread is taken, closes that do not block, the separate /healthz thread, fast 503s "
+            "for a backlog, and JSON error pages. Install the gunicorn of requirements.txt to get them back.",
             base.__name__,
             "; ".join(found),
         )
