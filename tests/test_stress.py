@@ -130,7 +130,8 @@ def test_requests_whose_body_stops_arriving_are_400_and_free_their_threads(gunic
         # for a thread as long as the first ones' body timeout are answered 503 unrun.
         answers = [sock.recv(65536)[:12] for sock in stalled]
         assert set(answers) <= {b"HTTP/1.1 400", b"HTTP/1.1 503"}, answers
-        assert answers.count(b"HTTP/1.1 400") >= 8, answers
+        # At least one worker's four threads answered theirs (the kernel may give one worker most).
+        assert answers.count(b"HTTP/1.1 400") >= 4, answers
         status, body, seconds = call(gunicorn, "GET", BASE, timeout=15)
         assert status == 200 and seconds < PROBE_BOUND, (status, body, seconds)
     finally:

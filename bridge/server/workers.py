@@ -231,6 +231,8 @@ class _Conn(TConn):  # type: ignore[misc]
     head_deadline: float
     #: When the request was handed to a thread pool (monotonic seconds).
     queued: float
+    #: The ``queued`` of the last request a thread took.
+    taken: float = 0.0
 
     def __init__(self, worker: HeadFirstThreadWorker, *args: Any) -> None:
         super().__init__(*args)
@@ -271,8 +273,8 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         fields = self.cfg.limit_request_fields * self.cfg.limit_request_field_size
         self.head_limit = min(self.line_limit + fields, _MAX_HEAD) if fields > 0 else _MAX_HEAD
         self.probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
-        #: Requests handed to the API threads, oldest first, until a thread takes them.
-        self.waiting: deque[tuple[Future[Any], _Conn]] = deque()
+        #: Requests handed to the API threads, oldest first: (queued, future, connection).
+        self.waiting: deque[tuple[float, Future[Any], _Conn]] = deque()
         self.warnings = _Warnings()
         super().init_process()
 
@@ -391,19 +393,20 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         conn.data_ready = True
         head = conn.head
         del conn.head
-        conn.queued = time.monotonic()
         if _PROBE.match(head) and not _BODY.search(head, 0, head.find(b"\r\n\r\n") + 2):
             future = self.probe_pool.submit(self.handle, conn)
         else:
+            conn.queued = queued = time.monotonic()
             future = self.tpool.submit(self._serve, conn)
-            self.waiting.append((future, conn))
+            self.waiting.append((queued, future, conn))
         future.add_done_callback(lambda done: self.method_queue.defer(self.finish_request, conn, done))
 
     def _serve(self, conn: _Conn) -> Any:
         """In an API thread: gunicorn's handling of the request, unless its client left
         while it waited, or it waited so long that it is answered 503 (the event loop
         answers those it finds first, `_shed_waiting`)."""
-        waited = time.monotonic() - conn.queued
+        conn.taken = queued = conn.queued
+        waited = time.monotonic() - queued
         if waited >= GONE_CHECK_AFTER:
             if _client_gone(conn.sock):
                 self.warnings.warn("gone", "dropped a request whose client left while it waited %.1f s", waited)
@@ -416,15 +419,17 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
     def _shed_waiting(self, now: float) -> None:
         """Answer 503 to the requests that waited `MAX_QUEUE_SECONDS` for a thread and
         still wait, so a backlog fails at that age rather than when a thread is free."""
+        # Each request is looked at once, when it is that old: most were taken long before
+        # (a thread marked it), and their futures, whose every question takes a lock,
+        # are not asked anything.
         oldest = now - MAX_QUEUE_SECONDS
-        while self.waiting:
-            future, conn = self.waiting[0]
-            if not (future.running() or future.done()):
-                if conn.queued > oldest:
-                    return
-                if future.cancel():  # gunicorn's finish_request then closes the connection
-                    self._overloaded(conn, now - conn.queued)
-            self.waiting.popleft()
+        waiting = self.waiting
+        while waiting and waiting[0][0] <= oldest:
+            queued, future, conn = waiting.popleft()
+            # cancel() fails if a thread took it meanwhile; gunicorn's finish_request then
+            # closes the connection of one it cancelled.
+            if conn.taken != queued and future.cancel():
+                self._overloaded(conn, now - queued)
 
     def _overloaded(self, conn: _Conn, waited: float) -> None:
         # The socket is still non-blocking (the head was read by the event loop) and
