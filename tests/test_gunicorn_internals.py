@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from bridge.server import gunicorn_internals
-from bridge.server.workers import HeadFirstThreadWorker, JsonErrorSyncWorker, worker_class
+from bridge.server.workers import HeadFirstThreadWorker, JsonErrorSyncWorker, raise_open_files_limit, worker_class
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +119,13 @@ def test_gunicorn_cmd_args_asking_for_h2c_stop_the_container_command(tmp_path: P
     assert result.returncode == 1
     assert "serves HTTP/1.1 only" in result.stderr and "http2_cleartext" in result.stderr
 
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
+    script = (
+        "import resource; from bridge.server.workers import raise_open_files_limit;"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512));"
+        "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["512", "(512,", "512)"], result.stderr
+    assert raise_open_files_limit() == resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -25,7 +25,7 @@ from backends.base import Backend
 from backends.errors import ApiError
 from bridge.ops.logs import logging_config
 from bridge.ops.metrics import MULTIPROC_ENV
-from bridge.server.workers import worker_class
+from bridge.server.workers import raise_open_files_limit, worker_class
 from bridge.settings import Settings
 from bridge.version import __version__
 
@@ -110,7 +110,9 @@ def stop_grpc(server: Any, worker: Any) -> None:
 
 
 def on_starting(server: Any) -> None:
-    """In the master, before any worker: start the metrics folder empty."""
+    """In the master, before any worker: all the open files the system allows (the
+    workers inherit the limit), and the metrics folder empty."""
+    raise_open_files_limit()
     folder = os.environ.get(MULTIPROC_ENV)
     if folder:
         path = Path(folder)

@@ -27,6 +27,10 @@ What they change in gunicorn's own classes (the measurements are in bench/README
   deep; and a request that waited `GONE_CHECK_AFTER` or more is first checked for a
   client that closed its socket meanwhile (one non-blocking ``MSG_PEEK``): such a
   request is dropped, so a lease whose caller gave up leases nothing.
+- **Out of file descriptors** (both). An accept that fails for want of descriptors
+  (EMFILE, ENFILE) stops the worker accepting for `ACCEPT_PAUSE` seconds, where gunicorn
+  let the error kill the worker (and, on ``memory://``, every task with it). The soft
+  open-files limit is raised to the hard one at start (`raise_open_files_limit`).
 - **Errors in Google's envelope** (both). gunicorn answers what it cannot parse (bad
   request line, 414, 431, 501 unknown Transfer-Encoding, a malformed chunked body)
   with an HTML page. The status stays gunicorn's choice; the body becomes the JSON
@@ -58,6 +62,7 @@ import errno
 import functools
 import logging
 import re
+import resource
 import selectors
 import socket
 import time
@@ -73,9 +78,8 @@ from gunicorn.workers.sync import SyncWorker
 
 from bridge.errors import envelope
 from bridge.server import gunicorn_internals
+from bridge.settings import DEFAULT_HEAD_TIMEOUT
 
-#: Seconds a connection may take to send a complete request head.
-DEFAULT_HEAD_TIMEOUT = 10
 #: gunicorn's own ceilings when a limit_request_* setting is 0 (unlimited).
 _MAX_REQUEST_LINE = 8190
 _MAX_HEAD = 1024 * 1024
@@ -92,11 +96,29 @@ _BODY = re.compile(rb"\r\n(?:content-length[ \t]*:[ \t]*0*[1-9]|transfer-encodin
 MAX_QUEUE_SECONDS = 3.0
 #: Seconds of waiting for a thread after which a request's client is checked for being gone.
 GONE_CHECK_AFTER = 0.1
+#: Seconds a worker stops accepting after an accept failed for want of file descriptors.
+ACCEPT_PAUSE = 0.5
+#: accept() errors that say the process or the system is out of descriptors (or memory).
+_OUT_OF_FILES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 #: Seconds between two warnings about the same kind of trouble (descriptors, shed requests).
 _WARN_EVERY = 60.0
 _REASONS = {400: "invalid", 403: "forbidden", 414: "invalid", 417: "invalid", 431: "invalid", 501: "notImplemented"}
 
 log = logging.getLogger("bridge.serving")
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's soft limit of open files to its hard limit; the limit now in force.
+
+    Every connection, gRPC's included, is a descriptor: with the common soft limit of
+    1,024, a thousand idle connections were enough to make accepts fail."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft  # e.g. an unlimited hard limit the system does not take as a soft one
+    return hard
 
 
 class _Warnings:
@@ -189,9 +211,10 @@ def _error_response(status: int, reason: str, message: str, *extra: str) -> byte
 
 class JsonErrors:
     """Turns gunicorn's HTML error pages into Google's JSON envelope, gives the worker its
-    settings as plain attributes (`settle`)."""
+    settings as plain attributes (`settle`) and the process all the descriptors it may have."""
 
     def init_process(self) -> None:
+        raise_open_files_limit()
         settle(self.cfg)  # type: ignore[attr-defined]
         super().init_process()  # type: ignore[misc]
 
@@ -275,6 +298,8 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.probe_pool = ThreadPoolExecutor(max_workers=PROBE_THREADS, thread_name_prefix="probe")
         #: Requests handed to the API threads, oldest first: (queued, future, connection).
         self.waiting: deque[tuple[float, Future[Any], _Conn]] = deque()
+        #: Until when (monotonic seconds) the worker takes no new connection.
+        self.accept_paused_until = 0.0
         self.warnings = _Warnings()
         super().init_process()
 
@@ -319,15 +344,24 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
             pass
         util.close(entry[0])
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        # gunicorn's loop turns accepting back on as soon as it has room; not during a pause.
+        super().set_accept_enabled(enabled and time.monotonic() >= self.accept_paused_until)
+
     def accept(self, listener: Any) -> None:
-        if self.cfg.is_ssl:
-            # TLS must be unwrapped before a head can be read: gunicorn's own path.
-            super().accept(listener)
-            return
         try:
+            if self.cfg.is_ssl:
+                # TLS must be unwrapped before a head can be read: gunicorn's own path.
+                super().accept(listener)
+                return
             sock, addr = listener.accept()
         except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+            if exc.errno in _OUT_OF_FILES:
+                # The connection stays in the listen backlog; a retry at once would fail again.
+                self.accept_paused_until = time.monotonic() + ACCEPT_PAUSE
+                self.set_accept_enabled(False)
+                self.warnings.warn("accept", "accept failed (%s): not accepting for %.1f s", exc.strerror, ACCEPT_PAUSE)
+            elif exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
         self.nr_conns += 1
@@ -482,7 +516,18 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
 
 
 class JsonErrorSyncWorker(JsonErrors, SyncWorker):  # type: ignore[misc]
-    """gunicorn's sync worker, with its error pages in Google's envelope."""
+    """gunicorn's sync worker, with its error pages in Google's envelope, that outlives
+    running out of file descriptors."""
+
+    def accept(self, listener: Any) -> None:
+        try:
+            super().accept(listener)
+        except OSError as exc:
+            if exc.errno not in _OUT_OF_FILES:
+                raise
+            # A sync worker has nothing else to do meanwhile: it waits, then tries again.
+            log.warning("accept failed (%s): not accepting for %.1f s", exc.strerror, ACCEPT_PAUSE)
+            time.sleep(ACCEPT_PAUSE)
 
 
 def _stock(base: type, found: list[str]) -> type:
