@@ -8,7 +8,6 @@ a denial of service (30 s timeouts before the fixes they guard).
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.process import serving_process
+from tests.support.process import call, serving_process
 from tests.support.redis_server import RedisServer, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.stress]
@@ -53,20 +52,6 @@ def _gunicorn(redis: RedisServer, folder: Path, *options: str) -> Iterator[int]:
 @pytest.fixture(scope="module")
 def gunicorn(redis_for_stress: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     yield from _gunicorn(redis_for_stress, tmp_path_factory.mktemp("stress"), "--workers", "2", "--threads", "4")
-
-
-def call(port: int, method: str, path: str, body: bytes | None = None, timeout: float = 30) -> tuple[int, bytes, float]:
-    """One request on a fresh connection: status, body and seconds taken (status 0: no answer)."""
-    start = time.monotonic()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
-        response = connection.getresponse()
-        return response.status, response.read(), time.monotonic() - start
-    except OSError:
-        return 0, b"", time.monotonic() - start
-    finally:
-        connection.close()
 
 
 def closed_by_server(sock: socket.socket) -> bool:

@@ -13,6 +13,9 @@ with SO_REUSEPORT (gRPC's default on Linux), started once the worker has built i
 (`bridge.server.serving`). The kernel spreads connections over the workers as it spreads the
 HTTP ones, every worker serves both fronts from its one backend, and nothing is shared
 between processes but the backend (Redis), as on the HTTP side.
+
+What one connection or call may hold, and for how long, is bounded as on the HTTP side
+(`bridge.cloudtasks.grpc_limits`).
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import grpc
 
 from backends.errors import ApiError
 from bridge import entropy
+from bridge.cloudtasks import grpc_limits
 from bridge.cloudtasks.convert import code_of
 from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
 from bridge.ops import logs
-from bridge.settings import DEFAULT_MAX_BODY_BYTES
+from bridge.settings import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_BODY_BYTES
 
 log = logging.getLogger("bridge.cloudtasks")
 #: Calls served at once by one process's gRPC server.
@@ -88,20 +92,17 @@ class GrpcFront:
         *,
         threads: int = DEFAULT_THREADS,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        head_timeout: float = DEFAULT_HEAD_TIMEOUT,
         log_calls: bool = True,
     ) -> None:
         """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one); larger
         requests are refused by gRPC (RESOURCE_EXHAUSTED) before they reach a handler.
-        ``log_calls``: one JSON log line per call (`bridge.ops.logs`).
+        ``head_timeout``: seconds a connection may stay without a call, and a call
+        without its request (`grpc_limits`). ``log_calls``: one JSON log line per call
+        (`bridge.ops.logs`).
 
         Raises RuntimeError when the port cannot be bound.
         """
-        options = [
-            # A lease response may reach 32 MB, past gRPC's default 4 MB (as Google's transport).
-            ("grpc.max_send_message_length", -1),
-            ("grpc.max_receive_message_length", max_request_bytes),
-            ("grpc.so_reuseport", 1),
-        ]
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
                 _serving(front, method, log_calls),
@@ -110,13 +111,20 @@ class GrpcFront:
             )
             for name, method in METHODS.items()
         }
+        self._guard = grpc_limits.CallGuard(head_timeout)
+        guarded = {name: self._guard.handler(handler) for name, handler in handlers.items()}
         self._executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cloudtasks-grpc")
-        self._server = grpc.server(self._executor, options=options)
-        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+        self._server = grpc.server(
+            self._executor,
+            options=grpc_limits.server_options(max_request_bytes, head_timeout),
+            maximum_concurrent_rpcs=grpc_limits.MAX_CALLS,
+        )
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, guarded),))
         try:
             self.port: int = self._server.add_insecure_port(address)
         except RuntimeError as exc:
             self._executor.shutdown(wait=False)
+            self._guard.stop()
             raise RuntimeError(f"cannot serve gRPC on {address}: {exc}") from None
         self._server.start()
 
@@ -125,3 +133,4 @@ class GrpcFront:
         self._server.stop(grace).wait()
         # gRPC leaves its thread pool to whoever made it.
         self._executor.shutdown(wait=True)
+        self._guard.stop()

@@ -83,12 +83,14 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     }
     if settings.grpc_port is not None:
         address = f"{settings.host}:{settings.grpc_port}"
-        options["post_worker_init"] = functools.partial(start_grpc, address, settings.max_body_bytes)
+        options["post_worker_init"] = functools.partial(
+            start_grpc, address, settings.max_body_bytes, settings.head_timeout
+        )
         options["worker_exit"] = stop_grpc
     return options
 
 
-def start_grpc(address: str, max_request_bytes: int, worker: Any) -> None:
+def start_grpc(address: str, max_request_bytes: int, head_timeout: float, worker: Any) -> None:
     """In each worker, once its app is built: serve the Cloud Tasks front over gRPC too.
 
     Every worker binds the same port with SO_REUSEPORT, so the kernel spreads gRPC
@@ -98,7 +100,7 @@ def start_grpc(address: str, max_request_bytes: int, worker: Any) -> None:
     from bridge.cloudtasks.grpc_server import GrpcFront
 
     front = worker.wsgi.extensions["cloudtasks"]
-    worker.cloudtasks_grpc = GrpcFront(front, address, max_request_bytes=max_request_bytes)
+    worker.cloudtasks_grpc = GrpcFront(front, address, max_request_bytes=max_request_bytes, head_timeout=head_timeout)
     log.info("Cloud Tasks v2beta2 gRPC front listening on %s (worker %s)", address, os.getpid())
 
 
