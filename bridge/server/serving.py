@@ -82,6 +82,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "child_exit": child_exit,
     }
     if settings.grpc_port is not None:
+        options["on_starting"] = functools.partial(on_starting, grpc=(settings.host, settings.grpc_port))
         address = f"{settings.host}:{settings.grpc_port}"
         options["post_worker_init"] = functools.partial(
             start_grpc, address, settings.max_body_bytes, settings.head_timeout
@@ -96,6 +97,7 @@ def start_grpc(address: str, max_request_bytes: int, head_timeout: float, worker
     Every worker binds the same port with SO_REUSEPORT, so the kernel spreads gRPC
     connections over the workers as it does the HTTP ones, and each serves them from
     its own backend client; a worker that dies takes only its connections with it.
+    The master made sure no other program had the port first (`hold_grpc_port`).
     """
     from bridge.cloudtasks.grpc_server import GrpcFront
 
@@ -111,10 +113,14 @@ def stop_grpc(server: Any, worker: Any) -> None:
         front.stop(GRACEFUL_TIMEOUT)
 
 
-def on_starting(server: Any) -> None:
+def on_starting(server: Any, *, grpc: tuple[str, int] | None = None) -> None:
     """In the master, before any worker: all the open files the system allows (the
-    workers inherit the limit), and the metrics folder empty."""
+    workers inherit the limit), the gRPC port (host, port) held if there is one, and
+    the metrics folder empty. Raises RuntimeError, which gunicorn prints before it
+    exits, when the gRPC port is taken."""
     raise_open_files_limit()
+    if grpc is not None:
+        server.bridge_grpc_hold = hold_grpc_port(*grpc)
     folder = os.environ.get(MULTIPROC_ENV)
     if folder:
         path = Path(folder)
@@ -142,20 +148,66 @@ def backend_answer(backend: Backend) -> str:
     return "answering"
 
 
-def port_problem(host: str, port: int) -> str | None:
-    """Why the server could not listen on host:port, in one line naming the setting; None when it can."""
+def port_problem(host: str, port: int, option: str = "--port (BRIDGE_PORT)") -> str | None:
+    """Why the server could not listen on host:port, in one line naming the ``option``
+    that sets the port; None when it can."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         # As gunicorn binds: a port whose last connections are closing is free to use.
+        # Without SO_REUSEPORT, so a port that others listen on with it is taken too.
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return f"port {port} on {host} is in use by another program: choose another with --port (BRIDGE_PORT)"
-            where = "check --host (BRIDGE_HOST) and --port (BRIDGE_PORT)"
-            return f"cannot listen on {host}:{port} ({exc.strerror}): {where}"
+                return f"port {port} on {host} is in use by another program: choose another with {option}"
+            return f"cannot listen on {host}:{port} ({exc.strerror}): check --host (BRIDGE_HOST) and {option}"
     return None
+
+
+#: The option that sets the gRPC port, as messages name it.
+GRPC_PORT_OPTION = "--grpc-port (BRIDGE_GRPC_PORT)"
+
+
+def hold_grpc_port(host: str, port: int) -> socket.socket | None:
+    """Make sure only this bridge's workers will serve gRPC on host:port; what holds it.
+
+    The workers bind the port with SO_REUSEPORT, and the kernel lets any process of the
+    same user do that too and splits connections between them: a second bridge on the
+    port would start and silently take half of the first one's clients. So the master
+    checks before any worker starts, in two ways. It binds the port itself without
+    SO_REUSEPORT, which fails while any program listens there, the workers of another
+    bridge included (`port_problem`). And it holds, for as long as it runs, a name in
+    Linux's abstract socket namespace made of the host and port, which fails while
+    another bridge's master holds it, even in the moments when that bridge has no
+    worker listening (starting, or replacing them all). The name is let go when the
+    master and its workers (which inherit it) have ended, however they end; where there
+    is no such namespace only the first check is made, and None returned.
+
+    Raises RuntimeError naming the port and the option when either check fails.
+    """
+    hold = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        hold.bind(f"\0task-queue-bridge/grpc/{host}:{port}")
+    except OSError as exc:
+        hold.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise RuntimeError(
+                f"gRPC port {port} on {host} is served by another Task Queue Bridge: "
+                f"choose another with {GRPC_PORT_OPTION}"
+            ) from None
+        return _probed(host, port, None)  # no abstract namespace on this system
+    return _probed(host, port, hold)
+
+
+def _probed(host: str, port: int, hold: socket.socket | None) -> socket.socket | None:
+    """``hold``, once no program listens on host:port (closed, and RuntimeError, if one does)."""
+    problem = port_problem(host, port, GRPC_PORT_OPTION)
+    if problem:
+        if hold is not None:
+            hold.close()
+        raise RuntimeError(f"gRPC: {problem}")
+    return hold
 
 
 def _shown(url: str) -> str:
@@ -174,8 +226,9 @@ def startup_line(settings: Settings, backend_answer: str) -> str:
     shown_host = f"[{shown_host}]" if ":" in shown_host else shown_host
     root = (settings.public_url or f"http://{shown_host}:{settings.port}").rstrip("/")
     queues = f"queues from {settings.queues}" if settings.queues else "no queue file (queues are made on first use)"
+    grpc = "" if settings.grpc_port is None else f"Cloud Tasks v2beta2 gRPC {shown_host}:{settings.grpc_port}; "
     return (
         f"Task Queue Bridge {__version__}: backend {_shown(settings.backend)} {backend_answer}; {queues}; "
-        f"auth {settings.auth}; API {root}/taskqueue/v1beta2/projects/; "
+        f"auth {settings.auth}; API {root}/taskqueue/v1beta2/projects/; {grpc}"
         f"Discovery {root}/discovery/v1/apis/taskqueue/v1beta2/rest; console {root}/console/"
     )
