@@ -21,7 +21,10 @@ What a client can hold on the gRPC port, and for how long:
   thread before its request message is in and that thread waits for it with no time
   limit, so eight calls that sent their headers and nothing more held every thread of
   the front. `CallGuard` cancels a call whose request has not arrived ``head_timeout``
-  seconds after it started, as a stalled HTTP body is answered 400;
+  seconds after it reached the server (`TimedExecutor` says when that was), or
+  `GRACE` seconds after a thread took it if that is later, as a stalled HTTP body is
+  answered 400. Counted from when a thread took them, 16 such calls held the front
+  twice the head timeout, 8 threads at a time;
 - **memory after a flood**: what a flood of calls made the process allocate went back
   to the C allocator when the calls ended, but not to the system: 20 connections of
   1,000 calls of 10 KB each left the worker 52 MiB larger (77 -> 129 MiB), 81 MiB after
@@ -38,6 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from typing import Any
 
 import grpc
@@ -48,6 +52,26 @@ MAX_STREAMS_PER_CONNECTION = 100
 MAX_CALLS = 256
 #: Calls served after which the next quiet moment gives memory back (`release_memory`).
 TRIM_AFTER_CALLS = 1000
+#: Seconds a call taken by a thread past its head timeout still has for its request:
+#: one whose request is in gets it at once, one whose request is not is let go quickly.
+GRACE = 0.1
+
+#: When the task a server thread runs was handed to the pool (`TimedExecutor`).
+_task = threading.local()
+
+
+class TimedExecutor(futures.ThreadPoolExecutor):
+    """A thread pool whose tasks know, while they run, when they were handed to it: for
+    a gRPC server's pool, when a call reached the server."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> futures.Future[Any]:
+        queued = time.monotonic()
+
+        def timed() -> Any:
+            _task.queued = queued
+            return fn(*args, **kwargs)
+
+        return super().submit(timed)
 
 
 def release_memory() -> None:
@@ -116,9 +140,11 @@ class CallGuard:
         )
 
     def first(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-        """The call's request message, waited for ``seconds`` at most (then the call is
-        cancelled and this raises grpc.RpcError, which gRPC takes as the call's end)."""
-        entry = [time.monotonic() + self.seconds, context]
+        """The call's request message, waited for until ``seconds`` after the call reached
+        the server, or `GRACE` if that is past (then the call is cancelled and this
+        raises grpc.RpcError, which gRPC takes as the call's end)."""
+        now = time.monotonic()
+        entry = [max(getattr(_task, "queued", now) + self.seconds, now + GRACE), context]
         self._waiting.append(entry)
         try:
             return next(requests)
@@ -128,16 +154,21 @@ class CallGuard:
             entry[1] = None
 
     def _watch(self) -> None:
-        tick = min(1.0, self.seconds / 4)
-        while not self._stopped.wait(tick):
+        wait = 1.0
+        while not self._stopped.wait(wait):
             now = time.monotonic()
+            wait = 1.0
             while self._waiting:
                 deadline, context = self._waiting[0]
                 if context is not None and deadline > now:
+                    # Up to the oldest one's deadline: calls come in deadline order.
+                    wait = min(wait, max(deadline - now, 0.01))
                     break
                 self._waiting.popleft()
                 if context is not None:
                     context.cancel()
+                    # Its thread takes the next call at once, maybe another stalled one.
+                    wait = GRACE
             if self._served < TRIM_AFTER_CALLS or self._open:
                 self._quiet_since = None
             elif self._quiet_since is None:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent import futures
 from typing import Any
 
 import grpc
@@ -113,7 +112,7 @@ class GrpcFront:
         }
         self._guard = grpc_limits.CallGuard(head_timeout)
         guarded = {name: self._guard.handler(handler) for name, handler in handlers.items()}
-        self._executor = futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cloudtasks-grpc")
+        self._executor = grpc_limits.TimedExecutor(max_workers=threads, thread_name_prefix="cloudtasks-grpc")
         self._server = grpc.server(
             self._executor,
             options=grpc_limits.server_options(max_request_bytes, head_timeout),
