@@ -19,7 +19,8 @@ from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 from bridge.server import gunicorn_internals
-from bridge.server.workers import HeadFirstThreadWorker, JsonErrorSyncWorker, raise_open_files_limit, worker_class
+from bridge.server.sockets import raise_open_files_limit
+from bridge.server.workers import HeadFirstThreadWorker, JsonErrorSyncWorker, worker_class
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,7 +123,7 @@ def test_gunicorn_cmd_args_asking_for_h2c_stop_the_container_command(tmp_path: P
 
 def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
     script = (
-        "import resource; from bridge.server.workers import raise_open_files_limit;"
+        "import resource; from bridge.server.sockets import raise_open_files_limit;"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 512));"
         "print(raise_open_files_limit(), resource.getrlimit(resource.RLIMIT_NOFILE))"
     )

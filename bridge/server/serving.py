@@ -25,7 +25,8 @@ from backends.base import Backend
 from backends.errors import ApiError
 from bridge.ops.logs import logging_config
 from bridge.ops.metrics import MULTIPROC_ENV
-from bridge.server.workers import raise_open_files_limit, worker_class
+from bridge.server.sockets import raise_open_files_limit
+from bridge.server.workers import worker_class
 from bridge.settings import Settings
 from bridge.version import __version__
 

@@ -62,7 +62,6 @@ import errno
 import functools
 import logging
 import re
-import resource
 import selectors
 import socket
 import time
@@ -71,13 +70,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from http import HTTPStatus
 from typing import Any
 
-import orjson
 from gunicorn import http, util
 from gunicorn.workers.gthread import TConn, ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
-from bridge.errors import envelope
 from bridge.server import gunicorn_internals
+from bridge.server.sockets import Captured, Patient, client_gone, error_response, raise_open_files_limit
 from bridge.settings import DEFAULT_HEAD_TIMEOUT
 
 #: gunicorn's own ceilings when a limit_request_* setting is 0 (unlimited).
@@ -107,20 +105,6 @@ _REASONS = {400: "invalid", 403: "forbidden", 414: "invalid", 417: "invalid", 43
 log = logging.getLogger("bridge.serving")
 
 
-def raise_open_files_limit() -> int:
-    """Raise this process's soft limit of open files to its hard limit; the limit now in force.
-
-    Every connection, gRPC's included, is a descriptor: with the common soft limit of
-    1,024, a thousand idle connections were enough to make accepts fail."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            return soft  # e.g. an unlimited hard limit the system does not take as a soft one
-    return hard
-
-
 class _Warnings:
     """At most one log line per kind of trouble every `_WARN_EVERY` seconds, with a count."""
 
@@ -132,50 +116,8 @@ class _Warnings:
         self._count[kind] = self._count.get(kind, 0) + 1
         now = time.monotonic()
         if now - self._last.get(kind, -_WARN_EVERY) >= _WARN_EVERY:
-            log.warning(message + " (%d times since the last such line)", *args, self._count.pop(kind))
+            log.warning(message + " (%d since the last such line)", *args, self._count.pop(kind))
             self._last[kind] = now
-
-
-class _Captured:
-    """The client socket as gunicorn's error page writer sees it: what it writes is kept."""
-
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
-        self.data = b""
-
-    def gettimeout(self) -> float:
-        return 0.0
-
-    def sendall(self, data: bytes) -> None:
-        self.data += data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-class _Patient:
-    """The client socket as the request parser reads it: a read waits ``seconds`` at
-    most, then raises TimeoutError (an OSError, which the app answers as a bad body)."""
-
-    def __init__(self, sock: Any, seconds: float) -> None:
-        self._sock = sock
-        self._seconds = seconds
-        #: Whether a read gave up: the rest of that request will not be waited for.
-        self.stalled = False
-
-    def recv(self, size: int) -> bytes:
-        prior = self._sock.gettimeout()
-        self._sock.settimeout(self._seconds if prior is None else min(prior, self._seconds))
-        try:
-            return self._sock.recv(size)  # type: ignore[no-any-return]
-        except TimeoutError:
-            self.stalled = True
-            raise
-        finally:
-            self._sock.settimeout(prior)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
 
 
 def settle(cfg: Any) -> None:
@@ -195,20 +137,6 @@ def settle(cfg: Any) -> None:
         own.setdefault(name, setting.get())
 
 
-def _error_response(status: int, reason: str, message: str, *extra: str) -> bytes:
-    """A whole HTTP/1.1 response that closes the connection, its body Google's envelope."""
-    body = orjson.dumps(envelope(status, reason, message))
-    phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    head = "".join(
-        (
-            f"HTTP/1.1 {status} {phrase}\r\nConnection: close\r\n",
-            *(line + "\r\n" for line in extra),
-            f"Content-Type: application/json; charset=UTF-8\r\nContent-Length: {len(body)}\r\n\r\n",
-        )
-    )
-    return head.encode("latin-1") + body
-
-
 class JsonErrors:
     """Turns gunicorn's HTML error pages into Google's JSON envelope, gives the worker its
     settings as plain attributes (`settle`) and the process all the descriptors it may have."""
@@ -220,7 +148,7 @@ class JsonErrors:
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         # gunicorn picks the status and logs; only its page is replaced.
-        captured = _Captured(client)
+        captured = Captured(client)
         super().handle_error(req, captured, addr, exc)  # type: ignore[misc]
         status = int(captured.data.split(b" ", 2)[1]) if captured.data.startswith(b"HTTP/") else 500
         if status >= 500 and status != 501:
@@ -229,20 +157,9 @@ class JsonErrors:
             phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
             message, reason = f"{phrase}: {str(exc)[:200]}", _REASONS.get(status, "invalid")
         try:
-            util.write_nonblock(client, _error_response(status, reason, message))
+            util.write_nonblock(client, error_response(status, reason, message))
         except Exception:
             pass  # the client is gone; gunicorn ignores this too
-
-
-def _client_gone(sock: socket.socket) -> bool:
-    """Whether the client closed (or reset) its side; never waits. A client that still
-    sends (a body, a next request) hides its close behind those bytes: it counts as there."""
-    try:
-        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except (BlockingIOError, InterruptedError):
-        return False
-    except OSError:
-        return True
 
 
 class _Conn(TConn):  # type: ignore[misc]
@@ -421,7 +338,7 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         if conn.parser is None:
             # What gunicorn's TConn.init does for a new plain connection, without its
             # HTTP/2 preface read (a blocking read, here on the event loop).
-            conn.parser = http.get_parser(self.cfg, _Patient(conn.sock, self.head_timeout), conn.client)
+            conn.parser = http.get_parser(self.cfg, Patient(conn.sock, self.head_timeout), conn.client)
             conn.initialized = True
         conn.parser.unreader.unread(bytes(conn.head))
         conn.data_ready = True
@@ -442,7 +359,7 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         conn.taken = queued = conn.queued
         waited = time.monotonic() - queued
         if waited >= GONE_CHECK_AFTER:
-            if _client_gone(conn.sock):
+            if client_gone(conn.sock):
                 self.warnings.warn("gone", "dropped a request whose client left while it waited %.1f s", waited)
                 return False
             if waited >= MAX_QUEUE_SECONDS:
@@ -471,13 +388,13 @@ class HeadFirstThreadWorker(JsonErrors, ThreadWorker):  # type: ignore[misc]
         self.warnings.warn("shed", "answered 503 to a request that waited %.1f s for a thread", waited)
         message = f"The server is overloaded: the request waited {waited:.1f} s to be served; try again"
         try:
-            conn.sock.send(_error_response(503, "backendError", message, "Retry-After: 1"))
+            conn.sock.send(error_response(503, "backendError", message, "Retry-After: 1"))
         except OSError:
             pass
 
     def _keepalive_after(self, conn: _Conn, keepalive: bool) -> bool:
         # A body that stalled was answered (400): draining its rest would wait again.
-        if isinstance(conn.parser.unreader.sock, _Patient) and conn.parser.unreader.sock.stalled:
+        if isinstance(conn.parser.unreader.sock, Patient) and conn.parser.unreader.sock.stalled:
             return False
         return bool(super()._keepalive_after(conn, keepalive))
 
