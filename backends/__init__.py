@@ -31,8 +31,10 @@ class Setting:
     """A setting a backend takes besides its URL.
 
     The server reads it as ``BRIDGE_<NAME>`` or ``--<name>`` (``cloudtasks_endpoint``:
-    ``BRIDGE_CLOUDTASKS_ENDPOINT``, ``--cloudtasks-endpoint``), checks it at start-up,
-    and passes it to ``from_url`` as the keyword ``argument``.
+    ``BRIDGE_CLOUDTASKS_ENDPOINT``, ``--cloudtasks-endpoint``), checks it at start-up
+    by its kind, lists it with its own settings (``serve --help``, README's table: it is
+    one more `bridge.settings.Definition`), and passes it to ``from_url`` as the keyword
+    ``argument``.
     """
 
     name: str
@@ -42,6 +44,8 @@ class Setting:
     kind: Literal["file", "address", "text"] = "text"
     #: A setting that cannot be given together with this one.
     excludes: str | None = None
+    #: What the backend does when the setting is not given (``--help`` and README's default).
+    unset: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +88,9 @@ BACKENDS: dict[str, Kind] = {
             Setting(
                 "cloudtasks_credentials",
                 "credentials",
-                "A service-account key file (JSON) for Cloud Tasks (default: Application Default Credentials).",
+                "A service-account key file (JSON) for Cloud Tasks.",
                 kind="file",
+                unset="Application Default Credentials",
             ),
             Setting(
                 "cloudtasks_endpoint",
@@ -93,6 +98,7 @@ BACKENDS: dict[str, Kind] = {
                 "host:port of a local Cloud Tasks gRPC server (an emulator), reached without credentials.",
                 kind="address",
                 excludes="cloudtasks_credentials",
+                unset="Google's service",
             ),
         ),
     ),
@@ -102,8 +108,9 @@ BACKENDS: dict[str, Kind] = {
             Setting(
                 "pubsub_credentials",
                 "credentials",
-                "A service-account key file (JSON) for Pub/Sub (default: Application Default Credentials).",
+                "A service-account key file (JSON) for Pub/Sub.",
                 kind="file",
+                unset="Application Default Credentials",
             ),
         ),
     ),

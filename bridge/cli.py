@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from backends import all_settings
 from bridge.access.auth import EMAIL, MIN_TOKEN_LENGTH, hash_token, new_token
 from bridge.access.queues import QueueFileError
 from bridge.app import create_app
 from bridge.server.serving import backend_answer, gunicorn_options, port_problem, startup_line
-from bridge.settings import (
-    ACL_DEFAULTS,
-    AUTH_MODES,
-    DEFAULT_LOG_LEVEL,
-    DEFAULT_WORKER_CLASS,
-    LOG_LEVELS,
-    WORKER_CLASSES,
-    Settings,
-    SettingsError,
-)
+from bridge.settings import Definition, Settings, SettingsError, definitions, own_definitions
 from bridge.version import __version__
 
 #: The commands of tools outside the server ("module:command"), imported only when called,
@@ -77,17 +66,31 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def backend_setting_options(command: F) -> F:
-    """An option for each setting a backend takes besides its URL (`backends.BACKENDS`),
-    for the commands that open a backend (serve, smoke)."""
-    for name, (setting, _) in reversed(all_settings().items()):
-        command = click.option(
-            "--" + name.replace("_", "-"),
-            envvar=f"BRIDGE_{name.upper()}",
-            type=click.Path(dir_okay=False) if setting.kind == "file" else str,
-            help=setting.help,
-        )(command)
-    return command
+def setting_options(settings: Iterable[Definition]) -> Callable[[F], F]:
+    """An option for each setting, as its definition says (`bridge.settings`). The
+    option passes text on (click reads the environment variable too); `Settings` parses
+    and checks it, so that a bad value gets the same one line from either."""
+
+    def decorate(command: F) -> F:
+        for setting in reversed(list(settings)):
+            extra = f"[env var: {setting.envvar}; default: {setting.shown_default}]"
+            command = click.option(
+                setting.flag,
+                setting.name,
+                envvar=setting.envvar,
+                metavar=setting.metavar,
+                help=f"{setting.help}  {extra}",
+            )(command)
+        return command
+
+    return decorate
+
+
+#: An option for each setting a backend takes besides its URL (`backends.BACKENDS`),
+#: for the commands that open a backend (serve, smoke).
+backend_setting_options = setting_options(
+    [definition for name, definition in definitions().items() if name not in own_definitions()]
+)
 
 
 def settings_from(**options: Any) -> Settings:
@@ -119,50 +122,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--backend", envvar="BRIDGE_BACKEND", help="Backend URL (default memory://).")
-@click.option("--host", envvar="BRIDGE_HOST", help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", envvar="BRIDGE_PORT", type=int, help="Port to listen on (default 8080).")
-@click.option("--grpc-port", envvar="BRIDGE_GRPC_PORT", type=int, help="Also serve Cloud Tasks v2beta2 over gRPC here.")
-@click.option("--queues", envvar="BRIDGE_QUEUES", type=click.Path(path_type=Path), help="queue.yaml to serve.")
-@click.option("--workers", envvar="BRIDGE_WORKERS", type=int, help="gunicorn worker processes (default 1).")
-@click.option("--threads", envvar="BRIDGE_THREADS", type=int, help="Threads per gthread worker (default 8).")
-@click.option(
-    "--worker-class",
-    envvar="BRIDGE_WORKER_CLASS",
-    type=click.Choice(WORKER_CLASSES, case_sensitive=False),
-    help=f"gunicorn worker model (default {DEFAULT_WORKER_CLASS}).",
-)
-@click.option(
-    "--log-level",
-    envvar="BRIDGE_LOG_LEVEL",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    help=f"Lowest level logged (default {DEFAULT_LOG_LEVEL}).",
-)
-@click.option(
-    "--head-timeout", envvar="BRIDGE_HEAD_TIMEOUT", type=int, help="Seconds to send a request head (default 10)."
-)
-@click.option(
-    "--max-response-bytes", envvar="BRIDGE_MAX_RESPONSE_BYTES", type=int, help="Lease/list response cap (32 MiB)."
-)
-@click.option("--projects", envvar="BRIDGE_PROJECTS", help="Comma-separated projects served (default: any).")
-@click.option(
-    "--strict-leases", envvar="BRIDGE_STRICT_LEASES", type=bool, help="Renew/release only with leaseTimestamp."
-)
-@click.option("--public-url", envvar="BRIDGE_PUBLIC_URL", help="URL clients use, when behind a proxy.")
-@click.option("--max-body-bytes", envvar="BRIDGE_MAX_BODY_BYTES", type=int, help="Larger bodies get 413.")
-@click.option(
-    "--tombstone-seconds",
-    envvar="BRIDGE_TOMBSTONE_SECONDS",
-    type=int,
-    help="How long a deleted task's name stays reserved (default 604800, a week).",
-)
-@click.option("--auth", envvar="BRIDGE_AUTH", type=click.Choice(AUTH_MODES), help="How callers prove who they are.")
-@click.option("--tokens-file", envvar="BRIDGE_TOKENS_FILE", type=click.Path(path_type=Path), help="Token hashes.")
-@click.option("--auth-audience", envvar="BRIDGE_AUTH_AUDIENCE", help="--auth google: the aud ID tokens must carry.")
-@click.option("--auth-certs-url", envvar="BRIDGE_AUTH_CERTS_URL", help="--auth google: where the signing keys are.")
-@click.option("--acl-default", envvar="BRIDGE_ACL_DEFAULT", type=click.Choice(ACL_DEFAULTS), help="Queues without ACL.")
-@click.option("--admins", envvar="BRIDGE_ADMINS", help="Comma-separated emails allowed everything on every queue.")
-@click.option("--metrics-auth", envvar="BRIDGE_METRICS_AUTH", type=bool, help="Whether /metrics needs credentials.")
+@setting_options(own_definitions().values())
 @backend_setting_options
 def serve(**options: Any) -> None:
     """Serve the API under gunicorn."""

@@ -1,158 +1,306 @@
 """The bridge's settings: one frozen object, read from the environment or the CLI.
 
-Every setting has an environment variable and a CLI option of the same name
-(``BRIDGE_BACKEND`` / ``--backend``). Bad or contradictory values fail at start-up with
-one line that says how to fix them. The settings a backend takes besides its URL
-(``--cloudtasks-endpoint``, …) are declared by its entry in `backends.BACKENDS`, and
-read and checked here like the others.
+Each setting is defined once, as a field of `Settings` made by `setting()`: its name
+(from which its option ``--name`` and its variable ``BRIDGE_NAME`` follow), its type
+(the field's annotation), its default, its help and its check. The settings a backend
+takes besides its URL (``--cloudtasks-endpoint``, …) are declared by its entry in
+`backends.BACKENDS` and become definitions of the same kind (`Definition.of_backend`).
+`definitions()` lists them all: the parsing of text (environment or command line), the
+checks at start-up, the options of ``serve`` and its ``--help`` come from it, and a
+test holds README's table to it. Adding a setting is adding one field.
+
+Bad or contradictory values fail at start-up with one line that names the setting
+(``--port (BRIDGE_PORT): …``) and says how to fix it. A check of one value belongs to
+its definition; checks of several values together are the methods of `Settings`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Mapping
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from backends import Setting, UnknownBackend, all_settings, backend_kind
+import backends
+from backends import UnknownBackend, all_settings, backend_kind
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
 from backends.errors import InvalidArgument
 from bridge.taskqueue.wire import project_key
 
-DEFAULT_BACKEND = "memory://"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-DEFAULT_THREADS = 8
-#: gunicorn's worker model; bench/README.md records the measurement behind the choice.
-DEFAULT_WORKER_CLASS = "gthread"
-#: gevent measured slower than gthread here and needs monkey-patching before any import.
-WORKER_CLASSES = ("gthread", "sync")
-DEFAULT_LOG_LEVEL = "info"
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
 #: Largest lease or list response, in bytes of JSON: App Engine's response limit.
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
-#: Seconds a connection may take to send its request head before it is closed.
-DEFAULT_HEAD_TIMEOUT = 10
 #: A backend setting of kind "address".
 _ADDRESS = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
-#: How callers prove who they are (see bridge.access.auth).
+#: What `Settings.auth` may be: how callers prove who they are (see bridge.access.auth).
 AUTH_MODES = ("none", "token", "google")
 #: What a queue without an ACL in queue.yaml allows: every authenticated caller, or admins only.
 ACL_DEFAULTS = ("open", "closed")
-
-_INTEGERS = (
-    "port",
-    "grpc_port",
-    "workers",
-    "threads",
-    "tombstone_seconds",
-    "max_body_bytes",
-    "head_timeout",
-    "max_response_bytes",
-)
-_PATHS = ("queues", "tokens_file")
-_LISTS = ("admins", "projects")
-_FLAGS = ("metrics_auth", "strict_leases")
-_LOWERCASE = ("worker_class", "log_level")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
+
+#: How a setting's text becomes its value.
+Kind = Literal["text", "choice", "int", "flag", "list", "path"]
+#: A check of one value: what is wrong with it, in words, or None.
+Check = Callable[[Any], "str | None"]
 
 
 class SettingsError(ValueError):
     """A setting that cannot work; the message says which and how to fix it."""
 
 
-def _named(field: str) -> str:
-    """How a user sets ``field``: its CLI option and its environment variable."""
-    return f"--{field.replace('_', '-')} (BRIDGE_{field.upper()})"
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """One setting: everything the environment, the command line, ``--help`` and README say of it."""
+
+    name: str
+    help: str
+    kind: Kind
+    default: object
+    #: What an absent value (None, or an empty list) means, for --help and README.
+    unset: str = "none"
+    #: The only values allowed (kind "choice", matched without regard to case).
+    choices: tuple[str, ...] = ()
+    check: Check | None = None
+    #: The value's placeholder after the option (``--port N``); by default from the kind.
+    placeholder: str | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def envvar(self) -> str:
+        return "BRIDGE_" + self.name.upper()
+
+    @property
+    def named(self) -> str:
+        """How a user sets it, as every message names it."""
+        return f"{self.flag} ({self.envvar})"
+
+    @property
+    def metavar(self) -> str:
+        if self.placeholder is not None:
+            return self.placeholder
+        if self.kind == "choice":
+            return "|".join(self.choices)
+        return {"int": "N", "flag": "BOOL", "list": "A,B", "path": "PATH", "text": "TEXT"}[self.kind]
+
+    @property
+    def shown_default(self) -> str:
+        if self.default is None or self.default == ():
+            return self.unset
+        if isinstance(self.default, bool):
+            return "true" if self.default else "false"
+        return str(self.default)
+
+    def parse(self, raw: str) -> object:
+        """The typed value of this setting written as text (environment or CLI)."""
+        if self.kind == "int":
+            try:
+                return int(raw)
+            except ValueError:
+                raise SettingsError(f"{self.named}: {raw!r} is not a whole number") from None
+        if self.kind == "path":
+            return Path(raw)
+        if self.kind == "choice":
+            return raw.lower()
+        if self.kind == "list":
+            return tuple(item.strip() for item in raw.split(",") if item.strip())
+        if self.kind == "flag":
+            if raw.strip().lower() in _TRUE:
+                return True
+            if raw.strip().lower() in _FALSE:
+                return False
+            raise SettingsError(f"{self.named}: {raw!r} is not true or false")
+        return raw
+
+    def validate(self, value: object) -> None:
+        """SettingsError naming this setting when ``value`` (not None) fails its check."""
+        if self.choices and value not in self.choices:
+            raise SettingsError(f"{self.named}: {value!r} is not one of {', '.join(self.choices)}")
+        problem = self.check(value) if self.check is not None else None
+        if problem is not None:
+            raise SettingsError(f"{self.named}: {problem}")
+
+    @classmethod
+    def of_backend(cls, setting: backends.Setting) -> Definition:
+        """A backend's setting (`backends.Setting`) as a definition; its value stays text."""
+        check = {"file": _file_of(setting.help), "address": _address, "text": None}[setting.kind]
+        placeholder = {"file": "PATH", "address": "HOST:PORT", "text": None}[setting.kind]
+        return cls(setting.name, setting.help, "text", None, setting.unset, check=check, placeholder=placeholder)
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    unset: str = "none",
+    choices: tuple[str, ...] = (),
+    check: Check | None = None,
+    placeholder: str | None = None,
+) -> Any:
+    """A field of `Settings` that is a setting; its kind comes from the field's annotation."""
+    spec = {"help": help, "unset": unset, "choices": choices, "check": check, "placeholder": placeholder}
+    return field(default=default, metadata={"setting": spec})
+
+
+# The checks of one value: what is wrong, or None.
+
+
+def _known_backend(url: str) -> str | None:
+    try:
+        backend_kind(url)
+    except UnknownBackend as exc:
+        return str(exc)
+    return None
+
+
+def _tcp_port(port: int) -> str | None:
+    return None if 0 < port < 65536 else f"{port} is not a TCP port (1-65535)"
+
+
+def _positive(number: int) -> str | None:
+    return None if number >= 1 else f"must be at least 1, got {number}"
+
+
+def _is_file(path: Path) -> str | None:
+    return None if path.is_file() else f"{path} is not a file"
+
+
+def _file_of(what: str) -> Check:
+    def check(path: str) -> str | None:
+        return None if Path(path).is_file() else f"{path} is not a file ({what})"
+
+    return check
+
+
+def _address(value: str) -> str | None:
+    return None if _ADDRESS.fullmatch(value) else f"{value!r} must be host:port"
+
+
+def _http_url(url: str) -> str | None:
+    if urlsplit(url).scheme in ("http", "https"):
+        return None
+    return f"{url!r} must be an http(s) URL, starting with http:// or https://"
+
+
+def _application_ids(projects: tuple[str, ...]) -> str | None:
+    for project in projects:
+        try:
+            project_key(project)
+        except InvalidArgument:
+            return f"{project!r} is not an App Engine application id"
+    return None
 
 
 @dataclass(frozen=True)
 class Settings:
-    backend: str = DEFAULT_BACKEND
-    host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
+    backend: str = setting(
+        "memory://",
+        "Backend URL: memory://, redis://host:6379/0, rediss://…, redis+cluster://host:port, "
+        "cloudtasks://projects/P/locations/L.",
+        check=_known_backend,
+        placeholder="URL",
+    )
+    host: str = setting("127.0.0.1", "Address to listen on.", placeholder="ADDRESS")
+    port: int = setting(8080, "Port to listen on.", check=_tcp_port)
     #: Where the Cloud Tasks v2beta2 front serves gRPC (on ``host``); None: not served.
-    grpc_port: int | None = None
+    grpc_port: int | None = setting(None, "Also serve Cloud Tasks v2beta2 over gRPC on this port.")
     #: A queue.yaml file; without one, queues are created on first use.
-    queues: Path | None = None
-    workers: int = 1
-    threads: int = DEFAULT_THREADS
-    #: gunicorn's worker class: gthread (threads) or sync (one request at a time).
-    worker_class: str = DEFAULT_WORKER_CLASS
-    log_level: str = DEFAULT_LOG_LEVEL
+    queues: Path | None = setting(
+        None, "A queue.yaml to serve; without one, queues are made on first use.", check=_is_file
+    )
+    workers: int = setting(1, "gunicorn worker processes; memory:// allows only one.", check=_positive)
+    threads: int = setting(8, "Threads per gthread worker.", check=_positive)
+    #: gunicorn's worker class: gthread (threads) or sync (one request at a time). gevent
+    #: measured slower than gthread here and needs monkey-patching before any import.
+    worker_class: str = setting("gthread", "gunicorn worker model.", choices=("gthread", "sync"))
+    log_level: str = setting("info", "Lowest level logged (debug also logs probes and scrapes).", choices=LOG_LEVELS)
     #: The URL clients reach the bridge by, when a proxy stands in front of it.
-    public_url: str | None = None
-    tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    public_url: str | None = setting(
+        None,
+        "The URL clients use (Discovery's rootUrl), behind a proxy.",
+        unset="the request's host",
+        check=_http_url,
+        placeholder="URL",
+    )
+    tombstone_seconds: int = setting(
+        DEFAULT_TOMBSTONE_SECONDS, "How long a deleted task's name stays reserved.", check=_positive
+    )
+    max_body_bytes: int = setting(DEFAULT_MAX_BODY_BYTES, "Larger request bodies get 413, unread.", check=_positive)
     #: Seconds a connection may take to send a whole request head, and a body may go
     #: without sending a byte (gthread workers).
-    head_timeout: int = DEFAULT_HEAD_TIMEOUT
+    head_timeout: int = setting(
+        10, "Seconds a connection may take to send a request head, or a body may stay silent.", check=_positive
+    )
     #: Largest lease or list response (JSON bytes); tasks past it are not leased.
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_response_bytes: int = setting(
+        DEFAULT_MAX_RESPONSE_BYTES, "Largest lease or list response (JSON bytes).", check=_positive
+    )
     #: The only projects served (application ids, any partition prefix); empty: all.
-    projects: tuple[str, ...] = ()
+    projects: tuple[str, ...] = setting(
+        (),
+        "Comma-separated application ids served; others are 404.",
+        unset="any",
+        check=_application_ids,
+        placeholder="IDS",
+    )
     #: Whether renewing or releasing a lease needs its leaseTimestamp (queue.yaml may override).
-    strict_leases: bool = False
+    strict_leases: bool = setting(False, "Renewing or releasing a lease needs its leaseTimestamp.")
     #: none (everyone is anonymous and allowed), token (a token file) or google (ID tokens).
-    auth: str = "none"
+    auth: str = setting("none", "How callers prove who they are.", choices=AUTH_MODES)
     #: token mode: lines of ``sha256:<hex> <email>``, made by ``python -m bridge hash-token``.
-    tokens_file: Path | None = None
+    tokens_file: Path | None = setting(
+        None, "--auth token: the hashed tokens and who holds them (made by hash-token).", check=_is_file
+    )
     #: google mode: the ``aud`` claim every ID token must carry.
-    auth_audience: str | None = None
+    auth_audience: str | None = setting(
+        None, "--auth google: the aud claim every ID token must carry.", placeholder="AUD"
+    )
     #: google mode: where the signing certificates are published (default: Google's).
-    auth_certs_url: str | None = None
+    auth_certs_url: str | None = setting(
+        None,
+        "--auth google: where the signing keys are published.",
+        unset="Google's",
+        check=_http_url,
+        placeholder="URL",
+    )
     #: open: a queue without an ACL serves every authenticated caller; closed: admins only.
-    acl_default: str = "open"
+    acl_default: str = setting("open", "Who may use a queue without an ACL.", choices=ACL_DEFAULTS)
     #: Identities allowed every method on every queue (the TaskQueue acl's adminEmails).
-    admins: tuple[str, ...] = ()
+    admins: tuple[str, ...] = setting(
+        (), "Comma-separated identities allowed everything on every queue.", placeholder="EMAILS"
+    )
     #: Whether /metrics asks for the same credentials as the API (for the metrics code to read).
-    metrics_auth: bool = False
+    metrics_auth: bool = setting(False, "Whether /metrics asks for the API's credentials.")
     #: The settings backends take besides their URL, by name (`backends.Setting`), e.g.
     #: {"cloudtasks_endpoint": "localhost:8123"}; only the chosen backend's may be given.
     backend_settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        try:
-            kind = backend_kind(self.backend)
-        except UnknownBackend as exc:
-            raise SettingsError(f"{_named('backend')}: {exc}") from None
-        if not 0 < self.port < 65536:
-            raise SettingsError(f"{_named('port')}: {self.port} is not a TCP port (1-65535)")
+        own = own_definitions()
+        for name, definition in own.items():
+            value = getattr(self, name)
+            if value is not None:
+                definition.validate(value)
+        kind = backend_kind(self.backend)
         if self.grpc_port is not None and not (0 < self.grpc_port < 65536 and self.grpc_port != self.port):
             raise SettingsError(f"{_named('grpc_port')}: {self.grpc_port} must be a TCP port other than --port")
-        for name in ("workers", "threads", "tombstone_seconds", "max_body_bytes", "head_timeout", "max_response_bytes"):
-            if getattr(self, name) < 1:
-                raise SettingsError(f"{_named(name)}: must be at least 1, got {getattr(self, name)}")
         if kind.single_process and self.workers > 1:
             raise SettingsError(f"{_named('workers')} is {self.workers}: {kind.single_process}")
-        if self.worker_class not in WORKER_CLASSES:
-            known = ", ".join(WORKER_CLASSES)
-            raise SettingsError(f"{_named('worker_class')}: {self.worker_class!r} is not one of {known}")
-        if self.log_level not in LOG_LEVELS:
-            known = ", ".join(LOG_LEVELS)
-            raise SettingsError(f"{_named('log_level')}: {self.log_level!r} is not one of {known}")
-        if self.queues is not None and not self.queues.is_file():
-            raise SettingsError(f"{_named('queues')}: {self.queues} is not a file")
-        if self.public_url is not None and urlsplit(self.public_url).scheme not in ("http", "https"):
-            raise SettingsError(f"{_named('public_url')}: {self.public_url!r} must start with http:// or https://")
-        for project in self.projects:
-            try:
-                project_key(project)
-            except InvalidArgument:
-                raise SettingsError(f"{_named('projects')}: {project!r} is not an App Engine application id") from None
         self._check_auth()
         self._check_backend_settings(kind.settings)
 
     def _check_auth(self) -> None:
-        if self.auth not in AUTH_MODES:
-            raise SettingsError(f"{_named('auth')}: {self.auth!r} is not one of {', '.join(AUTH_MODES)}")
-        if self.acl_default not in ACL_DEFAULTS:
-            raise SettingsError(f"{_named('acl_default')}: {self.acl_default!r} is not one of open, closed")
         # A setting that the chosen mode ignores is a mistake waiting to be believed in.
         needs = {"tokens_file": "token", "auth_audience": "google", "auth_certs_url": "google"}
         for name, mode in needs.items():
@@ -164,17 +312,12 @@ class Settings:
             if gated:
                 why = "with --auth none everyone is anonymous and allowed"
                 raise SettingsError(f"{_named(gated[0])} needs --auth token or google: {why}")
-        if self.auth == "token":
-            if self.tokens_file is None:
-                raise SettingsError(f"--auth token needs {_named('tokens_file')}: make lines with `hash-token`")
-            if not self.tokens_file.is_file():
-                raise SettingsError(f"{_named('tokens_file')}: {self.tokens_file} is not a file")
+        if self.auth == "token" and self.tokens_file is None:
+            raise SettingsError(f"--auth token needs {_named('tokens_file')}: make lines with `hash-token`")
         if self.auth == "google" and not self.auth_audience:
             raise SettingsError(f"--auth google needs {_named('auth_audience')}: the aud claim of accepted ID tokens")
-        if self.auth_certs_url is not None and urlsplit(self.auth_certs_url).scheme not in ("http", "https"):
-            raise SettingsError(f"{_named('auth_certs_url')}: {self.auth_certs_url!r} must be an http(s) URL")
 
-    def _check_backend_settings(self, taken: tuple[Setting, ...]) -> None:
+    def _check_backend_settings(self, taken: tuple[backends.Setting, ...]) -> None:
         known = all_settings()
         for name, value in self.backend_settings.items():
             if name not in known:
@@ -186,10 +329,7 @@ class Settings:
             if setting.excludes is not None and setting.excludes in self.backend_settings:
                 both = f"{_named(name)} or {_named(setting.excludes)}"
                 raise SettingsError(f"give {both}, not both: {name} is {setting.help}")
-            if setting.kind == "file" and not Path(value).is_file():
-                raise SettingsError(f"{_named(name)}: {value} is not a file ({setting.help})")
-            if setting.kind == "address" and not _ADDRESS.fullmatch(value):
-                raise SettingsError(f"{_named(name)}: {value!r} must be host:port")
+            Definition.of_backend(setting).validate(value)
 
     def backend_options(self) -> dict[str, object]:
         """The keyword arguments ``open_backend`` takes besides the URL."""
@@ -201,38 +341,57 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> Settings:
-        """Settings from ``BRIDGE_*`` variables; ``overrides`` (not None) win."""
+        """Settings from ``BRIDGE_*`` variables; ``overrides`` (not None) win. Text is
+        parsed by each setting's definition; other values are taken as they are."""
         values: dict[str, object] = {}
-        backend_settings: dict[str, str] = {}
-        for name in [f.name for f in fields(cls) if f.name != "backend_settings"] + list(all_settings()):
-            raw = environ.get(f"BRIDGE_{name.upper()}")
+        every = definitions()
+        for name, definition in every.items():
+            raw = environ.get(definition.envvar)
             if raw is not None and raw != "":
                 values[name] = raw
         values.update((key, value) for key, value in overrides.items() if value is not None)
-        for name in all_settings():
-            if name in values:
-                backend_settings[name] = str(values.pop(name))
-        typed = {key: _parse(key, value) if isinstance(value, str) else value for key, value in values.items()}
-        return cls(**typed, backend_settings=backend_settings)  # type: ignore[arg-type]
+        own = own_definitions()
+        typed: dict[str, Any] = {}
+        backend_settings: dict[str, str] = {}
+        for name, value in values.items():
+            if name in own:
+                typed[name] = own[name].parse(value) if isinstance(value, str) else value
+            elif name in every:
+                backend_settings[name] = str(value)
+            else:
+                raise TypeError(f"{name!r} is not a setting")
+        return cls(**typed, backend_settings=backend_settings)
 
 
-def _parse(name: str, raw: str) -> object:
-    """The typed value of setting ``name`` written as text (environment or CLI)."""
-    if name in _INTEGERS:
-        try:
-            return int(raw)
-        except ValueError:
-            raise SettingsError(f"{_named(name)}: {raw!r} is not a whole number") from None
-    if name in _PATHS:
-        return Path(raw)
-    if name in _LOWERCASE:
-        return raw.lower()
-    if name in _LISTS:
-        return tuple(item.strip() for item in raw.split(",") if item.strip())
-    if name in _FLAGS:
-        if raw.strip().lower() in _TRUE:
-            return True
-        if raw.strip().lower() in _FALSE:
-            return False
-        raise SettingsError(f"{_named(name)}: {raw!r} is not true or false")
-    return raw
+@functools.cache
+def own_definitions() -> dict[str, Definition]:
+    """The bridge's own settings, in the order of `Settings`' fields."""
+    hints = typing.get_type_hints(Settings)
+    found: dict[str, Definition] = {}
+    for each in fields(Settings):
+        spec = each.metadata.get("setting")
+        if spec is not None:
+            kind = _kind_of(hints[each.name], spec["choices"])
+            found[each.name] = Definition(each.name, kind=kind, default=each.default, **spec)
+    return found
+
+
+def definitions() -> dict[str, Definition]:
+    """Every setting by name: the bridge's own, then those of the backends (`backends.BACKENDS`)."""
+    taken = {name: Definition.of_backend(setting) for name, (setting, _) in all_settings().items()}
+    return {**own_definitions(), **taken}
+
+
+def _kind_of(hint: Any, choices: tuple[str, ...]) -> Kind:
+    """How a field's text is read, from its annotation (``int | None``: an int that may be absent)."""
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    if typing.get_origin(hint) is tuple:
+        return "list"
+    kinds: dict[Any, Kind] = {bool: "flag", int: "int", Path: "path", str: "choice" if choices else "text"}
+    return kinds[hint]
+
+
+def _named(name: str) -> str:
+    """How a user sets setting ``name``: its option and its environment variable."""
+    return definitions()[name].named

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import fields
 from pathlib import Path
@@ -14,7 +15,7 @@ from backends import all_settings, open_backend
 from bridge.access.queues import QueueFileError, QueueRegistry
 from bridge.cli import main, serve
 from bridge.server.serving import backend_answer, startup_line
-from bridge.settings import Settings, SettingsError
+from bridge.settings import Settings, SettingsError, definitions, own_definitions
 
 
 def test_defaults_are_the_embedded_backend_on_localhost_8080() -> None:
@@ -143,6 +144,10 @@ def test_a_bad_queue_file_names_the_entry_at_fault(tmp_path: Path, text: str, wo
         (["serve", "--backend", "mysql://x"], {}, ["unknown backend"]),
         (["serve"], {"BRIDGE_BACKEND": "nats://x"}, ["unknown backend"]),
         (["serve", "--backend", "memory://somewhere"], {}, ["memory:// takes no host"]),
+        # An option's value is parsed as its variable's is: one line naming both, not click's usage error.
+        (["serve", "--port", "http"], {}, ["--port (BRIDGE_PORT): 'http' is not a whole number"]),
+        (["serve", "--worker-class", "gevent"], {}, ["--worker-class (BRIDGE_WORKER_CLASS)", "gthread, sync"]),
+        (["serve"], {"BRIDGE_STRICT_LEASES": "sometimes"}, ["--strict-leases (BRIDGE_STRICT_LEASES)"]),
     ],
 )
 def test_serve_refuses_bad_settings_with_one_line(args: list[str], env: dict[str, str], words: list[str]) -> None:
@@ -215,6 +220,39 @@ def test_every_setting_has_the_serve_option_its_messages_name() -> None:
     for name in names:
         assert f"--{name.replace('_', '-')}" in options, name
         assert f"BRIDGE_{name.upper()}" in envvars, name
+
+
+def test_every_field_of_the_settings_is_a_definition() -> None:
+    # A field added without `setting()` would have no option, no variable and no check.
+    assert set(own_definitions()) == {field.name for field in fields(Settings)} - {"backend_settings"}
+    assert set(definitions()) == set(own_definitions()) | set(all_settings())
+
+
+def test_serve_help_names_each_options_variable_and_default() -> None:
+    result = CliRunner().invoke(main, ["serve", "--help"])
+    assert result.exit_code == 0
+    shown = " ".join(result.output.split())
+    for setting in definitions().values():
+        extra = f"[env var: {setting.envvar}; default: {setting.shown_default}]"
+        assert f"{setting.flag} {setting.metavar} {setting.help} {extra}" in shown, setting.name
+
+
+def _readme_settings_table() -> list[list[str]]:
+    """The rows of README's table of settings: option, variable, default, description."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `--")]
+    # A cell may hold an escaped bar (`gthread\|sync`).
+    return [[cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", row)[1:-1]] for row in rows]
+
+
+def test_the_readme_table_lists_every_setting_with_its_option_variable_and_default() -> None:
+    rows = _readme_settings_table()
+    listed = [(option, variable, default.strip("`")) for option, variable, default, _ in rows]
+    expected = [
+        (f"`{setting.flag} {setting.metavar}`", f"`{setting.envvar}`", setting.shown_default)
+        for setting in definitions().values()
+    ]
+    assert listed == expected
 
 
 def test_version_prints_the_release() -> None:
