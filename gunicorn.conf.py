@@ -13,6 +13,9 @@ The worker model (gthread, the bridge's own subclass in `bridge.server.workers`)
 the measurements behind it are in bench/README.md, "Worker model and slow clients".
 """
 
+# The master imports the app's modules before it forks, so that workers share them and
+# boot at once (`bridge` itself imports the app factory only when asked for it).
+import bridge.app  # noqa: F401
 from bridge.server.serving import gunicorn_options
 from bridge.settings import Settings
 

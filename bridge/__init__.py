@@ -1,20 +1,31 @@
 """Task Queue Bridge, the server: the App Engine Task Queue REST API v1beta2 (pull
-queues) over the storage of `backends`.
+queues) over the storage of `backends`, and the client workers use to call it.
 
-`create_app` is the only way to build it (tests, ``python -m bridge serve`` and
-``gunicorn 'bridge:create_app()'`` all call it). The v1beta2 front translates the wire
-format to backend calls and back: routes and parameter checks come from the Discovery
-document (`discovery`), bodies and resources from `wire`, the handlers are in `api`,
-errors are rendered by `errors`. The Cloud Tasks v2beta2 front (`cloudtasks`) serves the
-same queues over gRPC and HTTP/JSON. Around them: `settings`, `cli`, `serving` (gunicorn),
-`auth`/`idtoken`/`acl` (who may do what), `metrics`, `health`, `logs`, `fields`
-(partial responses), `queues` (queue.yaml) and `console` (the web console and its JSON
-admin API). `client` is for the other side: workers build Google's client for a bridge
-with it (``from bridge.client import connect``); the server never imports it. Tools
-that call a bridge live in `bridge_tools`, outside the server.
+`create_app` is the only way to build the server (tests, ``python -m bridge serve``
+and ``gunicorn 'bridge:create_app()'`` all call it); it is imported when first asked
+for, so that a worker importing `bridge.client` loads neither Flask, gunicorn nor
+redis. README's Layout section draws the packages: the three fronts (`taskqueue`,
+`cloudtasks`, `console`), what they share (`gate`, `access`, `ops`, `settings`,
+`errors`), serving (`server`, `cli`) and `client`, which the server never imports.
 """
 
-from bridge.app import create_app
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from bridge.version import __version__
 
+if TYPE_CHECKING:
+    from bridge.app import create_app
+
 __all__ = ["__version__", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: `bridge.create_app` and `from bridge import create_app` import the app
+    # factory only then.
+    if name == "create_app":
+        from bridge.app import create_app
+
+        return create_app
+    raise AttributeError(f"module 'bridge' has no attribute {name!r}")

@@ -1,9 +1,11 @@
-"""`pip install .` gives a working bridge: packages, package data and the console script.
+"""`pip install .` gives the workers' client alone, `pip install '.[server]'` a working
+bridge: packages, package data and the console script; requirements.txt is the lock.
 
-The project is installed into a fresh virtual environment from a copy of the clone,
-its dependencies borrowed from the running interpreter's site-packages (a .pth file)
-so that the test needs no downloads beyond the build backend. The installed bridge
-then serves from a directory far from the clone.
+The project is installed into a fresh virtual environment (without pip: the running
+pip installs into it) from a copy of the clone, its dependencies borrowed from the
+running interpreter's site-packages (a .pth file) and built by the setuptools found
+there, so that the test needs no download and takes a few seconds. The installed
+bridge then serves from a directory far from the clone.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import urllib.request
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 import bridge
 from tests.support.process import serving_process
@@ -35,16 +39,19 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = base / "clone"
     shutil.copytree(ROOT, source, ignore=_LEFT_OUT)
     venv = base / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
     site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
     (site / "borrowed.pth").write_text(sysconfig.get_path("purelib") + "\n")
     result = subprocess.run(
         [
-            str(venv / "bin" / "python"),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(venv / "bin" / "python"),
             "install",
             "--no-deps",
+            "--no-build-isolation",
             "--disable-pip-version-check",
             "-q",
             str(source),
@@ -106,3 +113,77 @@ def test_the_installed_bridge_serves_from_another_directory(installed: Path, tmp
     start_line = next(line for line in (tmp_path / "serve.log").read_text().splitlines() if "Task Queue Bridge" in line)
     assert f"Task Queue Bridge {bridge.__version__}: backend memory:// answering" in start_line
     assert f"console http://127.0.0.1:{port}/console/" in start_line
+
+
+#: What a worker that calls a bridge needs, and all that a plain install brings.
+CLIENT_PACKAGES = {"google-api-python-client", "google-auth-httplib2", "httplib2"}
+#: Packages of the server that the client must not load.
+SERVER_MODULES = ("flask", "werkzeug", "gunicorn", "redis", "click", "fakeredis", "grpc", "yaml")
+
+
+def _declared() -> tuple[list[Requirement], list[Requirement]]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    base = [Requirement(line) for line in project["dependencies"]]
+    return base, [Requirement(line) for line in project["optional-dependencies"]["server"]]
+
+
+def _locked() -> dict[str, str]:
+    """requirements.txt's pins: package -> version."""
+    pins = {}
+    for line in (ROOT / "requirements.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            requirement = Requirement(line)
+            [specifier] = requirement.specifier
+            assert specifier.operator == "==", line
+            pins[requirement.name.lower()] = specifier.version
+    return pins
+
+
+def test_the_lock_pins_every_declared_package_within_its_range() -> None:
+    base, server = _declared()
+    locked = _locked()
+    for requirement in base + server:
+        assert requirement.specifier, f"{requirement.name} needs a range"
+        assert all(spec.operator != "==" for spec in requirement.specifier), requirement
+        assert requirement.name.lower() in locked, f"{requirement.name} is not in requirements.txt"
+        assert locked[requirement.name.lower()] in requirement.specifier, (requirement, locked[requirement.name])
+    assert set(locked) == {requirement.name.lower() for requirement in base + server}
+    assert {requirement.name for requirement in base} == CLIENT_PACKAGES
+
+
+@pytest.mark.slow
+def test_a_plain_install_requires_only_the_clients_packages(installed: Path) -> None:
+    script = "import importlib.metadata, json; print(json.dumps(importlib.metadata.requires('task-queue-bridge')))"
+    result = subprocess.run([str(installed / "python"), "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    required = [Requirement(line) for line in json.loads(result.stdout)]
+    plain = {requirement.name for requirement in required if requirement.marker is None}
+    assert plain == CLIENT_PACKAGES
+    assert {requirement.name for requirement in required if requirement.marker is not None} >= {"flask", "gunicorn"}
+
+
+@pytest.mark.slow
+def test_importing_the_client_loads_nothing_of_the_server(installed: Path, tmp_path: Path) -> None:
+    # The borrowed site-packages hold Flask and the rest, so only laziness keeps them out.
+    script = (
+        "import sys\n"
+        "from bridge.client import connect\n"
+        f"print(sorted(name for name in sys.modules if name.split('.')[0] in {SERVER_MODULES!r}))\n"
+    )
+    result = subprocess.run(
+        [str(installed / "python"), "-c", script], capture_output=True, text=True, cwd=tmp_path, env=_clean_env()
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_command_without_the_servers_packages_says_what_to_install(installed: Path, tmp_path: Path) -> None:
+    # As if only the client's packages were installed: Flask cannot be imported.
+    script = "import sys; sys.modules['flask'] = None; sys.argv[1:] = ['serve']; from bridge.__main__ import run; run()"
+    result = subprocess.run(
+        [str(installed / "python"), "-c", script], capture_output=True, text=True, cwd=tmp_path, env=_clean_env()
+    )
+    assert result.returncode == 1
+    assert "pip install 'task-queue-bridge[server]'" in result.stderr and "Traceback" not in result.stderr
