@@ -1,4 +1,4 @@
-"""The wire contract's name rules and limits, each defined once (DESIGN.md §1.3).
+"""The wire contract's name rules and limits, each defined once (docs/wire-contract.md §1.3).
 
 The HTTP front validates requests with them, the backends size their calls with them,
 and the compat checker recognises valid values with them. A name rule matches the

@@ -26,7 +26,7 @@ Connection: Application Default Credentials, or a service-account key file
 (``credentials``, from ``BRIDGE_CLOUDTASKS_CREDENTIALS``); or ``endpoint`` host:port
 (``BRIDGE_CLOUDTASKS_ENDPOINT``), a plain local gRPC server reached without credentials.
 
-Mapping (DESIGN.md §2): insert is CreateTask with the v1 id as the task id and the ETA
+Mapping (docs/wire-contract.md §2): insert is CreateTask with the v1 id as the task id and the ETA
 as ``schedule_time``; lease is LeaseTasks in FULL view with the filter ``tag="…"`` or
 ``tag_function=oldest_tag()``; update/patch are RenewLease, or CancelLease for 0
 seconds, and a delete with a lease token is AcknowledgeTask, each fenced by the task's

@@ -1,7 +1,7 @@
 """The contract tests the Cloud Tasks and Pub/Sub backends cannot pass, read from
 KNOWN_DIFFERENCES.md.
 
-Each row of that file's tables names a test (``tests/file.py::test_name``, optionally
+Each row of that file's tables names a test (``tests/<file>.py::test_name``, optionally
 with its parameter id) and why the backend differs; a table belongs to the backend its
 heading names. The tests of the Cloud Tasks table run on ``cloudtasks`` as
 ``xfail(strict=True)``, and on ``cloudtasks-bridge`` (the same backend on the bridge's
