@@ -19,16 +19,7 @@ from bridge import create_app
 from bridge.access.auth import hash_token
 from bridge.settings import Settings
 from tests.support import google_facts
-from tests.support.harness import (
-    BACKENDS,
-    Harness,
-    Variant,
-    cloudtasks_bridge_harness,
-    cloudtasks_harness,
-    memory_harness,
-    pubsub_harness,
-    redis_harness,
-)
+from tests.support.harness import BACKENDS, Harness, Variant, memory_harness, open_variant, redis_harness
 from tests.support.http import BridgeServer
 from tests.support.known_differences import mark_known_differences
 from tests.support.pubsub_emulator import PubSubEmulator
@@ -127,20 +118,7 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
     opened: list[Harness] = []
 
     def open_one(**options: Any) -> Harness:
-        if variant.backend == "memory":
-            harness = memory_harness(**options)
-        elif variant.backend == "redis":
-            harness = redis_harness(request.getfixturevalue("redis_server").url, **options)
-        elif variant.backend == "cloudtasks":
-            request.getfixturevalue("grpc_available")
-            harness = cloudtasks_harness(**options)
-        elif variant.backend == "cloudtasks-bridge":
-            request.getfixturevalue("grpc_available")
-            harness = cloudtasks_bridge_harness(**options)
-        elif variant.backend == "pubsub":
-            harness = pubsub_harness(request.getfixturevalue("pubsub_emulator").address, **options)
-        else:
-            harness = redis_harness(request.getfixturevalue("redis_cluster").url, **options)
+        harness = open_variant(variant.backend, request, **options)
         opened.append(harness)
         return harness
 

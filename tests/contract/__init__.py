@@ -1,7 +1,7 @@
 """The backend-level contract suite: the API's behaviours called on a `Backend` itself.
 
 Each test runs once per backend (memory, redis, redis-cluster, cloudtasks on its fake:
-``BACKENDS`` in `tests.support.harness`, with their marks and ids) and calls the verbs of
+``REGISTRY`` in `tests.support.harness`, with their marks and ids) and calls the verbs of
 `backends.base` with its values; no HTTP, no JSON. The HTTP suite (``tests/test_*.py``)
 drives the same behaviours through the served API with the Google client and keeps the
 wire checks (encoding, validation, envelopes). So a new backend can be made to pass
@@ -17,6 +17,6 @@ a backend built with other ``from_url`` options. A backend that cannot show a be
 gets a row in KNOWN_DIFFERENCES.md naming the test; keep that test to the assertion that
 differs.
 
-Adding a backend: give it a param in ``BACKENDS`` and a branch in ``open_harness``
-(tests/conftest.py); both suites then run on it.
+Adding a backend: give it an entry in ``REGISTRY`` (`tests.support.harness`, whose
+docstring says how); both suites then run on it.
 """

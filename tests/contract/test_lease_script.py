@@ -16,10 +16,10 @@ from backends.limits import US
 from backends.redis.backend import RedisBackend
 from backends.redis.memory import MemoryBackend
 from tests.support.backend import PROJECT, WORK, ids, insert, lease
-from tests.support.harness import BACKENDS, Harness, Variant
+from tests.support.harness import BACKENDS, REGISTRY, Harness, Variant
 
 #: The backends whose leases are lease.lua (memory is the same script on fakeredis).
-SCRIPTED = [param for param in BACKENDS if param.id in ("memory", "redis", "redis-cluster")]
+SCRIPTED = [param for param in BACKENDS if REGISTRY[str(param.id)].scripted]
 
 
 @pytest.fixture(params=SCRIPTED)

@@ -1,4 +1,29 @@
-"""One backend under test, with a clock the test can move on."""
+"""The backends the suites run on: one registry entry per backend variant, and the
+harness a test gets from it (the backend, its URL, and a clock the test can move on).
+
+`REGISTRY` names every variant; `BACKENDS` makes one pytest parameter of each, with its
+marks and its id (``pytest -m redis``, ``-k cloudtasks``). Both contract suites run on
+every entry: the backend-level one (``tests/contract/``) and, with the variants of
+tests/conftest.py added (token auth, Google's document, the production worker), the
+HTTP one. A name that is not in the registry fails the test (`open_variant`); nothing
+falls back to another backend.
+
+Adding a backend is one entry, as ``pubsub`` shows. Write an opener::
+
+    def _open_pubsub(request: pytest.FixtureRequest, options: dict[str, Any]) -> Harness:
+        emulator = request.getfixturevalue("pubsub_emulator")  # a session fixture of tests/conftest.py
+        backend = PubSubBackend.from_url(url, **options)
+        return Harness("pubsub", url, backend, move_clock)
+
+and add ``"pubsub": Entry(_open_pubsub, (pytest.mark.pubsub,))`` to `REGISTRY` (and the
+mark to pyproject.toml's ``markers``). ``options`` are ``from_url``'s keyword arguments
+(``tombstone_seconds``). ``move_clock(us)`` must move the backend's own notion of now
+by ``us`` microseconds (a shift the backend adds to its clock, or its fake service's
+clock); a backend that cannot be told the time cannot pass the contract's expiry tests,
+which then belong in KNOWN_DIFFERENCES.md. Services the backend needs are started by
+session fixtures (each xdist worker starts its own, on free ports) and skip on a laptop
+without them, fail with CI=true (``unavailable`` in tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -24,29 +49,17 @@ CLOUDTASKS_LOCATION = "projects/demo-app/locations/us-central1"
 
 @dataclass(frozen=True)
 class Variant:
-    """What a test runs on: a backend, and whether the bridges it starts ask for tokens."""
+    """What a test runs on: a backend of `REGISTRY`, whether the bridges it starts ask for
+    tokens, the document their clients are built from, and the server that serves them."""
 
     backend: str
     auth: str = "none"
     #: The document clients are built from: the one the bridge serves, or "google" (the
     #: facts of Google's own document, tests/support/google_facts.py).
     discovery: str = "served"
-
-
-#: Every backend, each with its pytest mark and id (``pytest -m redis``, ``-k cloudtasks``).
-#: Both contract suites run on each: the backend-level one (tests/contract/) and, with
-#: the token variant added, the HTTP one.
-BACKENDS = [
-    pytest.param(Variant("memory"), marks=pytest.mark.memory, id="memory"),
-    pytest.param(Variant("redis"), marks=pytest.mark.redis, id="redis"),
-    pytest.param(Variant("redis-cluster"), marks=pytest.mark.cluster, id="redis-cluster"),
-    pytest.param(Variant("cloudtasks"), marks=pytest.mark.cloudtasks, id="cloudtasks"),
-    # The Cloud Tasks backend once more, on the bridge's own v2beta2 front instead of the fake.
-    pytest.param(Variant("cloudtasks-bridge"), marks=pytest.mark.cloudtasks, id="cloudtasks-bridge"),
-    # Pub/Sub on Google's emulator; the cases it declares it cannot do are skipped
-    # (tests/support/capabilities.py).
-    pytest.param(Variant("pubsub"), marks=pytest.mark.pubsub, id="pubsub"),
-]
+    #: "development": werkzeug's server in the test's process; "production": gunicorn
+    #: with the bridge's own worker, in a process of its own (tests/support/production.py).
+    server: str = "development"
 
 
 @dataclass
@@ -55,7 +68,7 @@ class Harness:
     url: str
     backend: Backend
     #: Moves the clock of the backend's storage on by µs.
-    move_clock: Callable[[int], None] | None = None
+    move_clock: Callable[[int], None]
     #: Called once the backend is closed (stops the services the harness started).
     on_close: list[Callable[[], None]] = field(default_factory=list)
     #: The fake Cloud Tasks service behind a cloudtasks harness.
@@ -69,11 +82,7 @@ class Harness:
         self.advance_us(int(seconds * 1_000_000))
 
     def advance_us(self, us: int) -> None:
-        if self.move_clock is not None:
-            self.move_clock(us)
-            return
-        assert isinstance(self.backend, RedisBackend)
-        self.backend.clock_shift_us += us
+        self.move_clock(us)
 
     def close(self) -> None:
         self.backend.close()
@@ -81,14 +90,25 @@ class Harness:
             stop()
 
 
+def _shifting(backend: RedisBackend) -> Callable[[int], None]:
+    """The clock of a Redis backend: a shift it adds to the server's TIME in every script."""
+
+    def move_clock(us: int) -> None:
+        backend.clock_shift_us += us
+
+    return move_clock
+
+
 def memory_harness(**options: int) -> Harness:
-    return Harness("memory", "memory://", MemoryBackend.from_url("memory://", **options))
+    backend = MemoryBackend.from_url("memory://", **options)
+    return Harness("memory", "memory://", backend, _shifting(backend))
 
 
 def redis_harness(server_url: str, **options: int) -> Harness:
     # Each harness has its own key prefix, so tests sharing one server never meet.
     url = f"{server_url}?prefix=t{uuid.uuid4().hex[:12]}"
-    return Harness("redis", url, RedisBackend.from_url(url, **options))
+    backend = RedisBackend.from_url(url, **options)
+    return Harness("redis", url, backend, _shifting(backend))
 
 
 def cloudtasks_harness(**options: Any) -> Harness:
@@ -133,13 +153,11 @@ def cloudtasks_bridge_harness(**options: Any) -> Harness:
     backend = CloudTasksBackend.from_url(url, endpoint=f"127.0.0.1:{front.port}", **options)
     backend.backoff = 0.001
 
-    def move_clock(us: int) -> None:
-        inner.clock_shift_us += us
-
     def use_queues(path: Path) -> None:
         queues.inner = QueueRegistry.from_file(path)
 
-    return Harness("cloudtasks-bridge", url, backend, move_clock, [front.stop, inner.close], use_queues=use_queues)
+    closers = [front.stop, inner.close]
+    return Harness("cloudtasks-bridge", url, backend, _shifting(inner), closers, use_queues=use_queues)
 
 
 class _SharedQueues(QueueRegistry):
@@ -178,3 +196,67 @@ def pubsub_harness(emulator: str, **options: Any) -> Harness:
         time.sleep(us / 1e6)
 
     return Harness("pubsub", url, backend, move_clock)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """How a backend variant is opened, and what it is marked with."""
+
+    #: Opens a harness: the test's request (for session fixtures: services, the
+    #: ``grpc_available`` check) and ``from_url``'s keyword arguments.
+    open: Callable[[pytest.FixtureRequest, dict[str, Any]], Harness]
+    marks: tuple[pytest.MarkDecorator, ...]
+    #: Its leases are lease.lua's (tests/contract/test_lease_script.py runs on these).
+    scripted: bool = False
+
+
+def _open_memory(request: pytest.FixtureRequest, options: dict[str, Any]) -> Harness:
+    return memory_harness(**options)
+
+
+def _open_redis(request: pytest.FixtureRequest, options: dict[str, Any]) -> Harness:
+    return redis_harness(request.getfixturevalue("redis_server").url, **options)
+
+
+def _open_redis_cluster(request: pytest.FixtureRequest, options: dict[str, Any]) -> Harness:
+    return redis_harness(request.getfixturevalue("redis_cluster").url, **options)
+
+
+def _open_cloudtasks(request: pytest.FixtureRequest, options: dict[str, Any]) -> Harness:
+    request.getfixturevalue("grpc_available")
+    return cloudtasks_harness(**options)
+
+
+def _open_cloudtasks_bridge(request: pytest.FixtureRequest, options: dict[str, Any]) -> Harness:
+    request.getfixturevalue("grpc_available")
+    return cloudtasks_bridge_harness(**options)
+
+
+def _open_pubsub(request: pytest.FixtureRequest, options: dict[str, Any]) -> Harness:
+    return pubsub_harness(request.getfixturevalue("pubsub_emulator").address, **options)
+
+
+#: Every backend variant by name (its pytest id).
+REGISTRY: dict[str, Entry] = {
+    "memory": Entry(_open_memory, (pytest.mark.memory,), scripted=True),
+    "redis": Entry(_open_redis, (pytest.mark.redis,), scripted=True),
+    "redis-cluster": Entry(_open_redis_cluster, (pytest.mark.cluster,), scripted=True),
+    "cloudtasks": Entry(_open_cloudtasks, (pytest.mark.cloudtasks,)),
+    # The Cloud Tasks backend once more, on the bridge's own v2beta2 front instead of the fake.
+    "cloudtasks-bridge": Entry(_open_cloudtasks_bridge, (pytest.mark.cloudtasks,)),
+    # Pub/Sub on Google's emulator; the cases it declares it cannot do are skipped
+    # (tests/support/capabilities.py).
+    "pubsub": Entry(_open_pubsub, (pytest.mark.pubsub,)),
+}
+
+#: One pytest parameter per backend, with its marks and id.
+BACKENDS = [pytest.param(Variant(name), marks=entry.marks, id=name) for name, entry in REGISTRY.items()]
+
+
+def open_variant(name: str, request: pytest.FixtureRequest, **options: Any) -> Harness:
+    """A harness of the backend variant ``name``; an unknown name fails, naming the known ones."""
+    entry = REGISTRY.get(name)
+    if entry is None:
+        known = ", ".join(REGISTRY)
+        pytest.fail(f"unknown backend variant {name!r}: tests/support/harness.py's REGISTRY has {known}")
+    return entry.open(request, options)
