@@ -20,8 +20,9 @@ from bridge.access.auth import hash_token
 from bridge.settings import Settings
 from tests.support import google_facts
 from tests.support.harness import BACKENDS, Harness, Variant, memory_harness, open_variant, redis_harness
-from tests.support.http import BridgeServer
+from tests.support.http import BridgeServer, Clients
 from tests.support.known_differences import mark_known_differences
+from tests.support.production import ProductionServers
 from tests.support.pubsub_emulator import PubSubEmulator
 from tests.support.redis_server import RedisCluster, RedisServer
 
@@ -33,11 +34,15 @@ CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 
+#: How the skips of a missing service begin; the run's summary lists them (`pytest_terminal_summary`).
+UNAVAILABLE = "service missing: "
+
+
 def unavailable(reason: str) -> None:
     """Skip on a laptop; fail in CI, where every backend must run."""
     if CI:
         pytest.fail(f"{reason} (CI=true requires every backend)", pytrace=False)
-    pytest.skip(reason)
+    pytest.skip(UNAVAILABLE + reason)
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +70,16 @@ def redis_cluster(redis_binary: str, tmp_path_factory: pytest.TempPathFactory) -
     cluster = RedisCluster(redis_binary, cli, tmp_path_factory.mktemp("cluster")).start()
     yield cluster
     cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def production_servers(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProductionServers]:
+    """The gunicorn servers of the production variant, started as its tests need them."""
+    servers = ProductionServers(redis_server, tmp_path_factory.mktemp("production"))
+    yield servers
+    servers.close()
 
 
 @pytest.fixture(scope="session")
@@ -96,6 +111,14 @@ VARIANTS = [
     # Once more with clients built from Google's own document instead of the served one:
     # a worker written against Google's service must see the same answers.
     pytest.param(Variant("memory", discovery="google"), marks=pytest.mark.memory, id="memory-google-document"),
+    # Once more on the production worker: gunicorn with the bridge's own worker class, in
+    # a process of its own, on a real Redis (tests/support/production.py), where every
+    # other variant serves from werkzeug's development server in the test's process.
+    pytest.param(
+        Variant("redis", server="production"),
+        marks=[pytest.mark.redis, pytest.mark.production],
+        id="redis-production",
+    ),
 ]
 
 #: Who the suite is when its bridges ask for tokens, and the token that proves it.
@@ -103,8 +126,46 @@ SUITE_IDENTITY = "suite@example.test"
 SUITE_TOKEN = "suite-token-0123456789abcdef"
 
 
+#: Modules whose tests share a module-scoped service (a venv, a gunicorn, a browser): each
+#: runs on one xdist worker, which starts the service once.
+ONE_WORKER = {"test_install.py": "install", "test_stress.py": "stress", "test_console_browser.py": "browser"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist adds the groups to the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_known_differences(items)
+    # A test that reads or patches the app in its own process has no production variant.
+    elsewhere = [item for item in items if _production(item) and item.get_closest_marker("in_process")]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        gone = {id(item) for item in elsewhere}
+        items[:] = [item for item in items if id(item) not in gone]
+    for item in items:
+        group = ONE_WORKER.get(item.path.name)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    # The tests that take seconds (tools run in a subprocess, gunicorn, benchmarks) start
+    # first, so that the run does not end waiting for one of them on a single worker.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _production(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    variant = callspec.params.get("variant") if callspec is not None else None
+    return isinstance(variant, Variant) and variant.server == "production"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """The reasons of the skips that mean a missing service; the other skips (a backend
+    that declares it cannot do something) and the xfails are only counted."""
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else ""
+        if UNAVAILABLE in reason:
+            reason = reason.split(UNAVAILABLE, 1)[1]
+            reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in reasons.items():
+        terminalreporter.write_line(f"SKIPPED {count} (a service is missing; CI=true fails them): {reason}")
 
 
 @pytest.fixture(params=VARIANTS)
@@ -118,7 +179,11 @@ def open_harness(variant: Variant, request: pytest.FixtureRequest) -> Iterator[C
     opened: list[Harness] = []
 
     def open_one(**options: Any) -> Harness:
-        harness = open_variant(variant.backend, request, **options)
+        if variant.server == "production":
+            servers: ProductionServers = request.getfixturevalue("production_servers")
+            harness = servers.harness(**options)
+        else:
+            harness = open_variant(variant.backend, request, **options)
         opened.append(harness)
         return harness
 
@@ -133,15 +198,18 @@ def harness(open_harness: Callable[..., Harness]) -> Harness:
 
 
 @pytest.fixture
-def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[Callable[..., BridgeServer]]:
+def make_bridge(
+    harness: Harness, variant: Variant, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Clients]]:
     """Starts bridges on this test's backend; keyword arguments are Settings fields.
 
     In the token variant, a bridge whose test does not choose ``auth`` asks for tokens,
-    and its clients (``api()``, ``request()``) send the suite's.
+    and its clients (``api()``, ``request()``) send the suite's. In the production
+    variant, the bridge is a gunicorn of `production_servers` (it has no ``app``).
     """
-    servers: list[BridgeServer] = []
+    servers: list[Clients] = []
 
-    def start(**settings: Any) -> BridgeServer:
+    def start(**settings: Any) -> Clients:
         token = None
         if variant.auth == "token" and "auth" not in settings:
             token = SUITE_TOKEN
@@ -153,7 +221,11 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
                 settings.setdefault("admins", (SUITE_IDENTITY,))
         if "queues" in settings and harness.use_queues is not None:
             harness.use_queues(settings["queues"])
-        app = create_app(Settings(backend=harness.url, **settings), backend=harness.backend)
+        checked = Settings(backend=harness.url, **settings)
+        if variant.server == "production":
+            servers.append(request.getfixturevalue("production_servers").serve(**settings))
+            return servers[-1]
+        app = create_app(checked, backend=harness.backend)
         document = google_facts.document if variant.discovery == "google" else None
         servers.append(BridgeServer(app, token, document))
         return servers[-1]
@@ -164,7 +236,7 @@ def make_bridge(harness: Harness, variant: Variant, tmp_path: Path) -> Iterator[
 
 
 @pytest.fixture
-def bridge(make_bridge: Callable[..., BridgeServer]) -> BridgeServer:
+def bridge(make_bridge: Callable[..., Clients]) -> Clients:
     return make_bridge()
 
 
@@ -180,7 +252,7 @@ def memory_server() -> Iterator[BridgeServer]:
 
 
 @pytest.fixture
-def api(bridge: BridgeServer) -> Any:
+def api(bridge: Clients) -> Any:
     return bridge.api()
 
 

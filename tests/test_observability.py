@@ -62,6 +62,7 @@ def test_every_response_carries_the_callers_request_id_or_a_new_one(bridge: Brid
     assert len(replaced) == 32 and "injected" not in replaced
 
 
+@pytest.mark.in_process  # reads the log lines of the app in this process
 def test_each_request_logs_one_json_line_without_payload_or_credentials(
     bridge: BridgeServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -90,6 +91,7 @@ def test_each_request_logs_one_json_line_without_payload_or_credentials(
         assert secret not in text
 
 
+@pytest.mark.in_process  # reads the log lines of the app in this process
 def test_request_lines_say_how_many_tasks_a_lease_handed_out_and_why_a_call_failed(
     bridge: BridgeServer, caplog: pytest.LogCaptureFixture
 ) -> None:

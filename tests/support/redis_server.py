@@ -39,26 +39,42 @@ def _wait_for_ping(server: RedisServer) -> None:
         client.close()
 
 
+#: Tries at starting a server, each on another free port: between finding a port free
+#: and redis-server binding it, another process (a parallel test worker) may take it.
+START_ATTEMPTS = 5
+
+
 class RedisServer:
+    #: The highest port the server may listen on.
+    max_port = 65535
+
     def __init__(self, binary: str, folder: Path, port: int | None = None) -> None:
         self.binary = binary
         self.folder = folder
-        self.port = port or free_port()
+        self.port = port or free_port(self.max_port)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def options(self) -> list[str]:
+        return ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+
     def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_ping(self)
-        return self
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.process = subprocess.Popen(
+                [self.binary, *self.options()], cwd=self.folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                _wait_for_ping(self)
+                return self
+            except RuntimeError:
+                # Only a server that exited (its port taken) is worth another port.
+                if self.process.poll() is None or attempt == START_ATTEMPTS:
+                    raise
+                self.port = free_port(self.max_port)
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         if self.process is not None:
@@ -122,29 +138,7 @@ def _cluster_ready(info: dict[str, object], nodes: int) -> bool:
 
 
 class _ClusterNode(RedisServer):
-    def __init__(self, binary: str, folder: Path) -> None:
-        super().__init__(binary, folder, free_port(CLUSTER_MAX_PORT))
+    max_port = CLUSTER_MAX_PORT
 
-    def start(self) -> RedisServer:
-        self.process = subprocess.Popen(
-            [
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            ],
-            cwd=self.folder,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_ping(self)
-        return self
+    def options(self) -> list[str]:
+        return [*super().options(), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
