@@ -7,7 +7,12 @@ takes besides its URL (``--cloudtasks-endpoint``, …) are declared by its entry
 `backends.BACKENDS` and become definitions of the same kind (`Definition.of_backend`).
 `definitions()` lists them all: the parsing of text (environment or command line), the
 checks at start-up, the options of ``serve`` and its ``--help`` come from it, and a
-test holds README's table to it. Adding a setting is adding one field.
+test holds README's table to it. Adding a setting is adding one field, e.g.::
+
+    dialect: str = setting("v1beta2", "Which API the front speaks.", choices=("v1beta2", "v1"))
+
+which gives ``--dialect`` and ``BRIDGE_DIALECT``, their parsing and check, and a line
+of ``serve --help``; README's table then needs its row.
 
 Bad or contradictory values fail at start-up with one line that names the setting
 (``--port (BRIDGE_PORT): …``) and says how to fix it. A check of one value belongs to
@@ -207,7 +212,7 @@ class Settings:
     backend: str = setting(
         "memory://",
         "Backend URL: memory://, redis://host:6379/0, rediss://…, redis+cluster://host:port, "
-        "cloudtasks://projects/P/locations/L.",
+        "cloudtasks://projects/P/locations/L, pubsub://projects/P.",
         check=_known_backend,
         placeholder="URL",
     )
