@@ -174,6 +174,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if id(item) not in gone]
     for item in items:
         group = ONE_WORKER.get(item.path.name)
+        if group is None and item.get_closest_marker("pubsub") is not None:
+            group = "pubsub"  # the Pub/Sub emulator, a JVM, starts on one worker only
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
     # The tests that take seconds (tools run in a subprocess, gunicorn, benchmarks) start
