@@ -42,6 +42,8 @@ from bridge.taskqueue.wire import project_key
 DEFAULT_MAX_BODY_BYTES = 1_500_000
 #: Largest lease or list response, in bytes of JSON: App Engine's response limit.
 DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: Seconds a connection may take to send its request head (and a body or a gRPC call may stay silent).
+DEFAULT_HEAD_TIMEOUT = 10
 #: A backend setting of kind "address".
 _ADDRESS = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}")
 #: What `Settings.auth` may be: how callers prove who they are (see bridge.access.auth).
@@ -245,7 +247,9 @@ class Settings:
     #: Seconds a connection may take to send a whole request head, and a body may go
     #: without sending a byte (gthread workers).
     head_timeout: int = setting(
-        10, "Seconds a connection may take to send a request head, or a body may stay silent.", check=_positive
+        DEFAULT_HEAD_TIMEOUT,
+        "Seconds a connection may take to send a request head, or a body may stay silent.",
+        check=_positive,
     )
     #: Largest lease or list response (JSON bytes); tasks past it are not leased.
     max_response_bytes: int = setting(
