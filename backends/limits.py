@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TypeGuard
+from typing import Any, TypeGuard
+
+from backends.errors import InvalidArgument
 
 #: Microseconds in a second: every time in the API and the backends is in µs.
 US = 1_000_000
@@ -74,3 +76,28 @@ def app_id(project: str) -> str | None:
     and ``app`` name the same queues); None when ``project`` is not a project name."""
     match = PROJECT.regex.fullmatch(project)
     return match.group(1) if match else None
+
+
+def project_key(project: str) -> str:
+    """The application id without its partition prefix: what names the queue's storage.
+
+    InvalidArgument (400, location ``project``) when ``project`` is no project name."""
+    key = app_id(project)
+    if key is None:
+        raise InvalidArgument(f"Invalid project: {project!r} must be {PROJECT.described}", location="project")
+    return key
+
+
+def check_tag(tag: Any, location: str = "tag") -> str | None:
+    """A valid tag, or None for no tag (an empty tag is no tag)."""
+    if tag is None:
+        return None
+    if not isinstance(tag, str):
+        raise InvalidArgument(f"{location} must be a string", location=location)
+    try:
+        size = len(tag.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{location} must be valid UTF-8 text", location=location) from None
+    if size > MAX_TAG_BYTES:
+        raise InvalidArgument(f"{location} is {size} bytes; the limit is {MAX_TAG_BYTES}", location=location)
+    return tag or None

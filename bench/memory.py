@@ -25,7 +25,7 @@ from backends.redis.backend import RedisBackend
 from bench.fill import fill, insert_many, numbered, queue, total_tasks
 from bench.plan import MEMORY_PAYLOAD_BYTES, Plan
 from bench.services import redis_url, start_redis
-from bridge.taskqueue.wire import new_task_id
+from bridge.entropy import task_id as new_task_id
 
 #: Bytes of a dict entry as Redis asks for it (key, value, next) and as jemalloc serves it.
 DICT_ENTRY_ASKED = 24

@@ -50,6 +50,12 @@ def token_hex(count: int) -> str:
     return random_bytes(count).hex()
 
 
+def task_id() -> str:
+    """A random, unguessable task name (128 bits) in the task-name alphabet, for a task
+    inserted without one (any front)."""
+    return token_urlsafe(16)
+
+
 def _forget() -> None:
     global _generation
     _generation += 1

@@ -36,7 +36,7 @@ import backends
 from backends import UnknownBackend, all_settings, backend_kind
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
 from backends.errors import InvalidArgument
-from bridge.taskqueue.wire import project_key
+from backends.limits import project_key
 
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000

@@ -38,8 +38,7 @@ from typing import Any
 import yaml
 
 from backends.errors import InvalidArgument, NotFound
-from backends.limits import QUEUE_NAME
-from bridge.taskqueue.wire import project_key
+from backends.limits import QUEUE_NAME, project_key
 
 #: The keys App Engine's queue.yaml knows, at each level. The bridge reads a few of them;
 #: the others (push queues' rates, targets) are accepted and ignored, and any other key

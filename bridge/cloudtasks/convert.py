@@ -52,8 +52,7 @@ from backends.errors import (
     Unavailable,
     Unsupported,
 )
-from backends.limits import LEASE_SECONDS, MAX_PAYLOAD_BYTES, QUEUE_NAME, TASK_ID, US
-from bridge.taskqueue.wire import check_tag, project_key
+from backends.limits import LEASE_SECONDS, MAX_PAYLOAD_BYTES, QUEUE_NAME, TASK_ID, US, check_tag, project_key
 
 TaskMessage: Any = ct.Task.pb()
 QueueMessage: Any = ct.Queue.pb()

@@ -23,13 +23,13 @@ from google.protobuf import empty_pb2
 from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
 from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import ApiError, Duplicate, InvalidArgument, NotFound
-from backends.limits import NUM_TASKS, US
+from backends.limits import NUM_TASKS, US, project_key
+from bridge import entropy
 from bridge.access.acl import Policy
 from bridge.access.auth import Authenticator
 from bridge.access.queues import QueueConfig, QueueRegistry
 from bridge.cloudtasks import convert
 from bridge.cloudtasks.convert import FailedPrecondition, QueueName, Unimplemented
-from bridge.taskqueue.wire import new_task_id, project_key
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
 
@@ -228,7 +228,7 @@ def create_task(call: Call, request: Any) -> Any:
         # CreateTask says so of a missing queue, and NOT_FOUND of nothing.
         raise FailedPrecondition(f"Queue does not exist: {request.parent}") from None
     payload, tag = convert.pull_message(request.task)
-    task_id = new_task_id()
+    task_id = entropy.task_id()
     if request.task.name:
         parent, task_id = convert.task_name(request.task.name, "task.name")
         if (parent.queue, parent.key) != (name.queue, name.key):

@@ -18,8 +18,8 @@ from werkzeug.wrappers import Response
 
 from backends.base import Backend, Queue, QueueInfo, TaskPage, TaskState, state_of
 from backends.errors import ApiError, InvalidArgument
+from backends.limits import project_key
 from bridge.ops.metrics import MeteredBackend, QueueCollector
-from bridge.taskqueue.wire import project_key
 
 if TYPE_CHECKING:
     from bridge.app import Bridge

@@ -13,7 +13,7 @@ from typing import Any
 
 from backends.base import Backend, LeaseRequest, Queue
 from backends.errors import InvalidArgument
-from backends.limits import US
+from backends.limits import US, check_tag
 from bridge.access.queues import QueueConfig
 from bridge.errors import Required
 from bridge.taskqueue import wire
@@ -68,7 +68,7 @@ def lease(backend: Backend, call: Call) -> Result:
         group_by_tag=group_by_tag,
         # No tag, or "tag=" (empty), asks for the oldest task's group, as App Engine's
         # stub reads it (`if group_by_tag and tag:`); check_tag makes "" None.
-        tag=wire.check_tag(tag),
+        tag=check_tag(tag),
         max_bytes=max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1) if call.max_response_bytes else 0,
         task_bytes=wire.task_bytes(call.queue_name),
     )

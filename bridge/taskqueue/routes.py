@@ -14,6 +14,7 @@ from flask import Flask, Request, Response, request
 
 from backends.base import Queue
 from backends.errors import ApiError, InvalidArgument, NotFound
+from backends.limits import project_key
 from bridge import errors
 from bridge.errors import BodyTooLarge, ParseError
 from bridge.gate.bodies import body_bytes, body_errors, read_limited
@@ -23,7 +24,6 @@ from bridge.taskqueue import batch, fields
 from bridge.taskqueue.discovery import Method
 from bridge.taskqueue.fastpath import ApiCall, ApiFront
 from bridge.taskqueue.handlers import HANDLERS, Call, Handler
-from bridge.taskqueue.wire import project_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -18,7 +18,7 @@ import orjson
 
 from backends.base import NewTask, QueueInfo, Task
 from backends.errors import InvalidArgument
-from backends.limits import INT64, MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, PROJECT, TASK_ID, US, app_id
+from backends.limits import INT64, MAX_PAYLOAD_BYTES, TASK_ID, US, check_tag, project_key
 from bridge import entropy
 
 _LONG_QUEUE = re.compile(r"projects/([^/]+)/taskqueues/([^/]+)")
@@ -27,21 +27,8 @@ _URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 TASKS_FRAME_BYTES = 100
 
 
-def project_key(project: str) -> str:
-    """The application id without its partition prefix: what names the queue's storage."""
-    key = app_id(project)
-    if key is None:
-        raise InvalidArgument(f"Invalid project: {project!r} must be {PROJECT.described}", location="project")
-    return key
-
-
 def queue_path(project: str, queue: str) -> str:
     return f"projects/{project}/taskqueues/{queue}"
-
-
-def new_task_id() -> str:
-    """A random, unguessable name (128 bits) in the task-name alphabet."""
-    return entropy.token_urlsafe(16)
 
 
 #: Standard base64 to the URL-safe alphabet.
@@ -65,21 +52,6 @@ def decode_payload(text: Any) -> bytes:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidArgument("payloadBase64 is larger than 1 MiB once decoded", location="payloadBase64")
     return payload
-
-
-def check_tag(tag: Any, location: str = "tag") -> str | None:
-    """A valid tag, or None for no tag (an empty tag is no tag)."""
-    if tag is None:
-        return None
-    if not isinstance(tag, str):
-        raise InvalidArgument(f"{location} must be a string", location=location)
-    try:
-        size = len(tag.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidArgument(f"{location} must be valid UTF-8 text", location=location) from None
-    if size > MAX_TAG_BYTES:
-        raise InvalidArgument(f"{location} is {size} bytes; the limit is {MAX_TAG_BYTES}", location=location)
-    return tag or None
 
 
 def _int64(body: dict[str, Any], name: str) -> int | None:
@@ -120,7 +92,7 @@ def read_new_task(body: Any, project: str, queue: str) -> NewTask:
     task_id = body.get("id")
     generated = task_id is None or task_id == ""
     if generated:
-        task_id = new_task_id()
+        task_id = entropy.task_id()
     elif not TASK_ID.matches(task_id):
         raise InvalidArgument(f"id must be {TASK_ID.described}", location="id")
     payload = decode_payload(body["payloadBase64"]) if body.get("payloadBase64") is not None else b""
