@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple, NoReturn
+
+from backends.errors import Unsupported
 
 #: How long a deleted task's name stays reserved, unless configured otherwise.
 DEFAULT_TOMBSTONE_SECONDS = 7 * 24 * 3600
@@ -230,8 +232,21 @@ class Backend(abc.ABC):
     """
 
     #: The admin verbs (`ADMIN_VERBS`) and features (`FEATURES`) this backend can do;
-    #: the others raise Unsupported.
-    supports: frozenset[str] = ADMIN_VERBS | FEATURES
+    #: the others raise Unsupported, naming them. A class that does not set it keeps its
+    #: parent's features and declares the admin verbs it overrides; an admin verb
+    #: declared but not overridden is refused when the class is made.
+    supports: frozenset[str] = FEATURES
+    #: Why this backend cannot do a verb, by verb name, for the Unsupported message.
+    unsupported_reasons: ClassVar[Mapping[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        done = frozenset(verb for verb in ADMIN_VERBS if getattr(cls, verb) is not getattr(Backend, verb))
+        if "supports" not in cls.__dict__:
+            parent = next(base for base in cls.__mro__[1:] if "supports" in base.__dict__)
+            cls.supports = done | (parent.__dict__["supports"] & FEATURES)
+        if missing := sorted(cls.supports & ADMIN_VERBS - done):
+            raise TypeError(f"{cls.__name__} declares {', '.join(missing)} in supports but does not implement it")
 
     @abc.abstractmethod
     def insert(self, queue: Queue, task: NewTask) -> Task:
@@ -289,32 +304,38 @@ class Backend(abc.ABC):
         """
 
     # -- admin verbs: the Cloud Tasks v2beta2 front and the console ---------------------
+    # Optional: each defaults to Unsupported; a backend that does one overrides it (and
+    # so declares it in ``supports``).
 
-    @abc.abstractmethod
+    def _unsupported(self, verb: str) -> NoReturn:
+        reason = self.unsupported_reasons.get(verb) or f"{type(self).__name__} does not implement it"
+        raise Unsupported(f"This backend does not support {verb}: {reason}", feature=verb)
+
+
     def list_queues(self, project: str | None = None) -> list[Queue]:
         """Every queue the backend knows (created, or used by an insert or lease since it
         was last deleted), of ``project`` or of all projects, sorted by (project, name),
         each with the max_leases stored with it (None: unlimited)."""
+        self._unsupported("list_queues")
 
-    @abc.abstractmethod
     def create_queue(self, queue: Queue) -> None:
         """Create the queue, storing queue.max_leases (None: unlimited).
 
         Duplicate when it exists already (created, or used).
         """
+        self._unsupported("create_queue")
 
-    @abc.abstractmethod
     def update_queue(self, queue: Queue) -> None:
         """Store queue.max_leases (None: unlimited) with an existing queue; NotFound when unknown."""
+        self._unsupported("update_queue")
 
-    @abc.abstractmethod
     def delete_queue(self, queue: Queue) -> None:
         """Drop the queue with its tasks, tombstones, dead letters, counters and settings.
 
         NotFound when unknown. A later insert or lease creates it anew.
         """
+        self._unsupported("delete_queue")
 
-    @abc.abstractmethod
     def purge_queue(self, queue: Queue) -> int | None:
         """Delete every task of the queue, leased or not, and return how many there were
         (None when the storage cannot tell).
@@ -323,16 +344,16 @@ class Backend(abc.ABC):
         Cloud Tasks' keep them reserved), within the backend's bound of tombstones.
         NotFound when the queue is unknown.
         """
+        self._unsupported("purge_queue")
 
-    @abc.abstractmethod
     def pause_queue(self, queue: Queue) -> None:
         """Stop leases: a paused queue accepts inserts, leases nothing. NotFound when unknown."""
+        self._unsupported("pause_queue")
 
-    @abc.abstractmethod
     def resume_queue(self, queue: Queue) -> None:
         """Undo pause_queue; NotFound when unknown."""
+        self._unsupported("resume_queue")
 
-    @abc.abstractmethod
     def list_tasks_page(
         self,
         queue: Queue,
@@ -352,8 +373,8 @@ class Backend(abc.ABC):
         token this backend did not make is InvalidArgument. with_payload: include
         payloads (else None).
         """
+        self._unsupported("list_tasks_page")
 
-    @abc.abstractmethod
     def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
         """The tasks dropped after max_leases still kept (for the tombstone window), the
         most recently dropped first, at most ``limit``.
@@ -361,18 +382,19 @@ class Backend(abc.ABC):
         get() of such a task is NotFound with a message saying after how many leases
         it was dropped.
         """
+        self._unsupported("dead_letters")
 
-    @abc.abstractmethod
     def clear_tombstones(self, queue: Queue) -> int:
         """Free every tombstoned name of the queue at once; return how many there were.
 
         Dead letters stay listed.
         """
+        self._unsupported("clear_tombstones")
 
-    @abc.abstractmethod
     def activity(self, queue: Queue) -> list[MinuteActivity]:
         """The last ACTIVITY_MINUTES minutes, oldest first, one entry per minute, the last
         being the current minute; the same for every process sharing the storage."""
+        self._unsupported("activity")
 
     @abc.abstractmethod
     def ping(self) -> None:
@@ -381,3 +403,8 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the backend is not used afterwards."""
+
+
+#: Every verb of the contract, by name: the core ones (abstract), the admin verbs, ping
+#: and close.
+VERBS = tuple(sorted(Backend.__abstractmethods__ | ADMIN_VERBS))

@@ -17,6 +17,7 @@ from bridge.access.auth import Anonymous, Authenticator, TokenFile
 from bridge.access.queues import QueueRegistry
 from bridge.cloudtasks import methods as cloudtasks
 from bridge.cloudtasks import rest as cloudtasks_rest
+from bridge.gate.backend import observed
 from bridge.gate.hosts import check_host
 from bridge.ops import health, logs, metrics
 from bridge.settings import Settings
@@ -36,6 +37,8 @@ class Bridge:
     authenticator: Authenticator
     #: What they may do to which queue (bridge.access.acl).
     policy: Policy
+    #: What the backend's calls did, and the queues they named (bridge.ops.metrics).
+    meter: metrics.BackendMeter
 
 
 def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
@@ -49,18 +52,19 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     discovery = Discovery.load()
     authenticator = open_authenticator(settings)
     backend = backend or open_backend(settings.backend, **settings.backend_options())
-    metered = metrics.MeteredBackend(backend)
+    meter = metrics.BackendMeter()
+    metered = observed(backend, meter)
 
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    bridge = Bridge(settings, metered, queues, discovery, authenticator, Policy.from_settings(settings))
+    bridge = Bridge(settings, metered, queues, discovery, authenticator, Policy.from_settings(settings), meter)
     app.extensions["bridge"] = bridge
     errors.register(app)
     app.before_request(check_host)
     logs.register(app)
     # /metrics shows queue names and traffic; a staging proxy may want it behind the API's credentials.
     guard = (lambda: authenticator.identify(request.headers.get("Authorization"))) if settings.metrics_auth else None
-    metrics.register(app, metered, queues, guard)
+    metrics.register(app, backend, meter, queues, guard)
     health.register(app, metered)
     # The Cloud Tasks v2beta2 front on the same queues: HTTP/JSON here, gRPC per worker (bridge.server.serving).
     front = cloudtasks.Front(

@@ -1,7 +1,7 @@
 """Errors found by the HTTP front, and the one handler that renders every error.
 
 The tree of `backends.errors`, with the classes the front adds to it (ParseError,
-Required, LoginRequired, InvalidCredentials, MethodNotAllowed, BodyTooLarge)::
+Required, LoginRequired, InvalidCredentials, MethodNotAllowed, BodyTooLarge, DeadlineExceeded)::
 
     ApiError                    500 backendError           (anything unexpected)
     ├── InvalidArgument         400 invalid
@@ -18,7 +18,8 @@ Required, LoginRequired, InvalidCredentials, MethodNotAllowed, BodyTooLarge)::
     ├── Conflict                409 conflict
     │   └── Duplicate           409 duplicate
     ├── BodyTooLarge            413 requestEntityTooLarge
-    └── Unavailable             503 backendError
+    ├── Unavailable             503 backendError
+    └── DeadlineExceeded        504 deadlineExceeded       (the caller's deadline passed)
 
 Status and reason come from the class alone. Flask's own errors (werkzeug's
 HTTPExceptions: no route, wrong verb, Content-Length over the limit) are mapped to
@@ -92,6 +93,14 @@ class MethodNotAllowed(ApiError):
 class BodyTooLarge(ApiError):
     status = 413
     reason = "requestEntityTooLarge"
+
+
+class DeadlineExceeded(ApiError):
+    """The caller's deadline passed (gRPC's ``grpc-timeout``) before the work was done;
+    nothing more was asked of the backend."""
+
+    status = 504
+    reason = "deadlineExceeded"
 
 
 def envelope(

@@ -6,7 +6,8 @@ from tests.test_repository import _imports
 
 FRONTS = ("bridge.taskqueue", "bridge.cloudtasks", "bridge.console")
 #: Modules every front uses: they may import no front.
-SHARED = ("bridge.gate", "bridge.access", "bridge.ops", "bridge.settings", "bridge.errors", "bridge.entropy", "backends")
+SHARED: tuple[str, ...] = ("bridge.gate", "bridge.access", "bridge.ops", "bridge.settings", "bridge.errors")
+SHARED += ("bridge.entropy", "backends")
 
 
 def _front(module: str) -> str | None:

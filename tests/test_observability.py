@@ -21,9 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from backends.base import Queue
 from backends.redis.memory import MemoryBackend
 from bridge.access.queues import QueueRegistry
+from bridge.gate.backend import observed
 from bridge.ops import logs
 from bridge.ops.logs import BatchingHandler, JsonFormatter
-from bridge.ops.metrics import MAX_SAMPLED_QUEUES, MeteredBackend, QueueCollector
+from bridge.ops.metrics import MAX_SAMPLED_QUEUES, BackendMeter, sampled_queues
 from tests.support.api import PROJECT, QUEUE, b64, insert, lease
 from tests.support.harness import Harness
 from tests.support.http import BridgeServer
@@ -164,10 +165,11 @@ def test_queue_yaml_queues_are_sampled_for_each_project_served(
 
 
 def test_the_queues_sampled_are_bounded_and_the_latest_served_win() -> None:
-    metered = MeteredBackend(MemoryBackend.from_url("memory://"))
+    meter = BackendMeter()
+    metered = observed(MemoryBackend.from_url("memory://"), meter)
     for n in range(MAX_SAMPLED_QUEUES + 20):
         metered.queue_info(Queue("app", f"q{n}"), with_stats=False)
-    sampled = QueueCollector(metered, QueueRegistry()).sampled()
+    sampled = sampled_queues(meter, QueueRegistry())
     assert len(sampled) == MAX_SAMPLED_QUEUES
     assert sampled[0].name == f"q{MAX_SAMPLED_QUEUES + 19}" and Queue("app", "q0") not in sampled
 

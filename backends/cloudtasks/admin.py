@@ -30,7 +30,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from backends.base import ADMIN_VERBS, FEATURES, Queue, Task, TaskPage, TaskState, state_of
+from backends.base import Queue, Task, TaskPage, TaskState, state_of
 from backends.cloudtasks.errors import missing_queue, translated
 from backends.errors import Duplicate, NotFound
 from backends.paging import position, position_of, token_after
@@ -38,8 +38,12 @@ from backends.paging import position, position_of, token_after
 if TYPE_CHECKING:
     from backends.cloudtasks.backend import CloudTasksBackend
 
-#: The admin verbs and features the Cloud Tasks backend does (see ``Backend.supports``).
-SUPPORTED = (ADMIN_VERBS | FEATURES) - {"dead_letters", "clear_tombstones", "activity"}
+#: The admin verbs the Cloud Tasks backend cannot do, and why (``Backend.unsupported_reasons``).
+UNSUPPORTED = {
+    "dead_letters": "Cloud Tasks keeps no dead letters: it drops a task after max_attempts without a trace",
+    "clear_tombstones": "Cloud Tasks keeps deleted names for the queue's tombstone_ttl; they cannot be freed",
+    "activity": "Cloud Tasks keeps no per-minute counts of inserts, leases and deletes",
+}
 #: The largest ListTasks page the service gives.
 TASKS_PAGE = 1000
 

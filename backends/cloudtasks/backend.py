@@ -73,10 +73,8 @@ from backends import url_options
 from backends.base import (
     DEFAULT_TOMBSTONE_SECONDS,
     Backend,
-    DeadLetter,
     LeaseRequest,
     LeaseResult,
-    MinuteActivity,
     NewTask,
     Queue,
     QueueInfo,
@@ -87,7 +85,7 @@ from backends.base import (
 )
 from backends.cloudtasks import admin
 from backends.cloudtasks.errors import missing_queue, translated
-from backends.errors import InvalidArgument, NotFound, Unsupported
+from backends.errors import InvalidArgument, NotFound
 from backends.limits import LIST_LIMIT, US
 
 T = TypeVar("T")
@@ -460,7 +458,7 @@ class CloudTasksBackend(Backend):
 
     # -- admin verbs (backends.cloudtasks.admin) -----------------------------------------
 
-    supports = admin.SUPPORTED
+    unsupported_reasons = admin.UNSUPPORTED
 
     def list_queues(self, project: str | None = None) -> list[Queue]:
         return admin.list_queues(self, project)
@@ -503,15 +501,6 @@ class CloudTasksBackend(Backend):
             with_payload=with_payload,
             task_of=_task,
         )
-
-    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
-        raise Unsupported("Cloud Tasks keeps no dead letters: it drops a task after max_attempts without a trace")
-
-    def clear_tombstones(self, queue: Queue) -> int:
-        raise Unsupported("Cloud Tasks keeps deleted names for the queue's tombstone_ttl; they cannot be freed")
-
-    def activity(self, queue: Queue) -> list[MinuteActivity]:
-        raise Unsupported("Cloud Tasks keeps no per-minute counts of inserts, leases and deletes")
 
     def ping(self) -> None:
         request = ct.ListQueuesRequest(parent=self.where.name, page_size=1)

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from backends.base import Backend, Queue, QueueInfo, TaskPage, TaskState, state_of
 from backends.errors import ApiError, InvalidArgument
 from backends.limits import project_key
-from bridge.ops.metrics import MeteredBackend, QueueCollector
+from bridge.ops.metrics import sampled_queues
 
 if TYPE_CHECKING:
     from bridge.app import Bridge
@@ -57,7 +57,7 @@ def known_queues(bridge: Bridge, project: str | None = None) -> list[Queue]:
     """
     key = project_key(project) if project else None
     backend = bridge.backend
-    served = QueueCollector(backend, bridge.queues).sampled() if isinstance(backend, MeteredBackend) else []
+    served = sampled_queues(bridge.meter, bridge.queues)
     if "list_queues" not in backend.supports:
         found = [queue for queue in served if key is None or queue.project == key]
     else:

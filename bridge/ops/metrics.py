@@ -51,16 +51,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from backends.base import (
     Backend,
-    DeadLetter,
-    LeaseRequest,
     LeaseResult,
-    MinuteActivity,
-    NewTask,
     Queue,
-    QueueInfo,
-    Task,
-    TaskPage,
-    TaskState,
 )
 from backends.errors import ApiError, Conflict, Duplicate, Unavailable
 from backends.limits import US
@@ -93,12 +85,14 @@ T = TypeVar("T")
 log = logging.getLogger("bridge.dead_letters")
 
 
-class MeteredBackend(Backend):
-    """Wraps a backend: counts what its calls did, and remembers the queues they named."""
+class BackendMeter:
+    """What the backend's calls did, counted, and the queues they named, remembered.
 
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.supports = inner.supports
+    Called by the gate's backend hook (`bridge.gate.backend`) around every backend call
+    of every front: `remember` before, `done` or `failed` after.
+    """
+
+    def __init__(self) -> None:
         self._seen: OrderedDict[Queue, None] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -106,139 +100,79 @@ class MeteredBackend(Backend):
         with self._lock:
             return list(self._seen)
 
-    def _call(self, operation: str, queue: Queue | None, call: Callable[[], T]) -> T:
-        if queue is not None:
-            with self._lock:
-                self._seen[queue] = None
-                self._seen.move_to_end(queue)
-                if len(self._seen) > MAX_SAMPLED_QUEUES:
-                    self._seen.popitem(last=False)
-        try:
-            return call()
-        except Unavailable:
-            BACKEND_ERRORS.labels(operation, "unavailable").inc()
-            raise
-        except Conflict as exc:
-            if operation == "modify_lease" and not isinstance(exc, Duplicate):
-                LEASE_CONFLICTS.inc()
-            raise
-        except ApiError as exc:
-            if exc.status >= 500:
-                BACKEND_ERRORS.labels(operation, "failed").inc()
-            raise
-        except Exception:
-            BACKEND_ERRORS.labels(operation, "failed").inc()
-            raise
-
-    def insert(self, queue: Queue, task: NewTask) -> Task:
-        inserted = self._call("insert", queue, lambda: self.inner.insert(queue, task))
-        INSERTED.inc()
-        return inserted
-
-    def get(self, queue: Queue, task_id: str) -> Task:
-        return self._call("get", queue, lambda: self.inner.get(queue, task_id))
-
-    def list_tasks(self, queue: Queue) -> list[Task]:
-        return self._call("list_tasks", queue, lambda: self.inner.list_tasks(queue))
-
-    def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
-        self._call("delete", queue, lambda: self.inner.delete(queue, task_id, token_us))
-        DELETED.inc()
-
-    def lease(self, queue: Queue, request: LeaseRequest) -> LeaseResult:
-        tasks = self._call("lease", queue, lambda: self.inner.lease(queue, request))
-        if tasks:
-            LEASED.inc(len(tasks))
-        if tasks.dropped:
-            DEAD_LETTERED.inc(len(tasks.dropped))
-            for letter in tasks.dropped:
-                log.warning(
-                    "task %s of queue %s/%s dropped after %d leases (maxLeases)",
-                    letter.id,
-                    queue.project,
-                    queue.name,
-                    letter.leases,
-                    extra={"project": queue.project, "queue": queue.name, "task": letter.id, "leases": letter.leases},
-                )
-        return tasks
-
-    def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
-        return self._call("modify_lease", queue, lambda: self.inner.modify_lease(queue, task_id, lease_us, token_us))
-
-    def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
-        return self._call("queue_info", queue, lambda: self.inner.queue_info(queue, with_stats=with_stats))
-
-    def list_queues(self, project: str | None = None) -> list[Queue]:
-        return self._call("list_queues", None, lambda: self.inner.list_queues(project))
-
-    def create_queue(self, queue: Queue) -> None:
-        self._call("create_queue", queue, lambda: self.inner.create_queue(queue))
-
-    def update_queue(self, queue: Queue) -> None:
-        self._call("update_queue", queue, lambda: self.inner.update_queue(queue))
-
-    def delete_queue(self, queue: Queue) -> None:
-        self._call("delete_queue", None, lambda: self.inner.delete_queue(queue))
+    def remember(self, queue: Queue) -> None:
         with self._lock:
-            self._seen.pop(queue, None)
+            self._seen[queue] = None
+            self._seen.move_to_end(queue)
+            if len(self._seen) > MAX_SAMPLED_QUEUES:
+                self._seen.popitem(last=False)
 
-    def purge_queue(self, queue: Queue) -> int | None:
-        count = self._call("purge_queue", queue, lambda: self.inner.purge_queue(queue))
-        DELETED.inc(count or 0)
-        return count
+    def done(self, verb: str, queue: Queue | None, result: Any) -> None:
+        effect = _EFFECTS.get(verb)
+        if effect is not None:
+            effect(self, queue, result)
 
-    def pause_queue(self, queue: Queue) -> None:
-        self._call("pause_queue", queue, lambda: self.inner.pause_queue(queue))
+    def failed(self, verb: str, exc: BaseException) -> None:
+        if isinstance(exc, Unavailable):
+            BACKEND_ERRORS.labels(verb, "unavailable").inc()
+        elif isinstance(exc, Conflict):
+            if verb == "modify_lease" and not isinstance(exc, Duplicate):
+                LEASE_CONFLICTS.inc()
+        elif not isinstance(exc, ApiError) or exc.status >= 500:
+            BACKEND_ERRORS.labels(verb, "failed").inc()
 
-    def resume_queue(self, queue: Queue) -> None:
-        self._call("resume_queue", queue, lambda: self.inner.resume_queue(queue))
+    def _forget(self, queue: Queue | None, result: object) -> None:
+        with self._lock:
+            self._seen.pop(queue, None)  # type: ignore[arg-type]
 
-    def list_tasks_page(
-        self,
-        queue: Queue,
-        *,
-        page_size: int,
-        page_token: str | None = None,
-        tag: str | None = None,
-        state: TaskState | None = None,
-        with_payload: bool = False,
-    ) -> TaskPage:
-        return self._call(
-            "list_tasks_page",
-            queue,
-            lambda: self.inner.list_tasks_page(
-                queue, page_size=page_size, page_token=page_token, tag=tag, state=state, with_payload=with_payload
-            ),
-        )
 
-    def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
-        return self._call("dead_letters", queue, lambda: self.inner.dead_letters(queue, limit))
+def _leased(meter: BackendMeter, queue: Queue | None, tasks: LeaseResult) -> None:
+    if tasks:
+        LEASED.inc(len(tasks))
+    if tasks.dropped:
+        assert queue is not None
+        DEAD_LETTERED.inc(len(tasks.dropped))
+        for letter in tasks.dropped:
+            log.warning(
+                "task %s of queue %s/%s dropped after %d leases (maxLeases)",
+                letter.id,
+                queue.project,
+                queue.name,
+                letter.leases,
+                extra={"project": queue.project, "queue": queue.name, "task": letter.id, "leases": letter.leases},
+            )
 
-    def clear_tombstones(self, queue: Queue) -> int:
-        return self._call("clear_tombstones", queue, lambda: self.inner.clear_tombstones(queue))
 
-    def activity(self, queue: Queue) -> list[MinuteActivity]:
-        return self._call("activity", queue, lambda: self.inner.activity(queue))
+#: What a verb's success counts, by verb.
+_EFFECTS: dict[str, Callable[[BackendMeter, Queue | None, Any], None]] = {
+    "insert": lambda meter, queue, task: INSERTED.inc(),
+    "delete": lambda meter, queue, none: DELETED.inc(),
+    "purge_queue": lambda meter, queue, count: DELETED.inc(count or 0),
+    "lease": _leased,
+    "delete_queue": BackendMeter._forget,
+}
 
-    def ping(self) -> None:
-        self._call("ping", None, self.inner.ping)
 
-    def close(self) -> None:
-        self.inner.close()
+def sampled_queues(meter: BackendMeter, queues: QueueRegistry) -> list[Queue]:
+    """The queues this process served (the latest first), then for each of their projects
+    every pull queue queue.yaml declares; at most `MAX_SAMPLED_QUEUES`."""
+    seen = meter.seen_queues()
+    projects = dict.fromkeys(queue.project for queue in reversed(seen))
+    declared = [Queue(project, c.name, c.max_leases) for project in projects for c in queues.declared()]
+    return list(dict.fromkeys([*reversed(seen), *declared]))[:MAX_SAMPLED_QUEUES]
 
 
 class QueueCollector:
     """Samples queue depth and age from the backend when Prometheus scrapes."""
 
-    def __init__(self, backend: MeteredBackend, queues: QueueRegistry) -> None:
+    def __init__(self, backend: Backend, meter: BackendMeter, queues: QueueRegistry) -> None:
+        #: The backend itself, not the gate's view of it: scrapes are not counted.
         self.backend = backend
+        self.meter = meter
         self.queues = queues
 
     def sampled(self) -> list[Queue]:
-        seen = self.backend.seen_queues()
-        projects = dict.fromkeys(queue.project for queue in reversed(seen))
-        declared = [Queue(project, c.name, c.max_leases) for project in projects for c in self.queues.declared()]
-        return list(dict.fromkeys([*reversed(seen), *declared]))[:MAX_SAMPLED_QUEUES]
+        return sampled_queues(self.meter, self.queues)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("bridge_backend_up", "1 when the backend answers, else 0")
@@ -249,12 +183,12 @@ class QueueCollector:
             labels=["project", "queue"],
         )
         try:
-            self.backend.inner.ping()
+            self.backend.ping()
             now_us = time.time() * US
             # A backend without stats (Pub/Sub) still answers: it has no depth to show.
-            sampled = self.sampled() if "stats" in self.backend.inner.supports else []
+            sampled = self.sampled() if "stats" in self.backend.supports else []
             for queue in sampled:
-                stats = self.backend.inner.queue_info(queue, with_stats=True).stats
+                stats = self.backend.queue_info(queue, with_stats=True).stats
                 if stats is None:
                     continue
                 depth.add_metric([queue.project, queue.name], stats.total_tasks)
@@ -302,11 +236,16 @@ def _finish(response: Response) -> Response:
 
 
 def register(
-    app: Flask, backend: MeteredBackend, queues: QueueRegistry, guard: Callable[[], object] | None = None
+    app: Flask,
+    backend: Backend,
+    meter: BackendMeter,
+    queues: QueueRegistry,
+    guard: Callable[[], object] | None = None,
 ) -> None:
-    """Count the app's requests and serve ``/metrics``; ``guard`` raises for callers it refuses."""
+    """Count the app's requests and serve ``/metrics``; ``backend`` is the one sampled
+    (not the gate's view of it), ``guard`` raises for callers it refuses."""
     sampling = CollectorRegistry()
-    sampling.register(QueueCollector(backend, queues))
+    sampling.register(QueueCollector(backend, meter, queues))
 
     def metrics() -> Response:
         if guard is not None:

@@ -16,9 +16,9 @@ from google.oauth2 import service_account
 from backends import errors
 from backends.base import LeaseRequest, NewTask, Queue
 from backends.cloudtasks.backend import CloudTasksBackend
+from backends.observed import ObservedBackend
 from bridge import create_app
 from bridge.cli import main
-from bridge.ops.metrics import MeteredBackend
 from bridge.settings import Settings, SettingsError
 from tests.cloudtasks.conftest import LOCATION, QUEUE_NAME
 from tests.support.api import insert, listed, stats
@@ -182,7 +182,7 @@ def test_a_service_account_file_is_the_clients_credentials(tmp_path: Path) -> No
     key = _service_account_file(tmp_path)
     app = create_app(Settings.from_env({"BRIDGE_BACKEND": URL, "BRIDGE_CLOUDTASKS_CREDENTIALS": str(key)}))
     metered = app.extensions["bridge"].backend
-    assert isinstance(metered, MeteredBackend)
+    assert isinstance(metered, ObservedBackend)
     backend = metered.inner
     assert isinstance(backend, CloudTasksBackend)
     credentials = backend.client.transport._credentials

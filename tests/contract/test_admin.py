@@ -21,7 +21,8 @@ from backends.base import (
     state_of,
 )
 from backends.errors import Duplicate, InvalidArgument, NotFound, Unsupported
-from bridge.ops.metrics import MeteredBackend
+from bridge.gate.backend import observed
+from bridge.ops.metrics import BackendMeter
 from tests.support.harness import Harness
 
 SECOND = 1_000_000
@@ -309,7 +310,7 @@ def test_a_lease_that_drops_the_oldest_task_still_leases_the_available_ones(back
 def test_a_metered_backend_counts_and_logs_each_dropped_task(
     backend: Backend, harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
-    metered = MeteredBackend(backend)
+    metered = observed(backend, BackendMeter())
     limited = Queue("app", "work", max_leases=1)
     for name in ("t1", "t2"):
         metered.insert(limited, NewTask(name, b""))

@@ -22,13 +22,13 @@ from typing import Any
 
 import pytest
 
-from backends.base import Backend
+from backends.base import VERBS, Backend
 from backends.errors import Unsupported
 
 #: The refusals of the test that runs, with the backend that made each.
 _REFUSED: list[tuple[Backend, Unsupported]] = []
 #: The contract's verbs: what a test can reach a backend through.
-_VERBS = sorted(name for name in Backend.__abstractmethods__)
+_VERBS = VERBS
 
 
 def recording(backend: Backend) -> Backend:
