@@ -17,8 +17,12 @@ from bridge.access.auth import Anonymous, Authenticator, TokenFile
 from bridge.access.queues import QueueRegistry
 from bridge.cloudtasks import methods as cloudtasks
 from bridge.cloudtasks import rest as cloudtasks_rest
+from bridge.gate.access import Admission
 from bridge.gate.backend import observed
+from bridge.gate.crosssite import CrossSite
 from bridge.gate.hosts import check_host
+from bridge.gate.http import HttpGate
+from bridge.gate.override import MethodOverride
 from bridge.ops import health, logs, metrics
 from bridge.settings import Settings
 from bridge.taskqueue import routes as taskqueue_routes
@@ -39,6 +43,8 @@ class Bridge:
     policy: Policy
     #: What the backend's calls did, and the queues they named (bridge.ops.metrics).
     meter: metrics.BackendMeter
+    #: The project allow-list, authentication and ACLs every front asks (bridge.gate.access).
+    admission: Admission
 
 
 def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
@@ -57,10 +63,11 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
 
     app = Flask("bridge")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    bridge = Bridge(settings, metered, queues, discovery, authenticator, Policy.from_settings(settings), meter)
+    policy = Policy.from_settings(settings)
+    admission = Admission(queues, authenticator, policy)
+    bridge = Bridge(settings, metered, queues, discovery, authenticator, policy, meter, admission)
     app.extensions["bridge"] = bridge
     errors.register(app)
-    app.before_request(check_host)
     logs.register(app)
     # /metrics shows queue names and traffic; a staging proxy may want it behind the API's credentials.
     guard = (lambda: authenticator.identify(request.headers.get("Authorization"))) if settings.metrics_auth else None
@@ -68,14 +75,24 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     health.register(app, metered)
     # The Cloud Tasks v2beta2 front on the same queues: HTTP/JSON here, gRPC per worker (bridge.server.serving).
     front = cloudtasks.Front(
-        metered, queues, authenticator, bridge.policy, settings.queues is not None, settings.tombstone_seconds
+        metered,
+        queues,
+        authenticator,
+        policy,
+        from_file=settings.queues is not None,
+        tombstone_seconds=settings.tombstone_seconds,
+        max_response_bytes=settings.max_response_bytes,
     )
     app.extensions["cloudtasks"] = front
     cloudtasks_rest.register(app, front)
-
     console.register(app, bridge)
-    # Last: the v1 front wraps the whole app (its short way and the method override).
-    taskqueue_routes.register(app, bridge)
+    fast = taskqueue_routes.register(app, bridge)
+
+    # Last: the gate's HTTP pipeline wraps the whole app.
+    cross_site = CrossSite(settings.public_url, forms=(console.PREFIX,), not_forms=(console.API_PREFIX,))
+    checks = (check_host, cross_site, MethodOverride(settings.max_body_bytes))
+    renderers = ((cloudtasks_rest.PREFIX, cloudtasks_rest.render_error),)
+    app.wsgi_app = HttpGate(app, checks, fast, renderers)  # type: ignore[method-assign]
     return app
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, has_request_context, json, request
+from flask import Flask, Response, json, request
 from werkzeug import exceptions as wexc
 
 from backends.errors import ApiError, InvalidArgument, NotFound, Unauthenticated
@@ -113,20 +113,13 @@ def envelope(
     return {"error": {"errors": [detail], "code": status, "message": message}}
 
 
-def error_response(
-    status: int, reason: str, message: str, location: str | None = None, location_type: str = "parameter"
-) -> Response:
-    if has_request_context():
-        request.environ[logs.REASON] = reason
-    return _response(status, reason, message, location, location_type)
-
-
 def _response(status: int, reason: str, message: str, location: str | None, location_type: str) -> Response:
     body = json.dumps(envelope(status, reason, message, location, location_type), indent=1)
     return Response(body + "\n", status=status, mimetype="application/json")
 
 
-def _render(exc: ApiError) -> Response:
+def envelope_response(exc: ApiError) -> Response:
+    """``exc`` in Google's v1 envelope, with the headers its class calls for."""
     response = _response(exc.status, exc.reason, exc.message, exc.location, exc.location_type)
     if isinstance(exc, Unauthenticated):
         error = getattr(exc, "bearer_error", None)
@@ -150,12 +143,19 @@ def from_werkzeug(exc: wexc.HTTPException) -> ApiError:
     return ApiError(exc.name)
 
 
-def _as_api_error(exc: Exception) -> ApiError:
-    """The API error ``exc`` is answered with, logged when it is the server's fault."""
+def as_api_error(exc: BaseException) -> ApiError:
+    """The API error ``exc`` is answered with, on every front and transport: the one
+    mapping. Each front renders the result in its wire format (v1's envelope, v2beta2's
+    JSON error or gRPC status, the console's page).
+
+    An ApiError is itself; werkzeug's HTTP errors map by class (`from_werkzeug`); anything
+    else is a bug, logged with its traceback and answered as a bare 500 that leaks nothing.
+    A 5xx is logged as a warning with its cause (a backend outage is worth a line).
+    """
     if isinstance(exc, wexc.HTTPException):
         exc = from_werkzeug(exc)
     if not isinstance(exc, ApiError):
-        log.exception("unexpected error")
+        log.error("unexpected error", exc_info=exc)
         return ApiError("Internal error")
     if exc.status >= 500:
         log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
@@ -163,18 +163,18 @@ def _as_api_error(exc: Exception) -> ApiError:
 
 
 def _handle(exc: Exception) -> Response:
-    error = _as_api_error(exc)
+    error = as_api_error(exc)
     request.environ[logs.REASON] = error.reason
-    return _render(error)
+    return envelope_response(error)
 
 
 def render(exc: Exception, environ: dict[str, Any]) -> Response:
     """What the handler that `register` installs answers for ``exc``, for a request that
-    Flask does not dispatch (bridge.taskqueue.fastpath): the error reason goes into its ``environ``,
-    not into whatever request context is active (a batch's, around its parts)."""
-    error = _as_api_error(exc)
+    Flask does not dispatch (the gate's fast way): the error reason goes into its
+    ``environ``, not into whatever request context is active (a batch's, around its parts)."""
+    error = as_api_error(exc)
     environ[logs.REASON] = error.reason
-    return _render(error)
+    return envelope_response(error)
 
 
 def register(app: Flask) -> None:

@@ -1,6 +1,6 @@
-"""bridge.taskqueue.fastpath, the API's short way past Flask's per-request machinery, answers exactly
-as Flask's own dispatch of the same views does, and steps aside when the app has
-per-request work it does not do itself."""
+"""The gate's HTTP pipeline answers the API's methods past Flask's per-request machinery
+(bridge.taskqueue.fastpath) exactly as Flask's own dispatch of the same views does, and
+steps aside when the app has per-request work it does not do itself."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from werkzeug.test import TestResponse
 
 from bridge import create_app
 from bridge.access.auth import hash_token
+from bridge.gate.http import HttpGate
 from bridge.settings import Settings
-from bridge.taskqueue.fastpath import ApiFront
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -44,11 +44,16 @@ REQUESTS: list[tuple[str, str, dict[str, object] | None]] = [
 ]
 
 
-def _front(app: Flask) -> ApiFront:
+def _front(app: Flask) -> HttpGate:
     layer = app.wsgi_app
-    while not isinstance(layer, ApiFront):
-        layer = layer.app  # type: ignore[attr-defined]
+    assert isinstance(layer, HttpGate)
     return layer
+
+
+def _short(app: Flask) -> bool:
+    """Whether the gate answers the API's methods past Flask."""
+    fast = _front(app).fast
+    return fast is not None and fast.enabled()
 
 
 def _answers(client: FlaskClient) -> list[tuple[int, dict[str, str], object]]:
@@ -83,7 +88,7 @@ def test_the_short_way_answers_as_flask_does(caplog: pytest.LogCaptureFixture) -
         caplog.clear()
         left = _answers(flask_only.test_client())
         lines_flask = [dict(r.__dict__["fields"]) for r in caplog.records if r.name == "bridge.request"]
-    assert _front(short).enabled() and not _front(flask_only).enabled()
+    assert _short(short) and not _short(flask_only)
     assert taken == left
     assert [status for status, _, _ in taken][:3] == [200, 409, 400]
 
@@ -105,7 +110,7 @@ def test_the_caller_request_id_comes_back_on_the_short_way() -> None:
 def test_the_short_way_steps_aside_for_a_trusted_hosts_setting() -> None:
     app = create_app(Settings())
     app.config["TRUSTED_HOSTS"] = ["bridge.example"]
-    assert not _front(app).enabled()
+    assert not _short(app)
     assert app.test_client().get(f"{BASE}/tasks").status_code == 400
 
 
@@ -165,7 +170,7 @@ def test_the_short_way_takes_the_api_in_the_fully_configured_app(
         other = "/taskqueue/v1beta2/projects/other-app/taskqueues/q/tasks"
         assert client.post(other, json={"id": "t3"}, headers=auth).status_code == 404
         assert client.get(f"{BASE}/tasks", headers={**auth, "Host": "bad host"}).status_code == 400
-    assert front.enabled() and flask.paths == []
+    assert _short(app) and flask.paths == []
     lines = [r.__dict__["fields"] for r in caplog.records if r.name == "bridge.request"]
     assert [(line["status"], line.get("tasks"), line.get("reason")) for line in lines] == [
         (200, None, None),
@@ -201,7 +206,7 @@ def test_a_batch_part_taken_by_the_short_way_logs_its_reason_on_its_own_line(
         with caplog.at_level(logging.INFO, logger="bridge.request"):
             reply = app.test_client().post("/batch", data=body, content_type="multipart/mixed; boundary=b0")
         assert reply.status_code == 200 and b"404" in reply.get_data()
-        assert _front(app).enabled() == (name == "short")
+        assert _short(app) == (name == "short")
         lines[name] = [
             {k: v for k, v in r.__dict__["fields"].items() if k not in ("request_id", "duration_ms")}
             for r in caplog.records

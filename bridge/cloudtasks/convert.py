@@ -22,6 +22,7 @@ the gRPC transport sends as the status and the REST transport as HTTP status plu
     Unauthenticated                        UNAUTHENTICATED      401
     PermissionDenied                       PERMISSION_DENIED    403
     Unavailable                            UNAVAILABLE          503
+    DeadlineExceeded (the caller's passed) DEADLINE_EXCEEDED    504
     any other ApiError                     INTERNAL             500
 """
 
@@ -53,6 +54,7 @@ from backends.errors import (
     Unsupported,
 )
 from backends.limits import LEASE_SECONDS, MAX_PAYLOAD_BYTES, QUEUE_NAME, TASK_ID, US, check_tag, project_key
+from bridge.errors import DeadlineExceeded
 
 TaskMessage: Any = ct.Task.pb()
 QueueMessage: Any = ct.Queue.pb()
@@ -90,6 +92,7 @@ _CODES: tuple[tuple[type[ApiError], grpc.StatusCode], ...] = (
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
     (Unavailable, grpc.StatusCode.UNAVAILABLE),
+    (DeadlineExceeded, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 #: Google's HTTP mapping of the canonical codes (google/rpc/code.proto).
 HTTP_STATUS = {
@@ -101,6 +104,7 @@ HTTP_STATUS = {
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.INTERNAL: 500,
 }
 

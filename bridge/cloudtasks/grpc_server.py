@@ -26,12 +26,15 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from backends.errors import ApiError
-from bridge import entropy
+from backends.errors import InvalidArgument
 from bridge.cloudtasks import grpc_limits
 from bridge.cloudtasks.convert import code_of
 from bridge.cloudtasks.methods import METHODS, SERVICE, Front, Method, invoke
+from bridge.errors import as_api_error
+from bridge.gate import record
+from bridge.gate.backend import deadline
 from bridge.ops import logs
 from bridge.settings import DEFAULT_HEAD_TIMEOUT, DEFAULT_MAX_BODY_BYTES
 
@@ -42,43 +45,59 @@ DEFAULT_THREADS = 8
 DEFAULT_MAX_REQUEST_BYTES = DEFAULT_MAX_BODY_BYTES
 
 
+class _Undecodable:
+    """What the deserializer hands over for bytes that are not the method's message."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+
+
+def _deserializer(message: Any) -> Callable[[bytes], Any]:
+    """Parse a request; bytes that are not a valid message become `_Undecodable`, so that
+    the call answers INVALID_ARGUMENT instead of gRPC's INTERNAL and a logged traceback."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message.FromString(data)
+        except DecodeError as exc:
+            return _Undecodable(str(exc) or "cannot be decoded")
+
+    return parse
+
+
 def _serving(front: Front, method: Method, log_calls: bool) -> Callable[[Any, grpc.ServicerContext], Any]:
+    """The handler of one RPC: the gate's steps around `invoke`, as the HTTP pipeline's
+    (`bridge.gate.http`) around a view: the request id (``x-request-id`` metadata, echoed
+    in the trailing metadata), the caller's deadline (a call whose deadline has passed
+    reaches no backend), the one error mapping, one log line and the counts."""
+    name = f"{SERVICE}/{method.name}"
+
     def serve(request: Any, context: grpc.ServicerContext) -> Any:
         started, code = time.perf_counter(), grpc.StatusCode.OK
-        authorization = None
+        authorization = offered = None
         for key, value in context.invocation_metadata():
             if key == "authorization":
                 authorization = str(value)
+            elif key == "x-request-id":
+                offered = str(value)
+        ident = logs.call_id(offered)
+        context.set_trailing_metadata(((logs.REQUEST_ID_HEADER.lower(), ident),))
+        reason = None
         try:
-            return invoke(front, method, request, authorization)
-        except ApiError as exc:
-            code = code_of(exc)
-            if code is grpc.StatusCode.INTERNAL or code is grpc.StatusCode.UNAVAILABLE:
-                log.warning("%s: %s: %s", method.name, type(exc).__name__, exc.message, exc_info=exc.__cause__)
-            context.abort(code, exc.message)
-        except Exception:
-            code = grpc.StatusCode.INTERNAL
-            log.exception("unexpected error in %s", method.name)
-            context.abort(code, "Internal error")
+            if isinstance(request, _Undecodable):
+                raise InvalidArgument(f"The request is not a valid {method.request.DESCRIPTOR.name}: {request.problem}")
+            with deadline(context.time_remaining()):
+                return invoke(front, method, request, authorization)
+        except Exception as exc:  # noqa: BLE001 - the gate's one mapping, rendered as a status
+            error = as_api_error(exc)
+            code, reason = code_of(error), error.reason
+            context.abort(code, error.message)
         finally:
             if log_calls:
-                _log_call(method.name, code, started)
+                details = {"transport": "grpc"} if reason is None else {"transport": "grpc", "reason": reason}
+                record.finish(ident, name, code.name, started, details)
 
     return serve
-
-
-def _log_call(name: str, code: grpc.StatusCode, started: float) -> None:
-    """One line per call, as the HTTP side logs one per request (`bridge.ops.logs`)."""
-    if logs.log.isEnabledFor(logging.INFO):
-        fields = {
-            "request_id": entropy.token_hex(16),
-            "method": f"{SERVICE}/{name}",
-            "status": code.name,
-            "duration_ms": logs.duration_ms(started),
-            "transport": "grpc",
-        }
-        extra = {logs.FIELDS: fields}
-        logs.log.handle(logs.log.makeRecord(logs.log.name, logging.INFO, __name__, 0, "request", (), None, extra=extra))
 
 
 class GrpcFront:
@@ -97,15 +116,15 @@ class GrpcFront:
         """Serve ``front`` on ``address`` (``host:port``, port 0 for any free one); larger
         requests are refused by gRPC (RESOURCE_EXHAUSTED) before they reach a handler.
         ``head_timeout``: seconds a connection may stay without a call, and a call
-        without its request (`grpc_limits`). ``log_calls``: one JSON log line per call
-        (`bridge.ops.logs`).
+        without its request (`grpc_limits`). ``log_calls``: one JSON log line per call,
+        and its counts (`bridge.gate.record`).
 
         Raises RuntimeError when the port cannot be bound.
         """
         handlers = {
             name: grpc.unary_unary_rpc_method_handler(
                 _serving(front, method, log_calls),
-                request_deserializer=method.request.FromString,
+                request_deserializer=_deserializer(method.request),
                 response_serializer=method.response.SerializeToString,
             )
             for name, method in METHODS.items()

@@ -12,6 +12,7 @@ admins (``--admins``) alone, as `bridge.access.acl` gives methods it does not na
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +24,14 @@ from google.protobuf import empty_pb2
 from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
 from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import ApiError, Duplicate, InvalidArgument, NotFound
-from backends.limits import NUM_TASKS, US, project_key
+from backends.limits import NUM_TASKS, US
 from bridge import entropy
 from bridge.access.acl import Policy
 from bridge.access.auth import Authenticator
-from bridge.access.queues import QueueConfig, QueueRegistry
+from bridge.access.queues import QueueRegistry
 from bridge.cloudtasks import convert
 from bridge.cloudtasks.convert import FailedPrecondition, QueueName, Unimplemented
+from bridge.gate.access import Admission
 
 SERVICE = "google.cloud.tasks.v2beta2.CloudTasks"
 
@@ -48,6 +50,13 @@ class Front:
     #: How long the backend keeps a deleted task's name (the settings' tombstone_seconds):
     #: the one tombstone_ttl every queue has.
     tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS
+    #: The largest LeaseTasks or ListTasks response, in bytes (0: no limit).
+    max_response_bytes: int = 0
+
+    @functools.cached_property
+    def admission(self) -> Admission:
+        """The gate's allow-list, authentication and ACLs, as every front asks them."""
+        return Admission(self.queues, self.authenticator, self.policy)
 
 
 @dataclass(frozen=True)
@@ -63,10 +72,9 @@ class Call:
         return self.front.backend
 
     def queue(self, name: QueueName) -> Queue:
-        """The backend queue a v2beta2 queue name is; the caller must be allowed."""
-        config = self.front.queues.resolve(name.queue)
-        self.front.policy.check(self.identity, config, self.acl)
-        return Queue(name.key, config.name, config.max_leases)
+        """The backend queue a v2beta2 queue name is; its project must be served and the
+        caller allowed (the gate's admission, as on v1)."""
+        return self.front.admission.queue(self.identity, name.project, name.queue, self.acl).queue
 
     def definable(self, name: QueueName) -> Queue:
         """A queue the API may create, change or delete: only without a queue.yaml."""
@@ -75,9 +83,12 @@ class Call:
             raise FailedPrecondition(f"Queue {name.queue} is defined by queue.yaml; change it there")
         return self.queue(name)
 
-    def admin(self, what: str) -> None:
-        """Calls about no single queue (ListQueues) are for the admins."""
-        self.front.policy.check(self.identity, QueueConfig(what), self.acl)
+    def admin(self, project: str, what: str) -> str:
+        """Calls about no single queue (ListQueues) are for the admins, on a project
+        served; returns the project's key."""
+        key = self.front.admission.project(project)
+        self.front.admission.admin(self.identity, what, self.acl)
+        return key
 
 
 Handler = Callable[[Call, Any], Any]
@@ -97,7 +108,7 @@ class Method:
 
 def invoke(front: Front, method: Method, request: Any, authorization: str | None) -> Any:
     """Run one method: credentials first, then the handler."""
-    identity = front.authenticator.identify(authorization)
+    identity = front.admission.identify(authorization)
     return method.handler(Call(front, identity, method.acl), request)
 
 
@@ -191,7 +202,7 @@ def resume_queue(call: Call, request: Any) -> Any:
 
 def list_queues(call: Call, request: Any) -> Any:
     project, _ = convert.location_name(request.parent)
-    call.admin(request.parent)
+    key = call.admin(project, request.parent)
     if request.filter:
         raise Unimplemented("ListQueues filter is not supported here; every queue here is a pull queue")
     if not 0 <= request.page_size <= MAX_QUEUE_PAGE:
@@ -200,7 +211,7 @@ def list_queues(call: Call, request: Any) -> Any:
     if call.front.from_file:
         queues = [Queue(project, c.name, c.max_leases) for c in call.front.queues.declared()]
     else:
-        queues = call.backend.list_queues(project_key(project))
+        queues = call.backend.list_queues(key)
     names = sorted(queue.name for queue in queues)
     start = convert.page_start(names, request.page_token)
     page = names[start : start + (request.page_size or MAX_QUEUE_PAGE)]
@@ -209,7 +220,7 @@ def list_queues(call: Call, request: Any) -> Any:
     for queue_id in page:
         queue = by_name[queue_id]
         reply = _queue_reply(
-            call, f"{request.parent}/queues/{queue_id}", Queue(project_key(project), queue_id, queue.max_leases), paths
+            call, f"{request.parent}/queues/{queue_id}", Queue(key, queue_id, queue.max_leases), paths
         )
         response.queues.append(reply)
     if start + len(page) < len(names):
@@ -222,6 +233,7 @@ def list_queues(call: Call, request: Any) -> Any:
 
 def create_task(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.parent, "parent")
+    call.front.admission.project(name.project)  # a project not served is NOT_FOUND, as everywhere
     try:
         queue = call.queue(name)
     except NotFound:

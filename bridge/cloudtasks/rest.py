@@ -23,7 +23,6 @@ the client reads to choose its exception class.
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -31,13 +30,15 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 from google.protobuf import json_format
-from werkzeug.exceptions import HTTPException
 
 from backends.errors import ApiError, InvalidArgument, NotFound
 from bridge.cloudtasks.convert import HTTP_STATUS, code_of
-from bridge.cloudtasks.methods import METHODS, Front, invoke
+from bridge.cloudtasks.methods import METHODS, SERVICE, Front, invoke
+from bridge.errors import as_api_error
+from bridge.ops import logs
 
-log = logging.getLogger("bridge.cloudtasks")
+#: Where the transport's routes sit on the main port.
+PREFIX = "/v2beta2/"
 
 _LOCATION = r"projects/[^/]+/locations/[^/]+"
 _QUEUE = _LOCATION + r"/queues/[^/:]+"
@@ -164,28 +165,25 @@ def _integer_enums() -> bool:
     return any("enum-encoding=int" in request.args.get(key, "") for key in ("$alt", "alt"))
 
 
-def error_response(status_code: int, code_name: str, message: str) -> Response:
-    body = orjson.dumps({"error": {"code": status_code, "message": message, "status": code_name}})
-    return Response(body, status=status_code, mimetype="application/json")
+def render_error(error: ApiError) -> Response:
+    """``error`` as Google's JSON error of the API, with the HTTP status of its code."""
+    code = code_of(error)
+    status = HTTP_STATUS[code]
+    body = orjson.dumps({"error": {"code": status, "message": error.message, "status": code.name}})
+    return Response(body, status=status, mimetype="application/json")
 
 
 def _view(front: Front) -> Any:
     def view(path: str) -> Response:
         try:
-            route, name = _find(request.method, request.path.removeprefix("/v2beta2/"))
+            route, name = _find(request.method, request.path.removeprefix(PREFIX))
+            request.environ[logs.METHOD] = f"{SERVICE}/{route.method}"
             message = _message(route, name)
             response = invoke(front, METHODS[route.method], message, request.headers.get("Authorization"))
-        except ApiError as exc:
-            code = code_of(exc)
-            if HTTP_STATUS[code] >= 500:
-                log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
-            return error_response(HTTP_STATUS[code], code.name, exc.message)
-        except HTTPException as exc:  # the body limit
-            status = exc.code or 400
-            return error_response(status, "INVALID_ARGUMENT" if status < 500 else "INTERNAL", exc.name)
-        except Exception:
-            log.exception("unexpected error")
-            return error_response(500, "INTERNAL", "Internal error")
+        except Exception as exc:  # noqa: BLE001 - the gate's one mapping, rendered here
+            error = as_api_error(exc)
+            request.environ[logs.REASON] = error.reason
+            return render_error(error)
         text = json_format.MessageToJson(response, use_integers_for_enums=_integer_enums(), indent=None)
         return Response(text, mimetype="application/json")
 
@@ -195,7 +193,7 @@ def _view(front: Front) -> Any:
 def register(app: Flask, front: Front) -> None:
     """Serve the front's routes on ``app``."""
     app.add_url_rule(
-        "/v2beta2/<path:path>",
+        PREFIX + "<path:path>",
         "cloudtasks_v2beta2",
         _view(front),
         methods=["GET", "POST", "PATCH", "PUT", "DELETE"],

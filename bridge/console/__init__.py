@@ -24,6 +24,9 @@ from bridge.ops.metrics import sampled_queues
 if TYPE_CHECKING:
     from bridge.app import Bridge
 
+#: Where the pages are, and the JSON API among them.
+PREFIX = "/console/"
+API_PREFIX = "/console/api/"
 #: Tasks on one page of a queue.
 PAGE_SIZE = 50
 US = 1_000_000

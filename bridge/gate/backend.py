@@ -38,19 +38,23 @@ def deadline(seconds: float | None) -> Iterator[None]:
 def observed(backend: Backend, meter: BackendMeter) -> ObservedBackend:
     """``backend`` as the fronts see it: every call through the gate's one hook."""
 
+    remember, effects, failed = meter.remember, meter.effects, meter.failed
+
     def hook(verb: str, call: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         ends = _DEADLINE.get()
         if ends is not None and time.monotonic() >= ends:
             raise DeadlineExceeded(f"The caller's deadline passed before the backend was asked ({verb})")
         queue = args[0] if args and args[0].__class__ is Queue else None
         if queue is not None:
-            meter.remember(queue)
+            remember(queue)
         try:
             result = call(*args, **kwargs)
         except BaseException as exc:
-            meter.failed(verb, exc)
+            failed(verb, exc)
             raise
-        meter.done(verb, queue, result)
+        effect = effects.get(verb)
+        if effect is not None:
+            effect(queue, result)
         return result
 
     return observe(backend, hook)

@@ -1,13 +1,16 @@
-"""Logs: one JSON line per request, and the JSON formatter every log line goes through.
+"""Logs: one JSON line per call, and the JSON formatter every log line goes through.
 
-A request line carries the Discovery method id, project, queue, HTTP status, duration,
-the number of tasks a lease or list handed out, the error reason of a refusal, and a
-request id, taken from the caller's ``X-Request-Id`` when it is a sane token, else made
-here, and echoed in the response header so a client can quote it::
+The gate writes a call's line (`bridge.gate.record`), for HTTP requests and gRPC calls
+alike: the method (Discovery method id, route endpoint, or the RPC as
+``google.cloud.tasks.v2beta2.CloudTasks/LeaseTasks``), project, queue, status (HTTP, or
+the gRPC code's name), duration, the number of tasks a lease or list handed out, the
+error reason of a refusal, and a request id, taken from the caller's ``X-Request-Id``
+(gRPC: ``x-request-id`` metadata) when it is a sane token, else made here, and echoed
+back (a response header; gRPC trailing metadata) so a client can quote it::
 
     {"time": "2026-11-28T22:30:01.123Z", "level": "INFO", "logger": "bridge.request",
      "pid": 12, "message": "request", "request_id": "5f0c…", "method": "taskqueue.tasks.lease",
-     "project": "s~my-app", "queue": "render", "status": 200, "duration_ms": 1.84,
+     "status": 200, "duration_ms": 1.84, "project": "s~my-app", "queue": "render",
      "http_method": "POST", "path": "/taskqueue/v1beta2/…/tasks/lease", "tasks": 10}
 
 Never logged: bodies (payloads), the query string (``oauth_token`` and ``key`` travel
@@ -26,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from flask import Flask, Response, request
+from flask import Flask, request
 
 from bridge import entropy
 
@@ -40,12 +43,13 @@ QUIET_ENDPOINTS = frozenset({"healthz", "readyz", "metrics"})
 log = logging.getLogger("bridge.request")
 #: The record attribute that carries a request line's fields to the formatter.
 FIELDS = "fields"
-#: Where a request's id and start time are kept, in its WSGI environ.
+#: Where a request's id is kept, in its WSGI environ.
 _ID = "bridge.request_id"
-_STARTED = "bridge.log_started"
-#: Where the API view and the error handler leave what the request line reports.
+#: Where a view and the error handler leave what the request line reports: tasks handed
+#: out, the error's reason, and the method's name where the route's endpoint is not it.
 TASKS = "bridge.log_tasks"
 REASON = "bridge.log_reason"
+METHOD = "bridge.log_method"
 
 #: Attributes every LogRecord has; whatever else a record carries came in ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -190,6 +194,12 @@ def request_id(environ: dict[str, Any] | None = None) -> str:
     return str(ident)
 
 
+def call_id(offered: str | None) -> str:
+    """The id of a call whose caller offered ``offered`` (an HTTP header, gRPC metadata):
+    kept when it looks like an id, else a new one."""
+    return offered if offered is not None and _REQUEST_ID.fullmatch(offered) else entropy.token_hex(16)
+
+
 def duration_ms(started: float) -> float:
     """Milliseconds since ``started`` (perf_counter), in whole µs: a request line's duration.
 
@@ -197,68 +207,17 @@ def duration_ms(started: float) -> float:
     return int((time.perf_counter() - started) * 1_000_000) / 1000
 
 
-def write_line(
-    environ: Mapping[str, Any],
-    ident: str,
-    endpoint: str,
-    path_args: Mapping[str, Any],
-    status: int,
-    started: float,
-    http_method: str,
-    path: str,
-) -> None:
-    """The request's log line (INFO; DEBUG for probes and scrapes); ``environ`` is the
-    request's WSGI environ, where the view and the error handler leave `TASKS` and `REASON`."""
-    level = logging.DEBUG if endpoint in QUIET_ENDPOINTS else logging.INFO
+def write_line(ident: str, method: str, status: int | str, started: float, details: Mapping[str, Any]) -> None:
+    """A call's log line (INFO; DEBUG for probes and scrapes): its id, method, status and
+    duration, then ``details`` (project, queue, http_method, path, tasks, reason, transport).
+    Written by the gate for every call, HTTP or gRPC (`bridge.gate.record`)."""
+    level = logging.DEBUG if method in QUIET_ENDPOINTS else logging.INFO
     if log.isEnabledFor(level):
-        fields = {
-            "request_id": ident,
-            "method": endpoint,
-            "project": path_args.get("project"),
-            "queue": path_args.get("taskqueue"),
-            "status": status,
-            "duration_ms": duration_ms(started),
-            "http_method": http_method,
-            "path": path,
-        }
-        if TASKS in environ:
-            fields["tasks"] = environ[TASKS]
-        if REASON in environ:
-            fields["reason"] = environ[REASON]
+        fields = {"request_id": ident, "method": method, "status": status, "duration_ms": duration_ms(started)}
+        fields.update(details)
         # makeRecord + handle: Logger.log would walk the stack to find its caller,
         # which costs more than the rest of the line.
         log.handle(log.makeRecord(log.name, level, __name__, 0, "request", (), None, extra={FIELDS: fields}))
-
-
-# The hooks below run on every request that Flask dispatches (the API's methods take
-# `bridge.taskqueue.fastpath`'s shorter way and call the functions above themselves): they reach the
-# request through one context lookup and keep their state in its WSGI environ, because
-# each access through Flask's proxies (request, g) costs about as much as a dict update.
-
-
-def _start() -> None:
-    environ = request.environ
-    request_id(environ)
-    environ[_STARTED] = time.perf_counter()
-
-
-def _finish(response: Response) -> Response:
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    environ = req.environ
-    ident = request_id(environ)
-    response.headers[REQUEST_ID_HEADER] = ident
-    started = environ.get(_STARTED) or time.perf_counter()
-    write_line(
-        environ,
-        ident,
-        req.endpoint or "unmatched",
-        req.view_args or {},
-        response.status_code,
-        started,
-        req.method,
-        req.path,
-    )
-    return response
 
 
 def register(app: Flask) -> None:
@@ -267,5 +226,3 @@ def register(app: Flask) -> None:
     # switches for this; see "Optimization" in its documentation).
     logging.logThreads = False
     logging.logMultiprocessing = False
-    app.before_request(_start)
-    app.after_request(_finish)

@@ -2,7 +2,10 @@
 
 Counted in every worker and summed at scrape time::
 
-    bridge_http_requests_total{method, status}        method = Discovery method id
+    bridge_http_requests_total{method, status}        every call, HTTP or gRPC: method = Discovery
+                                                      method id, route endpoint or RPC
+                                                      (google.cloud.tasks.v2beta2.CloudTasks/LeaseTasks),
+                                                      status = HTTP status or gRPC code name
     bridge_http_request_duration_seconds{method}      histogram
     bridge_tasks_inserted_total, bridge_tasks_leased_total, bridge_tasks_deleted_total
     bridge_lease_conflicts_total                      update/patch refused: lease lost
@@ -37,7 +40,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -59,8 +62,6 @@ from backends.limits import US
 from bridge.access.queues import QueueRegistry
 
 MAX_SAMPLED_QUEUES = 50
-#: Where a request's start time is kept, in its WSGI environ (cheaper to reach than flask.g).
-_STARTED = "bridge.metrics_started"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Requests take about a millisecond on Redis; the tail is what matters.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -89,12 +90,17 @@ class BackendMeter:
     """What the backend's calls did, counted, and the queues they named, remembered.
 
     Called by the gate's backend hook (`bridge.gate.backend`) around every backend call
-    of every front: `remember` before, `done` or `failed` after.
+    of every front: `remember` before, the verb's entry of `effects` (if any) after a
+    success, `failed` after a failure.
     """
 
     def __init__(self) -> None:
         self._seen: OrderedDict[Queue, None] = OrderedDict()
         self._lock = threading.Lock()
+        #: What a verb's success counts, by verb: called with the queue and the result.
+        self.effects: dict[str, Callable[[Queue | None, Any], None]] = {
+            verb: functools.partial(effect, self) for verb, effect in _EFFECTS.items()
+        }
 
     def seen_queues(self) -> list[Queue]:
         with self._lock:
@@ -106,11 +112,6 @@ class BackendMeter:
             self._seen.move_to_end(queue)
             if len(self._seen) > MAX_SAMPLED_QUEUES:
                 self._seen.popitem(last=False)
-
-    def done(self, verb: str, queue: Queue | None, result: Any) -> None:
-        effect = _EFFECTS.get(verb)
-        if effect is not None:
-            effect(self, queue, result)
 
     def failed(self, verb: str, exc: BaseException) -> None:
         if isinstance(exc, Unavailable):
@@ -210,29 +211,19 @@ def _counters() -> bytes:
     return generate_latest(REGISTRY)
 
 
-def _start() -> None:
-    request.environ[_STARTED] = time.perf_counter()
-
-
 @functools.cache
-def _request_series(method: str, status: int) -> tuple[Any, Any]:
+def _request_series(method: str, status: int | str) -> tuple[Any, Any]:
     """The counter and histogram children of one method and status: ``labels()`` takes a
     lock and checks its arguments on every call, and the set of pairs is small."""
     return REQUESTS.labels(method, str(status)), LATENCY.labels(method)
 
 
-def count_request(endpoint: str, status: int, started: float | None) -> None:
-    """Count one answered request, and its duration since ``started`` (perf_counter)."""
-    count, latency = _request_series(endpoint, status)
+def count_request(method: str, status: int | str, started: float) -> None:
+    """Count one answered call (HTTP status, or gRPC code name), and its duration since
+    ``started`` (perf_counter)."""
+    count, latency = _request_series(method, status)
     count.inc()
-    if started is not None:
-        latency.observe(time.perf_counter() - started)
-
-
-def _finish(response: Response) -> Response:
-    req = request._get_current_object()  # type: ignore[attr-defined]
-    count_request(req.endpoint or "unmatched", response.status_code, req.environ.get(_STARTED))
-    return response
+    latency.observe(time.perf_counter() - started)
 
 
 def register(
@@ -252,6 +243,4 @@ def register(
             guard()
         return Response(_counters() + generate_latest(sampling), mimetype=None, content_type=CONTENT_TYPE_LATEST)
 
-    app.before_request(_start)
-    app.after_request(_finish)
     app.add_url_rule("/metrics", "metrics", metrics)

@@ -1,32 +1,28 @@
 """The v1beta2 routes on the app: one view per Discovery method, the Discovery document,
-batch, the short way past Flask (`bridge.taskqueue.fastpath`) and X-HTTP-Method-Override.
+batch, and the table of the API's methods the gate answers past Flask (`bridge.taskqueue.fastpath`).
 """
 
 from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from flask import Flask, Request, Response, request
+from flask import Flask, Response, request
 
-from backends.base import Queue
-from backends.errors import ApiError, InvalidArgument, NotFound
-from backends.limits import project_key
-from bridge import errors
-from bridge.errors import BodyTooLarge, ParseError
-from bridge.gate.bodies import body_bytes, body_errors, read_limited
-from bridge.gate.hosts import check_host
+from backends.errors import NotFound
+from bridge.errors import ParseError
+from bridge.gate.bodies import body_bytes, query_args
 from bridge.ops import logs
 from bridge.taskqueue import batch, fields
 from bridge.taskqueue.discovery import Method
-from bridge.taskqueue.fastpath import ApiCall, ApiFront
+from bridge.taskqueue.fastpath import ApiCall, FastRoutes
 from bridge.taskqueue.handlers import HANDLERS, Call, Handler
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
 
     from bridge.app import Bridge
 
@@ -35,13 +31,9 @@ _OVERRIDABLE = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 _COUNTED = frozenset({"taskqueue.tasks.lease", "taskqueue.tasks.list"})
 
 
-def register(app: Flask, bridge: Bridge) -> None:
-    """Serve the v1beta2 API, its Discovery document and batch on ``app``.
-
-    Called last by the app factory: the API's short way (`bridge.taskqueue.fastpath`)
-    and the method override then wrap the whole app. The override rewrites the request
-    the short way then reads; the Host check is a hook the short way runs itself.
-    """
+def register(app: Flask, bridge: Bridge) -> FastRoutes:
+    """Serve the v1beta2 API, its Discovery document and batch on ``app``; return the
+    API's methods as the table the gate answers from past Flask (`bridge.gate.http`)."""
     discovery, settings = bridge.discovery, bridge.settings
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:
@@ -52,16 +44,15 @@ def register(app: Flask, bridge: Bridge) -> None:
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
-    batch.register(app, lambda: body_bytes(request, settings.max_body_bytes))
-    api_front = ApiFront(app, calls, settings.max_body_bytes, checks=(check_host,))
-    app.wsgi_app = _MethodOverride(api_front, settings.max_body_bytes)  # type: ignore[method-assign]
+    batch.register(app, lambda: body_bytes(request.environ, settings.max_body_bytes))
+    return FastRoutes(app, calls)
 
 
 def _api_view(call: ApiCall) -> Callable[..., Response]:
     """The Flask view of an API method, for the requests that bridge.taskqueue.fastpath leaves to Flask."""
 
     def view(**path: str) -> Response:
-        status, body = call(request._get_current_object(), path)  # type: ignore[attr-defined]
+        status, body = call(request.environ, path)
         if body is None:
             return Response(status=status)
         return Response(body, status=status, mimetype="application/json")
@@ -70,16 +61,16 @@ def _api_view(call: ApiCall) -> Callable[..., Response]:
 
 
 def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
+    admission = bridge.admission
     global_params = bridge.discovery.global_params
     global_names = {p.name for p in global_params}
     # Most calls set none of the global parameters (alt, fields, prettyPrint, …).
     global_defaults = {p.name: p.parse(None) for p in global_params}
 
-    def call(req: Request, path: Mapping[str, str]) -> tuple[int, list[bytes] | None]:
+    def call(environ: WSGIEnvironment, path: Mapping[str, str]) -> tuple[int, list[bytes] | None]:
         # Credentials first: a caller who has none learns nothing, not even which queues exist.
-        identity = bridge.authenticator.identify(req.headers.get("Authorization"))
-        # One dict: werkzeug's MultiDict.get raises and catches internally for every absent name.
-        args = req.args.to_dict()
+        identity = admission.identify(environ.get("HTTP_AUTHORIZATION"))
+        args = query_args(environ)
         if global_names.isdisjoint(args):
             options = global_defaults
         else:
@@ -87,17 +78,21 @@ def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
         selection = _selection(options["fields"]) if options["fields"] else None
         params = {p.name: p.parse(path[p.name] if p.location == "path" else args.get(p.name)) for p in method.params}
         project = params["project"]
-        key = project_key(project)
-        bridge.queues.check_project(key, project)
-        config = bridge.queues.resolve(params["taskqueue"])
         # Before the body is read and before the backend is asked anything.
-        bridge.policy.check(identity, config, method.id)
-        queue = Queue(key, config.name, config.max_leases)
-        body = _read_body(req, bridge.settings.max_body_bytes) if method.takes_body else None
-        call = Call(project, queue, config, params, body, bridge.settings.admins, bridge.settings.max_response_bytes)
+        admitted = admission.queue(identity, project, params["taskqueue"], method.id)
+        body = _read_body(environ, bridge.settings.max_body_bytes) if method.takes_body else None
+        call = Call(
+            project,
+            admitted.queue,
+            admitted.config,
+            params,
+            body,
+            bridge.settings.admins,
+            bridge.settings.max_response_bytes,
+        )
         status, resource = handler(bridge.backend, call)
         if method.id in _COUNTED:
-            req.environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
+            environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
         if resource is None:
             return status, None
         if selection is not None:
@@ -166,8 +161,8 @@ def _selection(text: str) -> fields.Selection:
     return fields.parse(text)
 
 
-def _read_body(req: Request, limit: int) -> Any:
-    data = body_bytes(req, limit)
+def _read_body(environ: WSGIEnvironment, limit: int) -> Any:
+    data = body_bytes(environ, limit)
     if not data.strip():
         return None
     try:
@@ -187,48 +182,3 @@ def _discovery_view(bridge: Bridge) -> Callable[..., Response]:
         return Response(discovery.render(root), mimetype="application/json")
 
     return view
-
-
-class _MethodOverride:
-    """Honours X-HTTP-Method-Override on POST, as Google's front end did.
-
-    Google's Python client tunnels long GETs through POST, with the query string moved
-    into a form-encoded body; that body becomes the query string again here, whole,
-    and under the same size limit as any other body.
-    """
-
-    def __init__(self, app: WSGIApplication, limit: int) -> None:
-        self.app = app
-        self.limit = limit
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        override = environ.get("HTTP_X_HTTP_METHOD_OVERRIDE", "").upper()
-        if override in _OVERRIDABLE and environ["REQUEST_METHOD"] == "POST":
-            environ["REQUEST_METHOD"] = override
-            form = environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
-            if override == "GET" and form:
-                try:
-                    extra = self._form(environ)
-                except ApiError as exc:
-                    response = errors.error_response(exc.status, exc.reason, exc.message, exc.location)
-                    return response(environ, start_response)
-                environ["QUERY_STRING"] = "&".join(part for part in (environ.get("QUERY_STRING", ""), extra) if part)
-                environ["CONTENT_LENGTH"] = "0"
-        return self.app(environ, start_response)
-
-    def _form(self, environ: WSGIEnvironment) -> str:
-        length = environ.get("CONTENT_LENGTH")
-        if length:
-            try:
-                size = int(length)
-            except ValueError:
-                raise InvalidArgument("Content-Length is not a number", location="Content-Length") from None
-            if size > self.limit:
-                raise BodyTooLarge("Request body too large")
-            with body_errors():
-                data = environ["wsgi.input"].read(size)
-        elif environ.get("wsgi.input_terminated"):
-            data = read_limited(environ["wsgi.input"], self.limit)
-        else:
-            data = b""
-        return bytes(data).decode("latin-1")
