@@ -44,8 +44,10 @@ class Bounds:
         return self.low <= value <= self.high
 
 
+#: The longest task name.
+MAX_TASK_ID = 500
 #: A task's name; one is generated when an insert gives none.
-TASK_ID = Name(r"[A-Za-z0-9_-]{1,500}", "1-500 letters, digits, '_' or '-'")
+TASK_ID = Name(rf"[A-Za-z0-9_-]{{1,{MAX_TASK_ID}}}", f"1-{MAX_TASK_ID} letters, digits, '_' or '-'")
 #: A queue's name (queue.yaml and URLs alike).
 QUEUE_NAME = Name(r"[A-Za-z0-9-]{1,100}", "1-100 letters, digits or '-'")
 #: A project as a call names it: an application id with an optional partition ("s~",

@@ -20,11 +20,12 @@ from bridge.cloudtasks import rest as cloudtasks_rest
 from bridge.gate.access import Admission
 from bridge.gate.backend import observed
 from bridge.gate.crosssite import CrossSite
-from bridge.gate.hosts import check_host
+from bridge.gate.head import check_head
 from bridge.gate.http import HttpGate
 from bridge.gate.override import MethodOverride
 from bridge.ops import health, logs, metrics
 from bridge.settings import Settings
+from bridge.taskqueue import batch
 from bridge.taskqueue import routes as taskqueue_routes
 from bridge.taskqueue.discovery import Discovery
 
@@ -84,13 +85,13 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
         max_response_bytes=settings.max_response_bytes,
     )
     app.extensions["cloudtasks"] = front
-    cloudtasks_rest.register(app, front)
+    cloudtasks_rest.register(app, front, settings.max_body_bytes)
     console.register(app, bridge)
     fast = taskqueue_routes.register(app, bridge)
 
     # Last: the gate's HTTP pipeline wraps the whole app.
     cross_site = CrossSite(settings.public_url, forms=(console.PREFIX,), not_forms=(console.API_PREFIX,))
-    checks = (check_host, cross_site, MethodOverride(settings.max_body_bytes))
+    checks = (check_head, cross_site, MethodOverride(settings.max_body_bytes), batch.check_part)
     renderers = ((cloudtasks_rest.PREFIX, cloudtasks_rest.render_error),)
     app.wsgi_app = HttpGate(app, checks, fast, renderers)  # type: ignore[method-assign]
     return app

@@ -19,12 +19,12 @@ from typing import Any
 
 from google.cloud import tasks_v2beta2 as ct
 from google.iam.v1 import iam_policy_pb2, policy_pb2
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, json_format
 
-from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo
+from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo, Task
 from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import ApiError, Duplicate, InvalidArgument, NotFound
-from backends.limits import NUM_TASKS, US
+from backends.limits import MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, MAX_TASK_ID, NUM_TASKS, US
 from bridge import entropy
 from bridge.access.acl import Policy
 from bridge.access.auth import Authenticator
@@ -270,6 +270,36 @@ def delete_task(call: Call, request: Any) -> Any:
     return empty_pb2.Empty()
 
 
+# -- response budgets (--max-response-bytes) ---------------------------------------
+
+#: What a LeaseTasks or ListTasks response costs besides its tasks, at most.
+FRAME_BYTES = 256
+
+
+@functools.lru_cache(maxsize=1024)
+def task_bytes(queue: str) -> int:
+    """What a task costs in a response besides its id, tag and payload, at most: its JSON
+    (the REST transport's; protobuf's is smaller) with the widest numbers, and room for
+    separators."""
+    last = 253402300799 * US + 999999  # the last µs a Timestamp holds
+    widest = Task("", b"", "", last, last, 2**31 - 1)
+    text = json_format.MessageToJson(convert.task_message(widest, queue, convert.FULL), indent=None)
+    return len(text) + 64
+
+
+def _page_size(call: Call, queue: str, asked: int, view: int) -> int:
+    """The tasks a ListTasks page may hold within the response budget: as many of the
+    largest tasks of ``view`` as fit (a 1 MiB payload each in the FULL view); the client
+    pages on with next_page_token, as the protos allow."""
+    budget = call.front.max_response_bytes
+    if not budget:
+        return asked
+    largest = task_bytes(queue) + MAX_TASK_ID + 6 * MAX_TAG_BYTES
+    if view == convert.FULL:
+        largest += 4 * -(-MAX_PAYLOAD_BYTES // 3)
+    return max(1, min(asked, (budget - FRAME_BYTES) // largest))
+
+
 def list_tasks(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.parent, "parent")
     view = convert.view_of(request.response_view)
@@ -277,7 +307,7 @@ def list_tasks(call: Call, request: Any) -> Any:
         raise InvalidArgument(f"page_size must be between 0 and {PAGE_LIMIT}")
     page = call.backend.list_tasks_page(
         call.queue(name),
-        page_size=request.page_size or PAGE_LIMIT,
+        page_size=_page_size(call, name.text, request.page_size or PAGE_LIMIT, view),
         page_token=request.page_token or None,
         with_payload=view == convert.FULL,
     )
@@ -291,7 +321,16 @@ def lease_tasks(call: Call, request: Any) -> Any:
     if request.max_tasks not in NUM_TASKS:
         raise InvalidArgument(f"max_tasks must be between {NUM_TASKS.low} and {NUM_TASKS.high}")
     group_by_tag, tag = convert.lease_filter(request.filter)
-    lease = LeaseRequest(request.max_tasks, convert.lease_seconds(request) * US, group_by_tag, tag)
+    budget = call.front.max_response_bytes
+    lease = LeaseRequest(
+        request.max_tasks,
+        convert.lease_seconds(request) * US,
+        group_by_tag,
+        tag,
+        # Tasks past the response budget are not leased (they stay available).
+        max_bytes=max(budget - FRAME_BYTES, 1) if budget else 0,
+        task_bytes=task_bytes(name.text),
+    )
     view = convert.view_of(request.response_view)
     queue = call.queue(name)
     tasks = call.backend.lease(queue, lease)

@@ -35,6 +35,7 @@ from backends.errors import ApiError, InvalidArgument, NotFound
 from bridge.cloudtasks.convert import HTTP_STATUS, code_of
 from bridge.cloudtasks.methods import METHODS, SERVICE, Front, invoke
 from bridge.errors import as_api_error
+from bridge.gate.bodies import body_bytes
 from bridge.ops import logs
 
 #: Where the transport's routes sit on the main port.
@@ -100,7 +101,8 @@ def _find(verb: str, path: str) -> tuple[Route, str]:
 
 
 def _query(args: Any) -> dict[str, Any]:
-    """The query string as a JSON object of the request's leftover fields."""
+    """The query string as a JSON object of the request's leftover fields; a name that
+    is both a field and a message (``filter=x&filter.y=1``) is INVALID_ARGUMENT."""
     fields: dict[str, Any] = {}
     for key in args:
         if key.startswith("$") or key in _GLOBAL:
@@ -110,6 +112,10 @@ def _query(args: Any) -> dict[str, Any]:
         node = fields
         for part in parents:
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InvalidArgument(f"Invalid query parameter {key!r}: {part!r} is not a message")
+        if last in node:
+            raise InvalidArgument(f"Invalid query parameter {key!r}: {last!r} is given as a message and a value")
         node[last] = values if len(values) > 1 else values[0]
     return fields
 
@@ -143,13 +149,17 @@ def _masks(message: Any, fields: dict[str, Any]) -> None:
             mask.paths.extend(path for text in values for path in text.split(",") if path)
 
 
-def _message(route: Route, name: str) -> Any:
+def _message(route: Route, name: str, max_body_bytes: int) -> Any:
     message = METHODS[route.method].request()
-    data = request.get_data(cache=False) if route.body else b""
+    data = body_bytes(request.environ, max_body_bytes) if route.body else b""
     try:
-        if data.strip():
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise InvalidArgument("Invalid JSON payload: the body is not UTF-8 text") from None
+    try:
+        if text.strip():
             target = message if route.body == "*" else getattr(message, route.body)
-            json_format.Parse(data, target)
+            json_format.Parse(text, target)
         fields = _query(request.args)
         _masks(message, fields)
         json_format.ParseDict(fields, message)
@@ -173,12 +183,12 @@ def render_error(error: ApiError) -> Response:
     return Response(body, status=status, mimetype="application/json")
 
 
-def _view(front: Front) -> Any:
+def _view(front: Front, max_body_bytes: int) -> Any:
     def view(path: str) -> Response:
         try:
             route, name = _find(request.method, request.path.removeprefix(PREFIX))
             request.environ[logs.METHOD] = f"{SERVICE}/{route.method}"
-            message = _message(route, name)
+            message = _message(route, name, max_body_bytes)
             response = invoke(front, METHODS[route.method], message, request.headers.get("Authorization"))
         except Exception as exc:  # noqa: BLE001 - the gate's one mapping, rendered here
             error = as_api_error(exc)
@@ -190,11 +200,11 @@ def _view(front: Front) -> Any:
     return view
 
 
-def register(app: Flask, front: Front) -> None:
-    """Serve the front's routes on ``app``."""
+def register(app: Flask, front: Front, max_body_bytes: int) -> None:
+    """Serve the front's routes on ``app``; bodies over ``max_body_bytes`` are a 413."""
     app.add_url_rule(
         PREFIX + "<path:path>",
         "cloudtasks_v2beta2",
-        _view(front),
+        _view(front, max_body_bytes),
         methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
     )

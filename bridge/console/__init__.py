@@ -13,12 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flask import Flask, redirect, url_for
+from flask import Flask, g, redirect, url_for
 from werkzeug.wrappers import Response
 
 from backends.base import Backend, Queue, QueueInfo, TaskPage, TaskState, state_of
 from backends.errors import ApiError, InvalidArgument
-from backends.limits import project_key
 from bridge.ops.metrics import sampled_queues
 
 if TYPE_CHECKING:
@@ -36,10 +35,19 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+#: The method id the console's calls are checked as: one no ACL names, so admins only.
+METHOD_ID = "console"
+
+
 def queue_of(bridge: Bridge, project: str, name: str) -> Queue:
-    """The queue a console URL names; 404 for a queue queue.yaml does not declare."""
-    config = bridge.queues.resolve(name)
-    return Queue(project_key(project), config.name, config.max_leases)
+    """The queue a console URL names, through the gate's admission: 404 for a project
+    not served or a queue queue.yaml does not declare, 403 for a caller not an admin."""
+    return bridge.admission.queue(g.get("identity"), project, name, METHOD_ID).queue
+
+
+def served(bridge: Bridge, project: str) -> bool:
+    """Whether the bridge serves ``project`` (a key: no partition prefix)."""
+    return not bridge.queues.projects or project in bridge.queues.projects
 
 
 @dataclass(frozen=True)
@@ -58,15 +66,16 @@ def known_queues(bridge: Bridge, project: str | None = None) -> list[Queue]:
     listed too. Where it cannot list at all: the queues this process served and
     queue.yaml's, as the metrics sample them.
     """
-    key = project_key(project) if project else None
+    key = bridge.admission.project(project) if project else None
     backend = bridge.backend
-    served = sampled_queues(bridge.meter, bridge.queues)
+    sampled = sampled_queues(bridge.meter, bridge.queues)
     if "list_queues" not in backend.supports:
-        found = [queue for queue in served if key is None or queue.project == key]
+        found = [queue for queue in sampled if key is None or queue.project == key]
     else:
-        projects = [key] if key else [None, *sorted({queue.project for queue in served})]
+        projects = [key] if key else [None, *sorted({queue.project for queue in sampled})]
         found = [queue for name in projects for queue in backend.list_queues(name)]
-    unique = {(queue.project, queue.name): queue for queue in found}
+    # Storage may hold other projects' queues (from before --projects): never shown.
+    unique = {(queue.project, queue.name): queue for queue in found if served(bridge, queue.project)}
     return [unique[name] for name in sorted(unique)]
 
 

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
-from backends.base import MinuteActivity, Queue, QueueInfo, Task, TaskState, state_of
+from backends.base import PAGE_LIMIT, MinuteActivity, Queue, QueueInfo, Task, TaskState, state_of
 from backends.errors import InvalidArgument
 from bridge.console import QUEUE_ACTIONS, TASK_ACTIONS, now_us, queue_of, queue_rows, run_action, task_page
 from bridge.console.access import Access
@@ -37,7 +37,7 @@ def blueprint(bridge: Bridge) -> Blueprint:
 
     @api.before_request
     def admit() -> None:
-        access.identify(request, api=True)
+        g.identity = access.identify(request, api=True)
         if request.method == "POST":
             access.check_action(request, api=True)
 
@@ -61,11 +61,12 @@ def blueprint(bridge: Bridge) -> Blueprint:
         state_name = args.get("state") or None
         try:
             state = TaskState(state_name) if state_name else None
-            page_size = int(args.get("pageSize", DEFAULT_PAGE_SIZE))
         except ValueError:
-            raise InvalidArgument(
-                f"state must be one of {', '.join(TaskState)}, pageSize a whole number", location="state"
-            ) from None
+            raise InvalidArgument(f"state must be one of {', '.join(TaskState)}", location="state") from None
+        size = args.get("pageSize", str(DEFAULT_PAGE_SIZE))
+        if not size.isdecimal() or not 1 <= int(size) <= PAGE_LIMIT:
+            raise InvalidArgument(f"pageSize must be a whole number from 1 to {PAGE_LIMIT}", location="pageSize")
+        page_size = int(size)
         page = task_page(
             bridge,
             queue,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ from bridge.console import (
     run_action,
     task_page,
 )
-from bridge.console.access import COOKIE, CSRF_FIELD, Access, clear_cookie, csrf_token, set_cookie
+from bridge.console.access import COOKIE, CSRF_FIELD, Access, clear_cookie
 from bridge.ops import logs
 from bridge.version import __version__
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 
 #: Endpoints a visitor reaches before signing in.
 _PUBLIC = frozenset({"console.sign_in", "console.static"})
+#: Where the sign-in may lead: a console path, printable, no backslash (no header
+#: injection, no way off the site).
+_NEXT = re.compile(r"/console/[!-\[\]-~]*")
 
 
 def blueprint(bridge: Bridge) -> Blueprint:
@@ -63,7 +67,7 @@ def blueprint(bridge: Bridge) -> Blueprint:
     def remember(response: Response) -> Response:
         cookie = g.get("console_cookie")
         if cookie:
-            set_cookie(request, response, cookie)
+            access.set_cookie(request, response, cookie)
         # The pages show payloads: never cache them, never frame them, never sniff them.
         response.headers.setdefault("Cache-Control", "no-store")
         response.headers.setdefault("X-Frame-Options", "DENY")
@@ -78,7 +82,7 @@ def blueprint(bridge: Bridge) -> Blueprint:
         cookie = request.cookies.get(COOKIE) or g.get("console_cookie") or ""
         return {
             "csrf_field": CSRF_FIELD,
-            "csrf": csrf_token(cookie) if cookie else "",
+            "csrf": access.csrf_token(cookie) if cookie else "",
             "identity": g.get("identity"),
             "signed_in": not access.open,
             "version": __version__,
@@ -176,7 +180,7 @@ def blueprint(bridge: Bridge) -> Blueprint:
     @pages.route("/sign-in", methods=["GET", "POST"])
     def sign_in() -> Response | tuple[str, int] | str:
         target = request.values.get("next", "")
-        target = target if target.startswith("/console/") and not target.startswith("//") else url_for(".queues")
+        target = target if _NEXT.fullmatch(target) else url_for(".queues")
         if access.open:
             return redirect(target)
         if request.method == "GET":
@@ -188,7 +192,7 @@ def blueprint(bridge: Bridge) -> Blueprint:
             request.environ[logs.REASON] = exc.reason
             return render_template("sign_in.html", next=target, error=exc.message), exc.status
         response = redirect(target)
-        set_cookie(request, response, token)
+        access.set_cookie(request, response, access.session(identity))
         g.identity = identity
         return response
 

@@ -6,7 +6,7 @@ on every surface at once:
 
     http       the HTTP pipeline, outermost WSGI layer: request id, checks, answer
                (the API's methods past Flask, everything else by Flask), log line, counts
-    hosts      the Host header every HTTP request is checked for (400)
+    head       the Host header and query string every HTTP request is checked for (400)
     crosssite  what a page on another origin could make a browser send (403)
     override   X-HTTP-Method-Override, as Google's front end honoured it
     bodies     request bodies read within the body budget, malformed ones refused (400)

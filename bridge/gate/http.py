@@ -3,7 +3,7 @@
 For each request, in order::
 
     request id      the caller's X-Request-Id when sane, else a new one; echoed in the answer
-    checks          the Host header (`bridge.gate.hosts`), the cross-site policy
+    checks          the Host header and query string (`bridge.gate.head`), the cross-site policy
                     (`bridge.gate.crosssite`), the method override; a refusal is rendered
                     in the format of the surface the path belongs to
     answer          a v1 API method straight from its table (`bridge.taskqueue.fastpath`),

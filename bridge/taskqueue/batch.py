@@ -12,17 +12,36 @@ The Discovery document names the path (``batchPath``); Google's Python client
 
     --BOUNDARY--
 
-Each part runs through the whole WSGI app, in order, as if it had arrived alone: same
-routing, validation, credentials, ACL, logs, metrics and error envelope. One failing
-part never fails the others. The outer request's headers, except its ``Content-*`` and
-hop-by-hop ones, apply to every part unless the part sets its own (so one
-``Authorization`` on the batch covers all its calls, as Google documented). The answer is
-``multipart/mixed`` with one ``application/http`` part per request, in order, with
-``Content-ID: <response-ID>`` for a request part's ``Content-ID: <ID>``.
+Each part runs through the gate's whole HTTP pipeline, in order, as if it had arrived
+alone: same checks (the cross-site policy included), routing, validation, credentials,
+ACL, log line, metrics and error envelope. One failing part never fails the others. A
+part may call the taskqueue v1beta2 API only (a path under `API_PREFIX`; any other is
+404 ``notFound`` in its part, a batch within a batch 400). The outer request's headers,
+except its ``Content-*`` and hop-by-hop ones, apply to every part unless the part sets
+its own (so one ``Authorization`` on the batch covers all its calls, as Google
+documented). The answer is ``multipart/mixed`` with one ``application/http`` part per
+request, in order, with ``Content-ID: <response-ID>`` for a request part's
+``Content-ID: <ID>``.
+
+The response budget (``--max-response-bytes``) holds for the batch as a whole, so a
+small batch cannot ask for a huge answer (16 leases of 1,000 tasks, 200 GETs of a 1 MiB
+task):
+
+1. the whole answer (every part's status line, headers and body, and the multipart
+   framing) stays under it;
+2. room for a refusal of every part (`REFUSAL_BYTES` and its Content-ID) is set aside
+   first; a batch whose budget cannot hold even that is refused whole (400);
+3. before a part runs, what is left must hold the most its answer can weigh
+   (`bridge.gate.budget.PART_BYTES` for its headers, plus one task with a 1 MiB payload
+   for get, insert, update, patch and lease, one listed task for list); otherwise it is
+   answered 400 ``responseTooLarge`` without running, and so are the parts after it
+   that do not fit either;
+4. a lease part leases only what fits what is left, and a list part lists only that;
+5. each part is then charged what its answer actually weighed.
 
 Only the batch itself is refused as a whole: not ``multipart/mixed``, a part that is not
-an HTTP request, a batch within a batch, or more than `MAX_PARTS` parts (400); a body over
-the limit (413).
+an HTTP request (or whose Content-ID is not printable ASCII), more than `MAX_PARTS`
+parts, a budget too small for its refusals (400); a body over the limit (413).
 """
 
 from __future__ import annotations
@@ -32,6 +51,7 @@ import email.message
 import email.parser
 import http.client
 import io
+import re
 import secrets
 import urllib.parse
 from collections.abc import Callable, Iterable
@@ -40,7 +60,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, current_app, request
 
-from backends.errors import InvalidArgument
+from backends.errors import InvalidArgument, NotFound
+from bridge.gate import budget
+from bridge.gate.budget import Budget
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -49,6 +71,12 @@ if TYPE_CHECKING:
 MAX_PARTS = 1000
 #: Where batches are taken: ``batchPath`` of the revision the bridge serves, and of later ones.
 PATHS = ("/batch", "/batch/taskqueue/v1beta2")
+#: What a part may call: the API's methods.
+API_PREFIX = "/taskqueue/v1beta2/"
+#: The most a part's refusal weighs in the answer, besides its Content-ID.
+REFUSAL_BYTES = 1536
+#: A Content-ID the answer can repeat: printable ASCII.
+_CONTENT_ID = re.compile(r"[ -~]{0,1000}")
 
 #: Set in a part's environ; a batch inside a batch is refused.
 _PART = "bridge.batch_part"
@@ -91,8 +119,8 @@ class Part:
 
 def parse(content_type: str, body: bytes) -> list[Part]:
     """The requests of a batch body, in order, or `MalformedBatch`."""
-    if not content_type.lower().startswith("multipart/"):
-        raise MalformedBatch(f"the Content-Type must be multipart/mixed, not {content_type or 'absent'!r}")
+    if content_type.split(";")[0].strip().lower() != "multipart/mixed":
+        raise MalformedBatch(f"the Content-Type must be multipart/mixed, not {content_type[:100] or 'absent'!r}")
     envelope = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
     message = email.parser.BytesParser().parsebytes(envelope + body)
     broken = [defect for defect in message.defects if isinstance(defect, _BROKEN)]
@@ -120,6 +148,10 @@ def _part(number: int, part: email.message.Message) -> Part:
     if len(words) not in (2, 3) or not words[0].isalpha() or not words[1].startswith(("/", "http://", "https://")):
         raise MalformedBatch(f"part {number} does not start with a request line such as 'GET /path HTTP/1.1'")
     try:
+        urllib.parse.urlsplit(words[1])
+    except ValueError:
+        raise MalformedBatch(f"the request line of part {number} names no URL ({words[1][:100]!r})") from None
+    try:
         headers = http.client.parse_headers(stream)
     except http.client.HTTPException as exc:
         raise MalformedBatch(f"the headers of part {number} cannot be read ({type(exc).__name__})") from None
@@ -130,6 +162,8 @@ def _part(number: int, part: email.message.Message) -> Part:
             raise MalformedBatch(f"part {number} has Content-Length {length} but {len(body)} bytes of body")
         body = body[: int(length)]
     content_id = part.get("Content-ID")
+    if content_id is not None and not _CONTENT_ID.fullmatch(str(content_id)):
+        raise MalformedBatch(f"the Content-ID of part {number} is not printable ASCII")
     return Part(None if content_id is None else str(content_id), words[0].upper(), words[1], headers, body)
 
 
@@ -208,17 +242,47 @@ def render(answers: list[tuple[str | None, bytes]]) -> Response:
     return Response(b"".join(chunks), content_type=f"multipart/mixed; boundary={boundary}")
 
 
-def register(app: Flask, read_body: Callable[[], bytes]) -> None:
-    """Serve batches at `PATHS`; ``read_body`` reads the whole body within the body limit."""
+def check_part(environ: WSGIEnvironment) -> None:
+    """A check of the gate's HTTP pipeline: a batch part calls the API's methods only."""
+    if _PART in environ:
+        path = environ.get("PATH_INFO", "")
+        if path in PATHS:
+            raise InvalidArgument("A batch cannot contain a batch request", location="body")
+        if not path.startswith(API_PREFIX):
+            raise NotFound(f"A batch part may call the taskqueue v1beta2 API only ({API_PREFIX}…), not {path[:100]}")
+
+
+def _refusal_room(part: Part) -> int:
+    return REFUSAL_BYTES + 2 * len(part.content_id or "")
+
+
+def register(app: Flask, read_body: Callable[[], bytes], max_response_bytes: int) -> None:
+    """Serve batches at `PATHS`; ``read_body`` reads the whole body within the body limit;
+    the whole answer stays under ``max_response_bytes`` (see the module docstring)."""
 
     def batch() -> Response:
-        if request.environ.get(_PART):
-            raise InvalidArgument("A batch cannot contain a batch request", location="body")
         parts = parse(request.headers.get("Content-Type", ""), read_body())
+        shared = Budget(max_response_bytes)
+        rooms = [_refusal_room(part) for part in parts]
+        if sum(rooms) + 64 > max_response_bytes:
+            raise InvalidArgument(
+                f"A batch of {len(parts)} requests cannot be answered within --max-response-bytes "
+                f"({max_response_bytes} bytes); send fewer at once",
+                location="body",
+            )
+        shared.charge(sum(rooms) + 64)  # each part's refusal, and the closing boundary
         outer = request.environ
-        # The app as the server calls it, middleware included, so a part sees what a request sees.
+        # The app as the server calls it, the gate's pipeline included, so a part sees what a request sees.
         wsgi = current_app.wsgi_app
-        answers = [(response_id(part.content_id), run(wsgi, environ_for(outer, part))) for part in parts]
+        answers = []
+        for part, room in zip(parts, rooms, strict=True):
+            shared.release(room)
+            environ = environ_for(outer, part)
+            environ[budget.KEY] = shared
+            message = run(wsgi, environ)
+            content_id = response_id(part.content_id)
+            shared.charge(len(message) + len(content_id or "") + 128)
+            answers.append((content_id, message))
         return render(answers)
 
     for path in PATHS:

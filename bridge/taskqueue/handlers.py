@@ -105,6 +105,20 @@ def delete(backend: Backend, call: Call) -> Result:
     return 204, None
 
 
+#: The most each method's resource weighs in its answer besides a part's headers
+#: (`bridge.gate.budget.PART_BYTES`), by queue name: what a batch part reserves before
+#: it runs. A lease or list is then given what is left as its own budget.
+ANSWER_BYTES: dict[str, Callable[[str], int]] = {
+    "taskqueue.taskqueues.get": lambda queue_name: 64 * 1024,  # the ACL's lists of emails
+    "taskqueue.tasks.insert": wire.max_task_bytes,
+    "taskqueue.tasks.lease": wire.max_task_bytes,
+    "taskqueue.tasks.list": wire.max_listed_bytes,
+    "taskqueue.tasks.get": wire.max_task_bytes,
+    "taskqueue.tasks.update": wire.max_task_bytes,
+    "taskqueue.tasks.patch": wire.max_task_bytes,
+    "taskqueue.tasks.delete": lambda queue_name: 0,
+}
+
 HANDLERS: dict[str, Handler] = {
     "taskqueue.taskqueues.get": get_queue,
     "taskqueue.tasks.insert": insert,

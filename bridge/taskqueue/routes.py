@@ -14,12 +14,14 @@ from flask import Flask, Response, request
 
 from backends.errors import NotFound
 from bridge.errors import ParseError
+from bridge.gate import budget
 from bridge.gate.bodies import body_bytes, query_args
 from bridge.ops import logs
 from bridge.taskqueue import batch, fields
 from bridge.taskqueue.discovery import Method
 from bridge.taskqueue.fastpath import ApiCall, FastRoutes
-from bridge.taskqueue.handlers import HANDLERS, Call, Handler
+from bridge.taskqueue.handlers import ANSWER_BYTES, HANDLERS, Call, Handler
+from bridge.taskqueue.wire import queue_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -44,7 +46,7 @@ def register(app: Flask, bridge: Bridge) -> FastRoutes:
     serve_discovery = _discovery_view(bridge)
     app.add_url_rule("/discovery/v1/apis/<api>/<version>/rest", "discovery", serve_discovery)
     app.add_url_rule("/api/<api>/<version>", "discovery_short", serve_discovery)
-    batch.register(app, lambda: body_bytes(request.environ, settings.max_body_bytes))
+    batch.register(app, lambda: body_bytes(request.environ, settings.max_body_bytes), settings.max_response_bytes)
     return FastRoutes(app, calls)
 
 
@@ -62,6 +64,7 @@ def _api_view(call: ApiCall) -> Callable[..., Response]:
 
 def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
     admission = bridge.admission
+    answer_bytes = ANSWER_BYTES[method.id]
     global_params = bridge.discovery.global_params
     global_names = {p.name for p in global_params}
     # Most calls set none of the global parameters (alt, fields, prettyPrint, …).
@@ -80,15 +83,15 @@ def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
         project = params["project"]
         # Before the body is read and before the backend is asked anything.
         admitted = admission.queue(identity, project, params["taskqueue"], method.id)
+        response_bytes = bridge.settings.max_response_bytes
+        shared = budget.of(environ)
+        if shared is not None:
+            # A batch part: the most its answer can weigh must fit what the batch has left.
+            worst = budget.PART_BYTES + answer_bytes(queue_path(project, admitted.queue.name))
+            response_bytes = shared.reserve(worst, method.id) - budget.PART_BYTES
         body = _read_body(environ, bridge.settings.max_body_bytes) if method.takes_body else None
         call = Call(
-            project,
-            admitted.queue,
-            admitted.config,
-            params,
-            body,
-            bridge.settings.admins,
-            bridge.settings.max_response_bytes,
+            project, admitted.queue, admitted.config, params, body, bridge.settings.admins, response_bytes
         )
         status, resource = handler(bridge.backend, call)
         if method.id in _COUNTED:

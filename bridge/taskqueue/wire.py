@@ -18,7 +18,7 @@ import orjson
 
 from backends.base import NewTask, QueueInfo, Task
 from backends.errors import InvalidArgument
-from backends.limits import INT64, MAX_PAYLOAD_BYTES, TASK_ID, US, check_tag, project_key
+from backends.limits import INT64, MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, MAX_TASK_ID, TASK_ID, US, check_tag, project_key
 from bridge import entropy
 
 _LONG_QUEUE = re.compile(r"projects/([^/]+)/taskqueues/([^/]+)")
@@ -192,6 +192,16 @@ def task_bytes(queue_name: str) -> int:
     """
     widest = Task("", b"", "", 10**19 - 1, 10**19 - 1, 2**31 - 1)
     return len(orjson.dumps(task_json(widest, queue_name), option=orjson.OPT_INDENT_2)) + 64
+
+
+def max_task_bytes(queue_name: str) -> int:
+    """The most one task with its payload weighs in an answer (get, insert, a lease)."""
+    return max_listed_bytes(queue_name) + 4 * -(-MAX_PAYLOAD_BYTES // 3)
+
+
+def max_listed_bytes(queue_name: str) -> int:
+    """The most one task of a list (no payload) weighs in its answer."""
+    return task_bytes(queue_name) + MAX_TASK_ID + 6 * MAX_TAG_BYTES
 
 
 def task_size(task: Task, overhead: int) -> int:
