@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     meter = metrics.BackendMeter()
     metered = observed(backend, meter)
 
-    app = Flask("bridge")
+    # No static folder: the console serves its own files; nothing else is static.
+    app = Flask("bridge", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     policy = Policy.from_settings(settings)
     admission = Admission(queues, authenticator, policy)
@@ -92,7 +93,10 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     # Last: the gate's HTTP pipeline wraps the whole app.
     cross_site = CrossSite(settings.public_url, forms=(console.PREFIX,), not_forms=(console.API_PREFIX,))
     checks = (check_head, cross_site, MethodOverride(settings.max_body_bytes), batch.check_part)
-    renderers = ((cloudtasks_rest.PREFIX, cloudtasks_rest.render_error),)
+    renderers = (
+        (cloudtasks_rest.PREFIX, cloudtasks_rest.render_error),
+        (cloudtasks_rest.UPLOAD_PATH, cloudtasks_rest.render_error),
+    )
     app.wsgi_app = HttpGate(app, checks, fast, renderers)  # type: ignore[method-assign]
     return app
 

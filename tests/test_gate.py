@@ -29,10 +29,11 @@ from backends.base import NewTask, Queue
 from backends.redis.memory import MemoryBackend
 from bridge import create_app
 from bridge.access.auth import hash_token
-from bridge.cloudtasks.rest import ROUTES, Route
+from bridge.cloudtasks.rest import ROUTES
 from bridge.settings import Settings
 from tests.support.api import b64
 from tests.support.http import BridgeServer, Reply
+from tests.support.surfaces import rest_path
 from tests.support.v2beta2 import Target, front_target, refused
 
 pytestmark = pytest.mark.memory
@@ -201,20 +202,12 @@ def test_two_hundred_gets_of_a_large_task_stay_within_the_budget_and_of_a_small_
 BAD_UTF8 = b'{"task": {"pullMessage": {"tag": "\xff\xfe"}}}'
 
 
-def _v2_path(route: Route) -> str:
-    """A concrete path of a v2beta2 REST route."""
-    path = route.path.pattern.replace("(?P<name>", "").replace(")", "", 1)
-    for kind, value in (("/tasks/[^/:]+", "/tasks/t1"), ("/queues/[^/:]+", "/queues/q"), ("[^/]+", "x")):
-        path = path.replace(kind, value)
-    return "/v2beta2/" + path.replace("\\", "").replace("projects/x/locations/x", "projects/app/locations/l")
-
-
 def test_invalid_utf8_json_on_every_v2beta2_route_with_a_body_is_a_400(memory: MemoryBackend) -> None:
     client = create_app(Settings(), backend=memory).test_client()
     routes = [route for route in ROUTES if route.body]
     assert len(routes) >= 12
     for route in routes:
-        reply = client.open(_v2_path(route), method=route.verb, data=BAD_UTF8, content_type="application/json")
+        reply = client.open(rest_path(route), method=route.verb, data=BAD_UTF8, content_type="application/json")
         assert reply.status_code == 400, (route.method, reply.data)
         assert reply.json["error"]["status"] == "INVALID_ARGUMENT"  # type: ignore[index]
 

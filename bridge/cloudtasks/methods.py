@@ -393,6 +393,7 @@ def _method(name: str, handler: Handler, request: Any, response: Any, acl: str =
 
 _PUSH = "RunTask dispatches push tasks; pull queues are leased with LeaseTasks"
 _IAM = "IAM policies are not kept here; access comes from queue.yaml ACLs and --admins"
+_YAML = "queue.yaml is read when the bridge starts (--queues); it is not uploaded"
 
 METHODS: dict[str, Method] = {
     method.name: method
@@ -416,6 +417,7 @@ METHODS: dict[str, Method] = {
             "AcknowledgeTask", acknowledge_task, ct.AcknowledgeTaskRequest, empty_pb2.Empty, "taskqueue.tasks.delete"
         ),
         _method("RunTask", _unimplemented(_PUSH), ct.RunTaskRequest, ct.Task),
+        _method("UploadQueueYaml", _unimplemented(_YAML), ct.UploadQueueYamlRequest, empty_pb2.Empty),
         _method("GetIamPolicy", _unimplemented(_IAM), iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
         _method("SetIamPolicy", _unimplemented(_IAM), iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
         _method(

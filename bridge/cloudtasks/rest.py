@@ -40,6 +40,8 @@ from bridge.ops import logs
 
 #: Where the transport's routes sit on the main port.
 PREFIX = "/v2beta2/"
+#: UploadQueueYaml's rule, the one outside PREFIX.
+UPLOAD_PATH = "/api/queue/update"
 
 _LOCATION = r"projects/[^/]+/locations/[^/]+"
 _QUEUE = _LOCATION + r"/queues/[^/:]+"
@@ -65,7 +67,8 @@ _KINDS = {"L": _LOCATION, "Q": _QUEUE, "T": _TASK}
 def _route(verb: str, template: str, method: str, body: str = "") -> Route:
     """A route from its rule, with L, Q and T for a location, queue and task name."""
     field, kind, suffix = re.fullmatch(r"\{([a-z_.]+)=([LQT])\}(.*)", template).groups()  # type: ignore[union-attr]
-    return Route(verb, re.compile(f"(?P<name>{_KINDS[kind]}){re.escape(suffix)}"), method, body, field)
+    path = re.compile(f"{re.escape(PREFIX)}(?P<name>{_KINDS[kind]}){re.escape(suffix)}")
+    return Route(verb, path, method, body, field)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -89,6 +92,8 @@ ROUTES: tuple[Route, ...] = (
     _route("POST", "{name=T}:cancelLease", "CancelLease", "*"),
     _route("POST", "{name=T}:acknowledge", "AcknowledgeTask", "*"),
     _route("POST", "{name=T}:run", "RunTask", "*"),
+    # The one rule outside /v2beta2/, naming no resource; its body (an HttpBody) is not read.
+    Route("POST", re.compile(f"(?P<name>){re.escape(UPLOAD_PATH)}"), "UploadQueueYaml", "", ""),
 )
 
 
@@ -97,7 +102,7 @@ def _find(verb: str, path: str) -> tuple[Route, str]:
         match = route.path.fullmatch(path)
         if match is not None and route.verb == verb and route.method in METHODS:
             return route, match.group("name")
-    raise NotFound(f"No Cloud Tasks v2beta2 method {verb} /v2beta2/{path}")
+    raise NotFound(f"No Cloud Tasks v2beta2 method {verb} {path}")
 
 
 def _query(args: Any) -> dict[str, Any]:
@@ -121,6 +126,8 @@ def _query(args: Any) -> dict[str, Any]:
 
 
 def _set(message: Any, dotted: str, value: str) -> None:
+    if not dotted:
+        return
     *parents, last = dotted.split(".")
     for part in parents:
         message = getattr(message, part)
@@ -186,7 +193,7 @@ def render_error(error: ApiError) -> Response:
 def _view(front: Front, max_body_bytes: int) -> Any:
     def view(path: str) -> Response:
         try:
-            route, name = _find(request.method, request.path.removeprefix(PREFIX))
+            route, name = _find(request.method, request.path)
             request.environ[logs.METHOD] = f"{SERVICE}/{route.method}"
             message = _message(route, name, max_body_bytes)
             response = invoke(front, METHODS[route.method], message, request.headers.get("Authorization"))
@@ -202,9 +209,7 @@ def _view(front: Front, max_body_bytes: int) -> Any:
 
 def register(app: Flask, front: Front, max_body_bytes: int) -> None:
     """Serve the front's routes on ``app``; bodies over ``max_body_bytes`` are a 413."""
-    app.add_url_rule(
-        PREFIX + "<path:path>",
-        "cloudtasks_v2beta2",
-        _view(front, max_body_bytes),
-        methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-    )
+    view = _view(front, max_body_bytes)
+    verbs = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    app.add_url_rule(PREFIX + "<path:path>", "cloudtasks_v2beta2", view, methods=verbs)
+    app.add_url_rule(UPLOAD_PATH, "cloudtasks_v2beta2_upload", view, methods=["POST"], defaults={"path": UPLOAD_PATH})
