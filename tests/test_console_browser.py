@@ -191,3 +191,93 @@ def test_an_admin_signs_in_with_a_token_and_a_worker_is_turned_away(
         assert watched.problems == []
     finally:
         server.close()
+
+
+#: A page on another site: the attacks of issue 19's finding 5, each as a page can send
+#: it with no CORS preflight. Every fetch is no-cors (the page cannot read the answers; it
+#: only needs the side effects).
+ATTACKS = """<!doctype html><meta charset="utf-8"><title>A page on another site</title>
+<h1>Cat pictures</h1><ul id="log"></ul>
+<form id="form" method="POST" target="sink" enctype="text/plain"></form><iframe name="sink"></iframe>
+<script>
+const bridge = BRIDGE;
+const shop = "/taskqueue/v1beta2/projects/s~shop/taskqueues/render";
+const v2 = "/v2beta2/projects/shop/locations/l/queues/render";
+const api = "/console/api/projects/shop/queues/render";
+const plain = {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: "{}"};
+const log = (what) => {
+  const li = document.createElement("li");
+  li.textContent = what;
+  document.getElementById("log").append(li);
+};
+const part = (text) => new Blob([text.replaceAll("\\n", "\\r\\n")], {type: "application/http"});
+async function attack() {
+  const batch = new FormData();
+  const json = "Content-Type: application/json\\n\\n{}";
+  batch.append("a", part(`POST ${api}/actions/purge HTTP/1.1\\n${json}`));
+  batch.append("b", part(`DELETE ${shop}/tasks/keep HTTP/1.1\\n\\n`));
+  batch.append("c", part(`POST ${v2}:pause HTTP/1.1\\n${json}`));
+  const sent = [
+    ["batch of FormData", fetch(bridge + "/batch", {method: "POST", mode: "no-cors", body: batch})],
+    ["text/plain lease", fetch(bridge + shop + "/tasks/lease?numTasks=100&leaseSecs=604800", plain)],
+    ["console API purge", fetch(bridge + api + "/actions/purge", plain)],
+    ["v2beta2 pause", fetch(bridge + v2 + ":pause", plain)],
+  ];
+  for (const [name, request] of sent) {
+    try { await request; log(name + ": sent"); } catch (e) { log(name + ": " + e); }
+  }
+  // An HTML form, as the oldest attack: a console action without its CSRF token.
+  const form = document.getElementById("form");
+  form.action = bridge + "/console/projects/shop/queues/render/actions/purge";
+  await new Promise((done) => { document.querySelector("iframe").onload = done; form.submit(); });
+  log("form: sent");
+  window.done = true;
+}
+attack();
+</script>
+"""
+
+
+def test_a_page_on_another_site_changes_nothing_through_the_browser(
+    chromium: Any, server: BridgeServer, tmp_path: Path
+) -> None:
+    """Issue 19's finding 5 in a real browser, with auth off (the emulator's default): a
+    page on another site sends what a page can send without asking (FormData to /batch,
+    no-cors text/plain to the v1 lease, the console's and v2beta2's actions, an HTML form)
+    and nothing changes; every one of them is refused by the gate (403)."""
+    from flask import Flask
+
+    api = server.api()
+    _insert(api, "render", "keep", b"mine")
+    _insert(api, "render", "also", b"mine too")
+    evil = Flask("evil")
+    # Another site: the bridge is 127.0.0.1, the page localhost (Sec-Fetch-Site: cross-site).
+    evil.add_url_rule("/", "page", lambda: ATTACKS.replace("BRIDGE", json.dumps(server.url)))
+    page_server = BridgeServer(evil)
+    try:
+        context = chromium.new_context(viewport={"width": 900, "height": 500})
+        page = context.new_page()
+        answers: list[tuple[int, str]] = []
+        page.on("response", lambda r: answers.append((r.status, r.url)) if r.url.startswith(server.url) else None)
+        page.goto(f"http://localhost:{page_server.port}/")
+        page.wait_for_function("window.done === true", timeout=20_000)
+        page.wait_for_timeout(300)  # the last answers' events
+        shot = tmp_path / "8-another-site.png"
+        page.screenshot(path=str(shot), full_page=True)
+        logged = page.locator("#log li").all_inner_texts()
+        context.close()
+    finally:
+        page_server.close()
+    assert shot.stat().st_size > 5_000
+    assert logged == [
+        "batch of FormData: sent",
+        "text/plain lease: sent",
+        "console API purge: sent",
+        "v2beta2 pause: sent",
+        "form: sent",
+    ]
+    assert len(answers) == 5 and {status for status, _ in answers} == {403}, answers
+    tasks = api.tasks().list(project=PROJECT, taskqueue="render").execute()["items"]
+    assert sorted((task["id"], task["retry_count"]) for task in tasks) == [("also", 0), ("keep", 0)]
+    info = server.request("GET", "/console/api/projects/shop/queues/render").json
+    assert info["paused"] is False and info["stats"]["totalTasks"] == 2
