@@ -25,7 +25,6 @@ from bridge.gate.http import HttpGate
 from bridge.gate.override import MethodOverride
 from bridge.ops import health, logs, metrics
 from bridge.settings import Settings
-from bridge.taskqueue import batch
 from bridge.taskqueue import routes as taskqueue_routes
 from bridge.taskqueue.discovery import Discovery
 
@@ -92,7 +91,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
 
     # Last: the gate's HTTP pipeline wraps the whole app.
     cross_site = CrossSite(settings.public_url, forms=(console.PREFIX,), not_forms=(console.API_PREFIX,))
-    checks = (check_head, cross_site, MethodOverride(settings.max_body_bytes), batch.check_part)
+    checks = (check_head, cross_site, MethodOverride(settings.max_body_bytes))
     renderers = (
         (cloudtasks_rest.PREFIX, cloudtasks_rest.render_error),
         (cloudtasks_rest.UPLOAD_PATH, cloudtasks_rest.render_error),

@@ -74,7 +74,7 @@ class Call:
     def queue(self, name: QueueName) -> Queue:
         """The backend queue a v2beta2 queue name is; its project must be served and the
         caller allowed (the gate's admission, as on v1)."""
-        return self.front.admission.queue(self.identity, name.project, name.queue, self.acl).queue
+        return self.front.admission.queue(self.identity, name.project, name.queue, self.acl)[0]
 
     def definable(self, name: QueueName) -> Queue:
         """A queue the API may create, change or delete: only without a queue.yaml."""

@@ -42,7 +42,7 @@ METHOD_ID = "console"
 def queue_of(bridge: Bridge, project: str, name: str) -> Queue:
     """The queue a console URL names, through the gate's admission: 404 for a project
     not served or a queue queue.yaml does not declare, 403 for a caller not an admin."""
-    return bridge.admission.queue(g.get("identity"), project, name, METHOD_ID).queue
+    return bridge.admission.queue(g.get("identity"), project, name, METHOD_ID)[0]
 
 
 def served(bridge: Bridge, project: str) -> bool:

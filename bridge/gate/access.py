@@ -18,20 +18,12 @@ and `admin` (the admins alone, as `bridge.access.acl` gives methods it does not 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
 
 from backends.base import Queue
 from backends.limits import project_key
 from bridge.access.acl import Policy
 from bridge.access.auth import Authenticator
 from bridge.access.queues import QueueConfig, QueueRegistry
-
-
-class Admitted(NamedTuple):
-    """A queue a caller was let through to: as the backend addresses it, and its definition."""
-
-    queue: Queue
-    config: QueueConfig
 
 
 class Admission:
@@ -52,13 +44,14 @@ class Admission:
         self.queues.check_project(key, project)
         return key
 
-    def queue(self, identity: str | None, project: str, name: str, method_id: str) -> Admitted:
-        """The queue ``project``/``name`` if ``identity`` may call ``method_id`` on it."""
+    def queue(self, identity: str | None, project: str, name: str, method_id: str) -> tuple[Queue, QueueConfig]:
+        """The queue ``project``/``name`` if ``identity`` may call ``method_id`` on it: as
+        the backend addresses it, and its definition (a plain pair: every v1 call makes one)."""
         key = project_key(project)
         self.queues.check_project(key, project)
         config = self.queues.resolve(name)
         self.policy.check(identity, config, method_id)
-        return Admitted(Queue(key, config.name, config.max_leases), config)
+        return Queue(key, config.name, config.max_leases), config
 
     def admin(self, identity: str | None, what: str, method_id: str) -> None:
         """A call about no single queue (``what`` names it in a refusal): admins only."""

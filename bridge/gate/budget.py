@@ -11,12 +11,7 @@ answered with `ResponseTooLarge` without running. The batch's own rules are in
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from backends.errors import InvalidArgument
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
 
 #: Where a batch part's environ carries the batch's budget.
 KEY = "bridge.budget"
@@ -58,9 +53,3 @@ class Budget:
     def release(self, amount: int) -> None:
         """Give back bytes set aside earlier (a part's room for its refusal, once it runs)."""
         self.left += amount
-
-
-def of(environ: WSGIEnvironment) -> Budget | None:
-    """The batch budget a request shares, when it is a batch part."""
-    budget: Budget | None = environ.get(KEY)
-    return budget

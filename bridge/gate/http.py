@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 #: A check of a request before it is answered: raises an ApiError to refuse it. It may
 #: also rewrite the environ (the method override does).
 Check = Callable[["WSGIEnvironment"], None]
+#: Where a request carries checks of its own, run after the app's (a batch part: what a
+#: part may call).
+CHECKS_KEY = "bridge.checks"
 #: How a surface renders a refusal, in its own wire format.
 Renderer = Callable[[ApiError], Response]
 
@@ -77,6 +80,10 @@ class HttpGate:
         try:
             for check in self.checks:
                 check(environ)
+            own = environ.get(CHECKS_KEY)
+            if own is not None:
+                for check in own:
+                    check(environ)
         except Exception as exc:  # noqa: BLE001 - rendered in the surface's format
             return self._refused(exc, environ, start_response, ident, started)
         found = self.fast.match(environ) if self.fast is not None else None

@@ -63,6 +63,7 @@ from flask import Flask, Response, current_app, request
 from backends.errors import InvalidArgument, NotFound
 from bridge.gate import budget
 from bridge.gate.budget import Budget
+from bridge.gate.http import CHECKS_KEY
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -192,6 +193,8 @@ def environ_for(outer: WSGIEnvironment, part: Part) -> dict[str, Any]:
             "CONTENT_LENGTH": str(len(part.body)),
             "wsgi.input": io.BytesIO(part.body),
             _PART: True,
+            # What a part may call, checked by the gate's pipeline with its other checks.
+            CHECKS_KEY: (check_part,),
         }
     )
     return environ
@@ -243,13 +246,12 @@ def render(answers: list[tuple[str | None, bytes]]) -> Response:
 
 
 def check_part(environ: WSGIEnvironment) -> None:
-    """A check of the gate's HTTP pipeline: a batch part calls the API's methods only."""
-    if _PART in environ:
-        path = environ.get("PATH_INFO", "")
-        if path in PATHS:
-            raise InvalidArgument("A batch cannot contain a batch request", location="body")
-        if not path.startswith(API_PREFIX):
-            raise NotFound(f"A batch part may call the taskqueue v1beta2 API only ({API_PREFIX}…), not {path[:100]}")
+    """A check every part carries for the gate's HTTP pipeline: it calls the API's methods only."""
+    path = environ.get("PATH_INFO", "")
+    if path in PATHS:
+        raise InvalidArgument("A batch cannot contain a batch request", location="body")
+    if not path.startswith(API_PREFIX):
+        raise NotFound(f"A batch part may call the taskqueue v1beta2 API only ({API_PREFIX}…), not {path[:100]}")
 
 
 def _refusal_room(part: Part) -> int:

@@ -82,17 +82,15 @@ def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
         params = {p.name: p.parse(path[p.name] if p.location == "path" else args.get(p.name)) for p in method.params}
         project = params["project"]
         # Before the body is read and before the backend is asked anything.
-        admitted = admission.queue(identity, project, params["taskqueue"], method.id)
+        queue, config = admission.queue(identity, project, params["taskqueue"], method.id)
         response_bytes = bridge.settings.max_response_bytes
-        shared = budget.of(environ)
+        shared: budget.Budget | None = environ.get(budget.KEY)
         if shared is not None:
             # A batch part: the most its answer can weigh must fit what the batch has left.
-            worst = budget.PART_BYTES + answer_bytes(queue_path(project, admitted.queue.name))
+            worst = budget.PART_BYTES + answer_bytes(queue_path(project, queue.name))
             response_bytes = shared.reserve(worst, method.id) - budget.PART_BYTES
         body = _read_body(environ, bridge.settings.max_body_bytes) if method.takes_body else None
-        call = Call(
-            project, admitted.queue, admitted.config, params, body, bridge.settings.admins, response_bytes
-        )
+        call = Call(project, queue, config, params, body, bridge.settings.admins, response_bytes)
         status, resource = handler(bridge.backend, call)
         if method.id in _COUNTED:
             environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
