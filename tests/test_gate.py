@@ -12,8 +12,10 @@ import base64
 import functools
 import json
 import logging
+import shutil
+import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from bridge import create_app
 from bridge.access.auth import hash_token
 from bridge.cloudtasks.rest import ROUTES
 from bridge.settings import Settings
+from tests.conftest import unavailable
 from tests.support.api import b64
 from tests.support.http import BridgeServer, Reply
 from tests.support.surfaces import rest_path
@@ -445,23 +448,33 @@ def test_grpc_calls_echo_the_request_id_and_are_logged_and_counted_as_http_reque
 # -- 3. cross-site: curl and the clients keep working -----------------------------------
 
 
+def _curl(*arguments: str) -> tuple[int, str]:
+    """Run the real curl; its status code and body."""
+    curl = shutil.which("curl")
+    if curl is None:
+        unavailable("curl is not on PATH")
+    assert curl is not None
+    done = subprocess.run(
+        [curl, "-s", "-w", "\n%{http_code}", *arguments], capture_output=True, text=True, timeout=60, check=True
+    )
+    body, _, status = done.stdout.rpartition("\n")
+    return int(status), body
+
+
 def test_curl_with_json_works_and_a_form_body_is_refused_with_a_message(memory: MemoryBackend) -> None:
     server = BridgeServer(create_app(Settings(), backend=memory))
     try:
-        tasks = f"{V1}/q/tasks"
+        tasks = f"{server.url}{V1}/q/tasks"
         json_body = json.dumps({"id": "by-curl", "payloadBase64": b64(b"x")})
-        done = server.request("POST", tasks, json_body, {"Content-Type": "application/json"})
-        assert done.status == 200
+        status, _ = _curl("-H", "Content-Type: application/json", "-d", json_body, tasks)
+        assert status == 200
         # curl -d without -H sends a form's content type: refused, saying what to send.
-        form = server.request("POST", tasks, '{"id": "form"}', {"Content-Type": "application/x-www-form-urlencoded"})
-        assert form.status == 403 and "application/json" in form.json["error"]["message"]
-        # A lease needs no body; a client that labels its empty body a form is served.
-        empty = server.request(
-            "POST", f"{tasks}/lease?numTasks=1&leaseSecs=1", "", {"Content-Type": "application/x-www-form-urlencoded"}
-        )
-        assert empty.status == 200
+        status, body = _curl("-d", '{"id": "form"}', tasks)
+        assert status == 403 and "application/json" in json.loads(body)["error"]["message"]
+        # A lease needs no body: curl -X POST, and curl -d '' (an empty form), are served.
+        assert _curl("-X", "POST", f"{tasks}/lease?numTasks=1&leaseSecs=1")[0] == 200
+        assert _curl("-d", "", f"{tasks}/lease?numTasks=1&leaseSecs=1")[0] == 200
+        assert _curl(f"{tasks}/by-curl")[0] == 200
     finally:
         server.close()
 
-
-Opener = Callable[..., Reply]
