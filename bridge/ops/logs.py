@@ -213,8 +213,8 @@ def write_line(ident: str, method: str, status: int | str, started: float, detai
     Written by the gate for every call, HTTP or gRPC (`bridge.gate.record`)."""
     level = logging.DEBUG if method in QUIET_ENDPOINTS else logging.INFO
     if log.isEnabledFor(level):
-        fields = {"request_id": ident, "method": method, "status": status, "duration_ms": duration_ms(started)}
-        fields.update(details)
+        took = duration_ms(started)
+        fields = {"request_id": ident, "method": method, "status": status, "duration_ms": took, **details}
         # makeRecord + handle: Logger.log would walk the stack to find its caller,
         # which costs more than the rest of the line.
         log.handle(log.makeRecord(log.name, level, __name__, 0, "request", (), None, extra={FIELDS: fields}))
