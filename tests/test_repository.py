@@ -139,19 +139,6 @@ LAYERS: list[tuple[str, ...]] = [
 SHARED = next(layer for layer in LAYERS if "bridge.settings" in layer)
 #: The workers' client: it imports nothing of the project, and only the tools import it.
 CLIENT = "bridge.client"
-#: Today's imports against the layers, all of names in bridge/taskqueue/wire.py that
-#: other fronts and shared modules use (project_key, check_tag, new_task_id); they are
-#: moving below the fronts (backends.limits, bridge.entropy). Delete each pair here
-#: once it no longer occurs.
-TODAYS_EXCEPTIONS = {
-    ("bridge.settings", "bridge.taskqueue.wire"),
-    ("bridge.access.queues", "bridge.taskqueue.wire"),
-    ("bridge.cloudtasks.convert", "bridge.taskqueue.wire"),
-    ("bridge.cloudtasks.methods", "bridge.taskqueue.wire"),
-    ("bridge.console", "bridge.taskqueue.wire"),
-}
-
-
 def _unit(module: str) -> str:
     if module == "bridge":
         return "bridge.app"  # the package's __init__ hands out the app factory
@@ -171,7 +158,7 @@ def test_the_packages_import_each_other_one_way_and_without_cycles() -> None:
     for module, targets in graph.items():
         for target in targets:
             source, sink = _unit(module), _unit(target)
-            if source == sink or (module, target) in TODAYS_EXCEPTIONS:
+            if source == sink:
                 continue
             if CLIENT in (source, sink):
                 allowed = sink == CLIENT and source == "bridge_tools"
