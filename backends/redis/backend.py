@@ -24,6 +24,13 @@ list_tasks_page costs O(G k log N) for G tag groups and a page of k; activity an
 dead letters are kept by the scripts themselves (see common.lua), so every process
 sees the same.
 
+Payloads: one of up to 4 KiB shares its task's string; a longer one is kept apart, in
+a field of its own (common.lua), so that a script reads a few bytes of each task and
+never a long payload: the backend reads those of the tasks a call returns, in HMGETs of
+at most 8 MiB. Tasks stored before payloads were kept apart (each payload with its
+header) are read as they are, with nothing to migrate; a lease or list reads their
+payloads as it did then, until they are deleted.
+
 Limits: values are kept whole in memory (a 1 MiB payload is 1 MiB of Redis). Calls are
 not retried: when Redis cannot be reached the call fails with Unavailable (503) at once
 and the client decides, because retrying a lease or insert that may have run would
@@ -90,6 +97,9 @@ CONNECT_TIMEOUT = 2.0
 #: milliseconds, so a Redis silent this long is stalled (DEBUG SLEEP, a fork on a full
 #: machine, a network partition): the call answers 503 instead of holding a thread.
 SOCKET_TIMEOUT = 3.0
+#: The most payload bytes one read of payloads kept apart asks for: each takes Redis a
+#: few ms (bench/big_lease.py), however many a call returns.
+READ_BYTES = 8 * 1024 * 1024
 #: Tries of a script that the server keeps forgetting (SCRIPT FLUSH while serving).
 SCRIPT_ATTEMPTS = 3
 _SCRIPTS = (
@@ -147,10 +157,17 @@ def _translated() -> Iterator[None]:
         raise ApiError("The task store (Redis) failed.") from exc
 
 
-def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> list[Task]:
-    """Decode stored tasks, given as id, value, id, value, ... (bytes) from ``flat[start]`` on.
+def _tasks(
+    flat: list[Any], start: int = 0, *, with_payload: bool = True
+) -> tuple[list[Task], list[tuple[int, int, bytes]]]:
+    """Decode stored tasks, given as id, value, id, value, ... (bytes) from ``flat[start]``
+    on: this side's one decoder of what `TASK` in common.lua describes.
 
-    A value is "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload. ``flat`` loses everything
+    A value is "ENQUEUE:ETA:RETRIES:TAGLEN:" + tag + payload (the scripts leave the
+    payload out where the call returns none), or "#" + the same header + tag + the
+    payload's length, the payload kept apart. The second list holds, for each of those
+    tasks, its position, its payload's length and the field that holds it (see
+    `RedisBackend._apart`); its ``payload`` is None until read. ``flat`` loses everything
     from ``start`` on, and each value is let go once decoded, so that a lease of 32 MiB
     holds its payloads once.
 
@@ -163,9 +180,10 @@ def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> lis
     del flat[start:]
     values.reverse()
     take = values.pop  # each value leaves the list as it is decoded
-    tasks = []
+    tasks: list[Task] = []
     new = tuple.__new__  # what Task(...) calls, less a Python frame around it
     numbers: dict[bytes, int] = {}
+    apart: list[tuple[int, int, bytes]] = []
     for raw_id in ids:
         enqueue, eta, retries, taglen, rest = take().split(b":", 4)
         if taglen == b"0":
@@ -179,13 +197,17 @@ def _tasks(flat: list[Any], start: int = 0, *, with_payload: bool = True) -> lis
         count = numbers.get(retries)
         if count is None:
             count = numbers[retries] = int(retries)
-        fields = (raw_id.decode(), rest if with_payload else None, tag, int(enqueue), eta_us, count)
+        try:
+            enqueue_us = int(enqueue)
+        except ValueError:  # "#": the payload is apart, at no cost to the others
+            enqueue = enqueue[1:]
+            enqueue_us = int(enqueue)
+            if with_payload:
+                apart.append((len(tasks), int(rest), raw_id + b":" + enqueue))  # KEYS[1] in common.lua
+                rest = None
+        fields = (raw_id.decode(), rest if with_payload else None, tag, enqueue_us, eta_us, count)
         tasks.append(new(Task, fields))
-    return tasks
-
-
-def _task(task_id: str, packed: bytes) -> Task:
-    return _tasks([task_id.encode(), packed])[0]
+    return tasks, apart
 
 
 def _dead_letter(task_id: bytes, record: bytes) -> DeadLetter:
@@ -359,10 +381,40 @@ class RedisBackend(Backend):
             self._register(queue)
         return Task(task.id, task.payload, task.tag, int(enqueue), int(eta), 0)
 
+    def _decoded(self, queue: Queue, flat: list[Any], start: int = 0) -> list[Task]:
+        """The tasks of a script's answer, with their payloads (`_tasks`, `_apart`)."""
+        return self._apart(queue, *_tasks(flat, start))
+
+    def _apart(self, queue: Queue, tasks: list[Task], apart: list[tuple[int, int, bytes]]) -> list[Task]:
+        """``tasks`` with the payloads kept apart (`_tasks`) read outside the script that
+        found them, for a payload read through Lua costs Redis about twenty times as much
+        (common.lua, APART_BYTES), in HMGETs of READ_BYTES at most, so that no command
+        holds Redis long whatever a call returns. A task whose payload is gone by then
+        was deleted meanwhile, and is left out, as if the call had come after the delete."""
+        if not apart:
+            return tasks
+        key = self.keys(queue)[0]
+        gone = set()
+        while apart:
+            count, size = 1, apart[0][1]
+            while count < len(apart) and size + apart[count][1] <= READ_BYTES:
+                size += apart[count][1]
+                count += 1
+            chunk, apart = apart[:count], apart[count:]
+            with _translated():
+                found: list[bytes | None] = self.client.hmget(key, [field for _, _, field in chunk])  # type: ignore[assignment]
+            for (i, _, _), payload in zip(chunk, found, strict=True):
+                if payload is None:
+                    gone.add(i)
+                else:
+                    tasks[i] = tasks[i]._replace(payload=payload)
+        return [task for i, task in enumerate(tasks) if i not in gone] if gone else tasks
+
     def get(self, queue: Queue, task_id: str) -> Task:
         with _translated():
             packed = self.client.hget(self.keys(queue)[0], task_id)
-        if packed is None:
+        found = [] if packed is None else self._decoded(queue, [task_id.encode(), packed])
+        if not found:
             why, *record = self._run("missing", queue, task_id)
             if why == b"dropped":
                 leases = _dead_letter(task_id.encode(), record[0]).leases
@@ -370,11 +422,11 @@ class RedisBackend(Backend):
             if why == b"tombstoned":
                 raise Deleted(f"Task {task_id} was deleted", location="task")
             raise NotFound(f"Task not found: {task_id}", location="task")
-        return _task(task_id, packed)  # type: ignore[arg-type]
+        return found[0]
 
     def list_tasks(self, queue: Queue) -> list[Task]:
         flat = self._run("list", queue, LIST_LIMIT)
-        return _tasks(flat, with_payload=False)
+        return _tasks(flat, with_payload=False)[0]
 
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
         token = "" if token_us is None else str(token_us)
@@ -393,6 +445,8 @@ class RedisBackend(Backend):
             mode = "oldest"
         else:
             mode = "tag"
+        # The first task is leased whatever its size: a lease of one cannot meet its budget.
+        binds = request.num_tasks > 1
         flat: list[bytes] = list(
             self._run(
                 "lease",
@@ -403,7 +457,7 @@ class RedisBackend(Backend):
                 request.tag or "",
                 "" if queue.max_leases is None else queue.max_leases,
                 self.tombstone_us,
-                request.max_bytes,
+                request.max_bytes if binds else 0,
                 request.task_bytes,
                 self.max_tombstones,
             )
@@ -411,13 +465,17 @@ class RedisBackend(Backend):
         unknown, dropped = flat[0], 2 + 2 * int(flat[1])
         if unknown:
             self._register(queue)
-        return LeaseResult(_tasks(flat, dropped), (_dead_letter(flat[i], flat[i + 1]) for i in range(2, dropped, 2)))
+        letters = [_dead_letter(flat[i], flat[i + 1]) for i in range(2, dropped, 2)]
+        return LeaseResult(self._decoded(queue, flat, dropped), letters)
 
     def modify_lease(self, queue: Queue, task_id: str, lease_us: int, token_us: int | None) -> Task:
         token = "" if token_us is None else str(token_us)
         status, *rest = self._run("modify_lease", queue, task_id, lease_us, token)
         if status == b"ok":
-            return _task(task_id, rest[0])
+            found = self._decoded(queue, [task_id.encode(), rest[0]])
+            if found:
+                return found[0]
+            raise Deleted(f"Task {task_id} was deleted", location="task")
         if status == b"conflict":
             raise Conflict(LEASE_CONFLICT, location="task")
         if status == b"tombstoned":
@@ -510,8 +568,10 @@ class RedisBackend(Backend):
             "" if state is None else str(state),
             "1" if with_payload else "",
         )
-        tasks = _tasks(flat, with_payload=with_payload)
-        return TaskPage(tasks, token_after(tasks[-1]) if more and tasks else None)
+        tasks, apart = _tasks(flat, with_payload=with_payload)
+        # After the last task the script listed, even if its payload is gone by now.
+        token = token_after(tasks[-1]) if more and tasks else None
+        return TaskPage(self._apart(queue, tasks, apart), token)
 
     def dead_letters(self, queue: Queue, limit: int = 100) -> list[DeadLetter]:
         flat = self._run("dead_letters", queue, limit)

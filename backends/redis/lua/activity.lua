@@ -7,7 +7,7 @@
 
 local now = now_us()
 local counts = redis.call('HGETALL', activity_key)
-local out = {int(now), redis.call('HLEN', tasks_key), #counts}
+local out = {int(now), task_count(), #counts}
 for _, value in ipairs(counts) do
   out[#out + 1] = value
 end

@@ -3,7 +3,13 @@
 -- holds top-level `local` definitions only, each with its comment just above it.
 --
 -- Every script receives the same ten keys, all under one cluster hash tag:
---   KEYS[1] tasks    hash  id -> "ENQUEUE:ETA:RETRIES:TAGLEN:" .. tag .. payload
+--   KEYS[1] tasks    hash  id -> the stored task (TASK below):
+--                          "ENQUEUE:ETA:RETRIES:TAGLEN:" .. tag .. payload, or, for a
+--                          payload of more than APART_BYTES, "#" .. the same header ..
+--                          tag .. the payload's length, and the payload apart under
+--                          id .. ':' .. ENQUEUE (no id holds ':', and a name used
+--                          again never meets the payload of its predecessor); the
+--                          index, not this hash, counts the tasks
 --   KEYS[2] index    zset  every task, score 0, member GROUP .. ETA (16 digits) .. id,
 --                          so that the lexicographic order is (group, ETA, id)
 --   KEYS[3] heads    zset  GROUP -> ETA of the group's first task
@@ -95,20 +101,66 @@ local function member_of(group, eta, id)
   return group .. eta16(eta) .. id
 end
 
--- The header of a stored task, and the position where its tag starts.
+-- A payload longer than this is stored apart from its task's header (KEYS[1]), so that
+-- a lease or list learns every task's size and tag from a few bytes, and no script reads
+-- a long payload: the bridge reads those it returns with one HMGET after the script (a
+-- payload read through Lua costs Redis some twenty times a plain read: copies and fresh
+-- pages). A shorter payload shares its header's string, which costs no memory beyond
+-- the payload's own allocation, where a second hash entry would cost about 140 bytes.
+local APART_BYTES = 4096
+
+-- The stored task's grammar, the one decoder of the scripts: captures '#' when the
+-- payload is apart (else ''), the enqueue time, ETA and lease count (texts), the
+-- position of the tag's length, the tag's length (text), the position of the tag.
+local TASK = '^(#?)(%d+):(%d+):(%d+):()(%d+):()'
+
+-- A stored task's header as numbers, and where its tag starts.
 local function unpack_task(packed)
-  local enq, eta, retries, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):(%d+):()')
-  return tonumber(enq), tonumber(eta), tonumber(retries), tonumber(taglen), body
+  local _, enq, eta, retries, _, taglen, tag_at = string.match(packed, TASK)
+  return tonumber(enq), tonumber(eta), tonumber(retries), tonumber(taglen), tag_at
 end
 
--- A stored task from the texts of its numbers (as int() writes them), its tag and what
--- follows the tag (its payload).
-local function pack_task(enq, eta, retries, tag, payload)
+-- The length of a stored task's payload, from what `TASK` captured (taglen a number).
+local function payload_bytes(packed, apart, taglen, tag_at)
+  if apart == '' then
+    return #packed - tag_at - taglen + 1
+  end
+  return tonumber(string.sub(packed, tag_at + taglen))
+end
+
+-- What a payload of n bytes costs in base64: 4 bytes per 3, rounded up (n + 2 - (n + 2)
+-- % 3 is a multiple of 3, so the division is exact and math.ceil() not needed).
+local function base64_bytes(n)
+  local b = n + 2
+  return (b - b % 3) / 3 * 4
+end
+
+-- A stored task without a payload that it holds itself (one kept apart is not in it).
+local function without_payload(packed)
+  local apart, _, _, _, _, taglen, tag_at = string.match(packed, TASK)
+  if apart ~= '' then
+    return packed
+  end
+  return string.sub(packed, 1, tag_at + tonumber(taglen) - 1)
+end
+
+-- A stored task with a new ETA and lease count (texts, as int() writes them).
+local function restamp(packed, eta, retries)
+  local apart, enq, _, _, tail = string.match(packed, TASK)
+  return apart .. enq .. ':' .. eta .. ':' .. retries .. ':' .. string.sub(packed, tail)
+end
+
+-- A new task as stored, from the texts of its times, its tag and its payload; and, for
+-- a payload to keep apart, its field (else nil).
+local function pack_task(id, enq, eta, tag, payload)
   local taglen = '0'
   if tag ~= '' then
     taglen = int(#tag)
   end
-  return enq .. ':' .. eta .. ':' .. retries .. ':' .. taglen .. ':' .. tag .. payload
+  if #payload > APART_BYTES then
+    return '#' .. enq .. ':' .. eta .. ':0:' .. taglen .. ':' .. tag .. int(#payload), id .. ':' .. enq
+  end
+  return enq .. ':' .. eta .. ':0:' .. taglen .. ':' .. tag .. payload, nil
 end
 
 local function first_of(group)
@@ -127,16 +179,19 @@ local function reset_head(group, removed)
   end
 end
 
--- Removes a task from tasks, index and pending; returns its group and index member.
--- It reads the header as texts: only the tag's length is needed as a number.
+-- Removes a task (and its payload) from tasks, index and pending; returns its group and
+-- index member. It reads the header as texts: only the tag's length is needed as a number.
 local function remove_task(id, packed)
-  local enq, eta, retries, taglen, body = string.match(packed, '^(%d+):(%d+):(%d+):(%d+):()')
+  local apart, enq, eta, retries, _, taglen, tag_at = string.match(packed, TASK)
   local group = '-'
   if taglen ~= '0' then
-    group = group_of(string.sub(packed, body, body + tonumber(taglen) - 1))
+    group = group_of(string.sub(packed, tag_at, tag_at + tonumber(taglen) - 1))
   end
   local member = group .. eta16_of(eta) .. id
   redis.call('HDEL', tasks_key, id)
+  if apart ~= '' then
+    redis.call('HDEL', tasks_key, id .. ':' .. enq)
+  end
   redis.call('ZREM', index_key, member)
   if retries == '0' and eta ~= enq then
     redis.call('ZREM', pending_key, id)
@@ -155,6 +210,10 @@ end
 
 local function queue_exists()
   return redis.call('EXISTS', meta_key) == 1 or redis.call('EXISTS', tasks_key) == 1
+end
+
+local function task_count()
+  return redis.call('ZCARD', index_key)
 end
 
 -- Adds n to this minute's count of `kind`: 'i' inserted, 'd' deleted (or purged), 'x'
@@ -204,9 +263,13 @@ local function bury(id, now, ttl_us, most)
   end
 end
 
-local function is_tombstoned(id, now)
+-- When the tombstone of `id` ends (µs, as stored), or nil when the name is free.
+local function tombstone_end(id, now)
   local ends = redis.call('ZSCORE', dead_key, id)
-  return ends and tonumber(ends) > now
+  if ends and tonumber(ends) > now then
+    return ends
+  end
+  return nil
 end
 
 -- Sums the lease counts of the last minute (seconds) and of the last hour (minutes), and

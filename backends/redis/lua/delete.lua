@@ -11,7 +11,7 @@ local id = ARGV[2]
 purge_tombstones(int(now))
 local packed = redis.call('HGET', tasks_key, id)
 if not packed then
-  if is_tombstoned(id, now) then
+  if tombstone_end(id, now) then
     return 'tombstoned'
   end
   return 'missing'

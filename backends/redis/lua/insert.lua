@@ -7,12 +7,14 @@
 -- ARGV[7] '1': a past ETA means now instead (Cloud Tasks' rule for schedule_time)
 -- Touches tasks, index, heads, pending, meta, activity; purges expired tombstones.
 -- Returns {'ok', enqueue, eta, 1 if the queue was unknown until now else 0}
---       | {'duplicate', 'live' | 'tombstoned'} | {'too_late', latest ETA allowed}
+--       | {'duplicate', 'live'} | {'duplicate', 'tombstoned', when the tombstone ends (µs)}
+--       | {'too_late', latest ETA allowed}
 --
--- The usual insert is eight commands: TIME, the tombstone check, HSETNX (which is also
--- the check for a live task of that name), the purge, ZADD to the index, ZADD LT to the
--- heads, HINCRBY of this minute's activity, HSETNX of the queue's meta. Its numbers are
--- formatted once each: the time, and the ETA when it is not the time.
+-- The usual insert (a payload of APART_BYTES at most) is eight commands: TIME, the
+-- tombstone check, HSETNX (which is also the check for a live task of that name), the
+-- purge, ZADD to the index, ZADD LT to the heads, HINCRBY of this minute's activity,
+-- HSETNX of the queue's meta. Its numbers are formatted once each: the time, and the
+-- ETA when it is not the time.
 
 local now = now_us()
 local id = ARGV[2]
@@ -26,8 +28,9 @@ elseif eta > now + tonumber(ARGV[6]) then
 end
 -- A live task is never tombstoned (delete removes one, insert refuses the other), so
 -- the two checks may come in either order.
-if is_tombstoned(id, now) then
-  return {'duplicate', 'tombstoned'}
+local ends = tombstone_end(id, now)
+if ends then
+  return {'duplicate', 'tombstoned', ends}
 end
 local tag = ARGV[4]
 local now_text = int(now)
@@ -38,8 +41,12 @@ end
 -- HSETNX is the script's first write on purpose: a Redis at maxmemory (noeviction)
 -- refuses a script's first write that may grow memory (OOM), but lets every write
 -- after any first one through, so a purge before it would let a full Redis grow.
-if redis.call('HSETNX', tasks_key, id, pack_task(now_text, eta_text, '0', tag, ARGV[3])) == 0 then
+local stored, apart = pack_task(id, now_text, eta_text, tag, ARGV[3])
+if redis.call('HSETNX', tasks_key, id, stored) == 0 then
   return {'duplicate', 'live'}
+end
+if apart then
+  redis.call('HSET', tasks_key, apart, ARGV[3])
 end
 purge_tombstones(now_text)
 local group = group_of(tag)

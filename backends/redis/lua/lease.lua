@@ -6,14 +6,17 @@
 -- ARGV[6] max leases per task (0: unlimited; '': the value stored in meta)
 -- ARGV[7] tombstone lifetime in µs, for tasks dropped after max leases
 -- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
---         its id, tag and payload (see the size in `lease_from`)
+--         its id, tag and payload (see `size` below)
 -- ARGV[10] most tombstones kept (0: no bound), for tasks dropped after max leases
 -- Touches tasks, index, heads, dead, leased, meta, pending, dropped, letters, activity.
 -- Returns {1 if the queue was unknown until now else 0, d,
 --          d dropped tasks as id, dead letter record (see common.lua), ...,
---          then id, packed task, id, packed task, ... as stored after the lease}.
+--          then id, stored task, id, stored task, ... as stored after the lease}.
 -- A paused queue (meta "paused") leases nothing and drops nothing.
 --
+-- Sizes first: a stored task holds its payload only when it is short (APART_BYTES), so
+-- the budget is applied on a few bytes per task, and no long payload is read here: the
+-- bridge reads those of the tasks returned (see KEYS[1] in common.lua).
 -- Cost: O((k + d) log N) for k tasks leased and d dropped, whatever N tasks wait or
 -- are leased already, because leased tasks sort after every available one.
 
@@ -23,17 +26,10 @@ local now, second = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
--- The budget binds from a call's second task on: a lease of one task never weighs it.
-local budget = 0
-if limit > 1 then
-  budget = tonumber(ARGV[8])
-end
-local overhead = 0
--- By a tag length's text, the number (see `next_count`).
-local tag_bytes
-if budget > 0 then
-  overhead = tonumber(ARGV[9])
-  tag_bytes = {['0'] = 0}
+-- The backend sends no budget where it cannot bind (a lease of one task).
+local budget, overhead = 0, 0
+if ARGV[8] ~= '0' then
+  budget, overhead = tonumber(ARGV[8]), tonumber(ARGV[9])
 end
 local settings = redis.call('HMGET', meta_key, 'created', 'paused', 'max_leases')
 local unknown = 0
@@ -73,17 +69,19 @@ local new_eta_field = ':' .. new_eta16 .. ':'
 
 -- By a lease count's text, the count after one more lease (false: the task is dropped
 -- instead). Most tasks of a call share their count, and a table read costs a tenth of
--- tonumber() or int(); a lease of one task does not keep its count (adding a key to
--- a table costs a third of both).
+-- tonumber() or int().
 local next_count = {}
 
 -- Removes and buries a task dropped after max leases, keeping its dead letter.
-local function drop(id, packed, retries, taglen, body)
+local function drop(id, packed, apart, enq, retries, taglen, tag_at)
   local ttl_us = tonumber(ARGV[7])
   redis.call('HDEL', tasks_key, id)
+  if apart ~= '' then
+    redis.call('HDEL', tasks_key, id .. ':' .. enq)
+  end
   bury(id, now, ttl_us, tonumber(ARGV[10]))
-  local letter = int(now) .. ':' .. retries .. ':' .. int(#packed - body - taglen + 1) .. ':'
-    .. int(taglen) .. ':' .. string.sub(packed, body, body + taglen - 1)
+  local letter = int(now) .. ':' .. retries .. ':' .. int(payload_bytes(packed, apart, taglen, tag_at)) .. ':'
+    .. int(taglen) .. ':' .. sub(packed, tag_at, tag_at + taglen - 1)
   redis.call('ZADD', dropped_key, int(now + ttl_us), id)
   redis.call('HSET', letters_key, id, letter)
   dropped[#dropped + 1] = id
@@ -94,8 +92,8 @@ end
 -- many tasks it leased or dropped (a call that only dropped tasks still made progress).
 -- Each batch of the index costs five commands whatever its size (ZRANGEBYLEX, HMGET,
 -- ZREMRANGEBYLEX or ZREM, HSET, ZADD) instead of four per task; a task dropped after
--- max leases costs its own, and so does leaving `pending` (a task never leased whose
--- ETA was set ahead).
+-- max leases costs its own, and so do leaving `pending` (a task never leased whose
+-- ETA was set ahead) and reading a payload stored apart.
 -- A batch holds at most BATCH members, so that each command's arguments (two per task
 -- for HSET and ZADD) stay well inside what unpack() can put on Lua's C stack. Each read
 -- asks for one member more than the batch: the group's new head, which otherwise takes
@@ -106,6 +104,13 @@ local function lease_from(group, stop)
   local leased_before = count
   local before = count + #dropped / 2
   local id_at = #group + 17
+  -- Every task of the group has this tag length; what a task costs in the response
+  -- besides its id and payload.
+  local taglen = 0
+  if group ~= '-' then
+    taglen = #group - 3
+  end
+  local fixed = overhead + 6 * taglen
   -- A leased task's index member, but for its id.
   local new_member = group .. new_eta16
   -- The ETA (16 digits) of the group's first task once this call is done with it, when
@@ -117,7 +122,7 @@ local function lease_from(group, stop)
     head = nil
     if #batch > want then
       -- One member more than the batch: the next head, without a read of its own.
-      head = string.sub(batch[want + 1], #group + 1, #group + 16)
+      head = sub(batch[want + 1], #group + 1, #group + 16)
       batch[want + 1] = nil
     end
     if #batch == 0 then
@@ -167,28 +172,19 @@ local function lease_from(group, stop)
       for i = 1, k do
         local id, packed = ids[i], stored[i]
         -- Only the ETA and the lease count change: the rest is copied as it is.
-        local enq, eta, retries, tail, taglen, body = match(packed, '^(%d+):(%d+):(%d+):()(%d+):()')
+        local apart, enq, eta, retries, tail, _, tag_at = match(packed, TASK)
         -- The lease count after this lease, false for a task to drop.
         local after = next_count[retries]
         if after == nil then
           local leases = tonumber(retries)
           after = (max_leases == 0 or leases < max_leases) and int(leases + 1)
-          if limit > 1 then
-            next_count[retries] = after
-          end
+          next_count[retries] = after
         end
         if after and budget > 0 then
-          -- An upper bound of what the task costs in the response: its payload in base64
-          -- (4 bytes per 3, rounded up: b - b % 3 is a multiple of 3, so the division is
-          -- exact and math.ceil() not needed), its id, and its tag as if every byte were
-          -- escaped (\u00XX, 6 bytes), plus the fields every task has.
-          local bytes = tag_bytes[taglen]
-          if not bytes then
-            bytes = tonumber(taglen)
-            tag_bytes[taglen] = bytes
-          end
-          local b = #packed - body - bytes + 3
-          local size = overhead + #id + 6 * bytes + (b - b % 3) / 3 * 4
+          -- An upper bound of what the task costs in the response: its payload in base64,
+          -- its id, and its tag as if every byte were escaped (\u00XX, 6 bytes), plus the
+          -- fields every task has.
+          local size = fixed + #id + base64_bytes(payload_bytes(packed, apart, taglen, tag_at))
           -- The first task is always leased, however big: a call never starves.
           if count > 0 and used + size > budget then
             -- It and every task after it stay as they are.
@@ -202,13 +198,12 @@ local function lease_from(group, stop)
           used = used + size
         end
         if not after then
-          drop(id, packed, retries, tonumber(taglen), body)
+          drop(id, packed, apart, enq, retries, taglen, tag_at)
         else
           if retries == '0' and eta ~= enq then
             unpended = unpended or {}
             unpended[#unpended + 1] = id
           end
-          local value = enq .. new_eta_field .. after .. ':' .. sub(packed, tail)
           n = n + 2
           added[n - 1] = '0'
           added[n] = new_member .. id
@@ -217,7 +212,7 @@ local function lease_from(group, stop)
           end
           count = count + 1
           out[2 * count + 1] = id
-          out[2 * count + 2] = value
+          out[2 * count + 2] = apart .. enq .. new_eta_field .. after .. ':' .. sub(packed, tail)
         end
       end
       if #batch > 0 then

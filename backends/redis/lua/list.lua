@@ -1,8 +1,8 @@
 -- list.lua: the first tasks by ETA then name, without payloads.
 -- KEYS and ARGV[1]: see common.lua.
 -- ARGV[2] most tasks
--- Reads tasks, index, heads.
--- Returns {id, packed task header and tag, ...}
+-- Reads tasks, index, heads (never payloads: see APART_BYTES).
+-- Returns {id, stored task without a payload of its own (see without_payload), ...}
 
 local limit = tonumber(ARGV[2])
 -- The first `limit` tasks lie in the groups whose first tasks are among the `limit`
@@ -17,12 +17,17 @@ for _, group in ipairs(redis.call('ZRANGEBYSCORE', heads_key, '-inf', last)) do
   end
 end
 table.sort(found)
-local out = {}
+local ids = {}
 for i = 1, math.min(limit, #found) do
-  local id = string.sub(found[i], 17)
-  local packed = redis.call('HGET', tasks_key, id)
-  local _, _, _, taglen, body = unpack_task(packed)
-  out[#out + 1] = id
-  out[#out + 1] = string.sub(packed, 1, body + taglen - 1)
+  ids[i] = string.sub(found[i], 17)
+end
+if #ids == 0 then
+  return {}
+end
+local stored = redis.call('HMGET', tasks_key, unpack(ids))
+local out = {}
+for i, id in ipairs(ids) do
+  out[2 * i - 1] = id
+  out[2 * i] = without_payload(stored[i])
 end
 return out

@@ -4,12 +4,12 @@
 -- ARGV[5] start after this ETA (16 digits) .. id ('' from the start)
 -- ARGV[6] '' | 'available' | 'leased' | 'delayed' (state_of in backends/base.py)
 -- ARGV[7] '1' to include payloads
--- Reads tasks, index, heads.
--- Returns {1 if more tasks follow else 0, id, packed task (without its payload unless
--- asked), ...}
+-- Reads tasks, index, heads (never payloads kept apart: see APART_BYTES).
+-- Returns {1 if more tasks follow else 0, id, stored task (see without_payload unless
+-- payloads are asked for), ...}
 --
 -- Cost: O(G k log N) for G tag groups (1 with a tag) and a page of k; a state filter
--- also reads the tasks it passes over.
+-- also reads the headers of the tasks it passes over.
 
 local now = now_us()
 local limit = tonumber(ARGV[2])
@@ -63,14 +63,21 @@ local out = {0}
 if #found > limit then
   out[1] = 1
 end
+local ids = {}
 for i = 1, math.min(limit, #found) do
-  local id = string.sub(found[i], 17)
-  local packed = redis.call('HGET', tasks_key, id)
-  if ARGV[7] ~= '1' then
-    local _, _, _, taglen, body = unpack_task(packed)
-    packed = string.sub(packed, 1, body + taglen - 1)
+  ids[i] = string.sub(found[i], 17)
+end
+if #ids == 0 then
+  return out
+end
+local bare = ARGV[7] ~= '1'
+local stored = redis.call('HMGET', tasks_key, unpack(ids))
+for i, id in ipairs(ids) do
+  local packed = stored[i]
+  out[2 * i] = id
+  if bare then
+    packed = without_payload(packed)
   end
-  out[#out + 1] = id
-  out[#out + 1] = packed
+  out[2 * i + 1] = packed
 end
 return out

@@ -11,7 +11,7 @@ local ends = redis.call('ZSCORE', dropped_key, id)
 if ends and tonumber(ends) > now then
   return {'dropped', redis.call('HGET', letters_key, id)}
 end
-if is_tombstoned(id, now) then
+if tombstone_end(id, now) then
   return {'tombstoned'}
 end
 return {'unknown'}

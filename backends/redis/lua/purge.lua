@@ -18,7 +18,7 @@ local now = now_us()
 if not queue_exists() then
   return -1
 end
-local count = redis.call('HLEN', tasks_key)
+local count = task_count()
 local ttl_us = tonumber(ARGV[2])
 local most = tonumber(ARGV[3])
 local wanted = count

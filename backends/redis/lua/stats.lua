@@ -24,7 +24,7 @@ end
 expire_letters(now)
 local settings = redis.call('HMGET', meta_key, 'paused', 'max_leases')
 return {
-  redis.call('HLEN', tasks_key),
+  task_count(),
   oldest,
   int(minute),
   int(hour),
