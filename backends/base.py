@@ -108,10 +108,11 @@ class LeaseRequest:
     """A lease call. ``group_by_tag`` without ``tag`` leases the tag of the oldest
     available task (untagged tasks form a group of their own).
 
-    ``max_bytes`` (0: no limit) bounds the response: a task counts as ``task_bytes``
-    plus its id, six bytes per byte of its tag and its payload in base64 (four bytes
-    per three), an upper bound of what it costs in JSON. Tasks past the budget are not
-    leased and stay available; the first available task is leased whatever its size.
+    ``max_bytes`` (0: no limit) bounds the response: a task counts as `task_size`
+    with ``task_bytes``. Tasks past the budget are not leased and stay available, nor
+    is any task after the first that does not fit. ``min_one``: the first available
+    task is leased whatever its size, so that a lone big task is not stuck; without it
+    (a part of a batch whose budget is nearly spent) a call may lease nothing.
     """
 
     num_tasks: int
@@ -120,6 +121,26 @@ class LeaseRequest:
     tag: str | None = None
     max_bytes: int = 0
     task_bytes: int = 0
+    min_one: bool = True
+
+
+def task_size(task: Task, task_bytes: int) -> int:
+    """What a task counts against a response budget (`LeaseRequest`, list_tasks_page):
+    ``task_bytes`` plus its id, six bytes per byte of its tag and its payload in base64
+    (four bytes per three, rounded up), an upper bound of what it costs in JSON."""
+    tag_bytes = len(task.tag.encode()) if task.tag else 0
+    payload = 4 * -(-len(task.payload) // 3) if task.payload is not None else 0
+    return task_bytes + len(task.id) + 6 * tag_bytes + payload
+
+
+def first_within(tasks: list[Task], max_bytes: int, task_bytes: int) -> list[Task]:
+    """The first of ``tasks`` whose `task_size` add up to ``max_bytes`` at most; one at least."""
+    used = 0
+    for count, task in enumerate(tasks):
+        used += task_size(task, task_bytes)
+        if count and used > max_bytes:
+            return tasks[:count]
+    return tasks
 
 
 class TaskState(enum.StrEnum):
@@ -363,6 +384,8 @@ class Backend(abc.ABC):
         tag: str | None = None,
         state: TaskState | None = None,
         with_payload: bool = False,
+        max_bytes: int = 0,
+        task_bytes: int = 0,
     ) -> TaskPage:
         """One page of the queue's live tasks, by ETA then name, at most page_size (1 to
         PAGE_LIMIT) of them.
@@ -371,7 +394,10 @@ class Backend(abc.ABC):
         page_token: the previous page's next_page_token, opaque; the next page starts
         after the last task of that page, by (ETA, name) at the time it was read. A
         token this backend did not make is InvalidArgument. with_payload: include
-        payloads (else None).
+        payloads (else None). max_bytes (0: no limit): the page ends before the first
+        task that would take the tasks' `task_size` with ``task_bytes`` past it (its
+        payload counted only with_payload), but holds one task at least, so that paging
+        goes on; next_page_token then continues after the last task returned.
         """
         self._unsupported("list_tasks_page")
 

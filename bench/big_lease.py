@@ -64,12 +64,9 @@ def cases(tasks: int) -> dict[str, Callable[[Backend], int]]:
 
 
 def _page_with_payloads(backend: Backend, budget: int) -> list[object]:
-    try:
-        page = backend.list_tasks_page(  # type: ignore[call-arg]
-            QUEUE, page_size=100, with_payload=True, max_bytes=budget, task_bytes=PROTOBUF_TASK_BYTES
-        )
-    except TypeError:  # a backend from before the budget of pages
-        page = backend.list_tasks_page(QUEUE, page_size=100, with_payload=True)
+    page = backend.list_tasks_page(
+        QUEUE, page_size=100, with_payload=True, max_bytes=budget, task_bytes=PROTOBUF_TASK_BYTES
+    )
     return list(page.tasks)
 
 

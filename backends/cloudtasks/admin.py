@@ -6,7 +6,7 @@
     delete_queue      DeleteQueue (the service keeps the name 7 days)
     purge_queue       GetQueue stats.tasks_count, then PurgeQueue
     pause/resume      PauseQueue / ResumeQueue (a paused pull queue refuses LeaseTasks)
-    list_tasks_page   ListTasks, every page, sorted and filtered here
+    list_tasks_page   ListTasks, every page, sorted, filtered and cut to the budget here
 
 They run whatever ``create_queues`` says: they are an operator's explicit requests.
 What the service cannot do is declared, not invented: it keeps no dead letters (it drops
@@ -15,7 +15,9 @@ counts, and no per-state counts (``QueueStats`` leaves them None).
 
 Limits: ListTasks lists "in any order", so a page in ETA order reads the whole queue,
 one call per 1,000 tasks, and keeps the page's tasks only; the state filter uses this
-machine's clock. purge_queue's count is the service's ``tasks_count`` just before the
+machine's clock. A page's byte budget is applied to the tasks kept, after the service
+sent them (with their payloads, when asked for), which only the bridge's own answer
+is spared. purge_queue's count is the service's ``tasks_count`` just before the
 purge, an estimate. Without a project, list_queues lists the location of the URL's
 project (with ``projects=*`` other projects cannot be enumerated).
 """
@@ -30,7 +32,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import tasks_v2beta2 as ct
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from backends.base import Queue, Task, TaskPage, TaskState, state_of
+from backends.base import Queue, Task, TaskPage, TaskState, first_within, state_of
 from backends.cloudtasks.errors import missing_queue, translated
 from backends.errors import Duplicate, NotFound
 from backends.paging import position, position_of, token_after
@@ -147,6 +149,8 @@ def list_tasks_page(
     tag: str | None,
     state: TaskState | None,
     with_payload: bool,
+    max_bytes: int,
+    task_bytes: int,
     task_of: Callable[[ct.Task], Task],
 ) -> TaskPage:
     """task_of: the backend's reading of a Cloud Tasks task."""
@@ -171,7 +175,9 @@ def list_tasks_page(
                 break
             request.page_token = page.next_page_token
     tasks = kept[:page_size]
-    return TaskPage(tasks, token_after(tasks[-1]) if len(kept) > page_size else None)
+    if max_bytes:
+        tasks = first_within(tasks, max_bytes, task_bytes)
+    return TaskPage(tasks, token_after(tasks[-1]) if len(kept) > len(tasks) else None)
 
 
 def _read(backend: CloudTasksBackend, queue: Queue, paths: list[str]) -> ct.Queue:

@@ -490,6 +490,8 @@ class CloudTasksBackend(Backend):
         tag: str | None = None,
         state: TaskState | None = None,
         with_payload: bool = False,
+        max_bytes: int = 0,
+        task_bytes: int = 0,
     ) -> TaskPage:
         return admin.list_tasks_page(
             self,
@@ -499,6 +501,8 @@ class CloudTasksBackend(Backend):
             tag=tag,
             state=state,
             with_payload=with_payload,
+            max_bytes=max_bytes,
+            task_bytes=task_bytes,
             task_of=_task,
         )
 

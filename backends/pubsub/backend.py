@@ -422,6 +422,8 @@ class PubSubBackend(Backend):
         tag: str | None = None,
         state: TaskState | None = None,
         with_payload: bool = False,
+        max_bytes: int = 0,
+        task_bytes: int = 0,
     ) -> TaskPage:
         raise Unsupported(
             "Pub/Sub cannot list the messages of a subscription without leasing them", feature="list_tasks_page"

@@ -445,8 +445,8 @@ class RedisBackend(Backend):
             mode = "oldest"
         else:
             mode = "tag"
-        # The first task is leased whatever its size: a lease of one cannot meet its budget.
-        binds = request.num_tasks > 1
+        # A lease of one task that is leased whatever its size cannot meet its budget.
+        binds = request.num_tasks > 1 or not request.min_one
         flat: list[bytes] = list(
             self._run(
                 "lease",
@@ -460,6 +460,7 @@ class RedisBackend(Backend):
                 request.max_bytes if binds else 0,
                 request.task_bytes,
                 self.max_tombstones,
+                1 if request.min_one else 0,
             )
         )
         unknown, dropped = flat[0], 2 + 2 * int(flat[1])
@@ -556,6 +557,8 @@ class RedisBackend(Backend):
         tag: str | None = None,
         state: TaskState | None = None,
         with_payload: bool = False,
+        max_bytes: int = 0,
+        task_bytes: int = 0,
     ) -> TaskPage:
         after = "" if page_token is None else position_of(page_token)
         more, *flat = self._run(
@@ -567,6 +570,8 @@ class RedisBackend(Backend):
             after,
             "" if state is None else str(state),
             "1" if with_payload else "",
+            max_bytes,
+            task_bytes,
         )
         tasks, apart = _tasks(flat, with_payload=with_payload)
         # After the last task the script listed, even if its payload is gone by now.

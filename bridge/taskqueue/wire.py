@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from backends.base import NewTask, QueueInfo, Task
+from backends.base import NewTask, QueueInfo, Task, first_within
 from backends.errors import InvalidArgument
 from backends.limits import INT64, MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, MAX_TASK_ID, TASK_ID, US, check_tag, project_key
 from bridge import entropy
@@ -204,19 +204,5 @@ def max_listed_bytes(queue_name: str) -> int:
     return task_bytes(queue_name) + MAX_TASK_ID + 6 * MAX_TAG_BYTES
 
 
-def task_size(task: Task, overhead: int) -> int:
-    """An upper bound of ``task``'s size in JSON, counted as the lease script counts it:
-    ``overhead`` (see `task_bytes`), the id, 6 bytes per tag byte (escaped) and the
-    payload in base64."""
-    payload = 0 if task.payload is None else 4 * -(-len(task.payload) // 3)
-    return overhead + len(task.id) + 6 * len((task.tag or "").encode()) + payload
-
-
-def within(tasks: list[Task], budget: int, overhead: int) -> list[Task]:
-    """The first tasks whose sizes fit ``budget``; at least one."""
-    used = 0
-    for count, task in enumerate(tasks):
-        used += task_size(task, overhead)
-        if count and used > budget:
-            return tasks[:count]
-    return tasks
+#: The first tasks whose sizes fit a budget; at least one (the v1 list's budget).
+within = first_within

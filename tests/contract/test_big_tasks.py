@@ -19,6 +19,7 @@ from backends.base import Backend, LeaseRequest, Queue, TaskState
 from backends.errors import NotFound
 from backends.limits import US
 from backends.redis.backend import RedisBackend
+from tests.contract.test_admin import needs
 from tests.support.backend import PROJECT, WORK, ids, insert, lease
 from tests.support.harness import BACKENDS, Variant, redis_harness
 from tests.support.redis_server import RedisServer
@@ -54,6 +55,21 @@ def test_payloads_of_every_size_come_back_whole_from_every_verb(backend: Backend
         backend.delete(WORK, name)
         with pytest.raises(NotFound):
             backend.get(WORK, name)
+
+
+def test_a_page_cut_by_its_budget_reads_on_to_every_long_payload(backend: Backend) -> None:
+    needs(backend, "list_tasks_page")
+    sent = [payload(10_000) for _ in range(5)]
+    for n, data in enumerate(sent):
+        insert(backend, f"t{n}", data)
+    got, token = [], None
+    while True:
+        page = backend.list_tasks_page(WORK, page_size=10, page_token=token, with_payload=True, max_bytes=30_000)
+        assert 1 <= len(page.tasks) <= 2
+        got += [task.payload for task in page.tasks]
+        if (token := page.next_page_token) is None:
+            break
+    assert got == sent
 
 
 # -- the Redis backend's own layout -------------------------------------------------

@@ -99,6 +99,14 @@ def test_the_budget_counts_each_task_to_the_byte(backend: Backend) -> None:
     assert ids(backend.lease(short, request)) == ["a", "b"]
 
 
+def test_a_lease_that_may_lease_nothing_still_leases_what_fits(backend: Backend) -> None:
+    for n in range(1, 4):
+        insert(backend, f"t{n}", bytes(3000))
+    request = LeaseRequest(10, 600 * US, max_bytes=2 * 4012, task_bytes=10, min_one=False)
+    assert ids(backend.lease(WORK, request)) == ["t1", "t2"]
+    assert ids(lease(backend)) == ["t3"]
+
+
 def test_one_lease_counts_each_task_from_its_own_lease_count(backend: Backend) -> None:
     # Tasks leased 3, 1 and 0 times before, in one call: the first is dropped, each of
     # the others gets its own count plus one.

@@ -8,6 +8,8 @@
 -- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
 --         its id, tag and payload (see `size` below)
 -- ARGV[10] most tombstones kept (0: no bound), for tasks dropped after max leases
+-- ARGV[11] '1': the call's first task is leased whatever its size; '0': no task past
+--          the budget is (a call may then lease nothing)
 -- Touches tasks, index, heads, dead, leased, meta, pending, dropped, letters, activity.
 -- Returns {1 if the queue was unknown until now else 0, d,
 --          d dropped tasks as id, dead letter record (see common.lua), ...,
@@ -26,11 +28,13 @@ local now, second = now_us()
 local limit = tonumber(ARGV[2])
 local new_eta = now + tonumber(ARGV[3])
 local mode = ARGV[4]
--- The backend sends no budget where it cannot bind (a lease of one task).
+-- The backend sends no budget where it cannot bind (a lease of one task that is leased
+-- whatever its size).
 local budget, overhead = 0, 0
 if ARGV[8] ~= '0' then
   budget, overhead = tonumber(ARGV[8]), tonumber(ARGV[9])
 end
+local min_one = ARGV[11] == '1'
 local settings = redis.call('HMGET', meta_key, 'created', 'paused', 'max_leases')
 local unknown = 0
 if not settings[1] then
@@ -185,8 +189,7 @@ local function lease_from(group, stop)
           -- its id, and its tag as if every byte were escaped (\u00XX, 6 bytes), plus the
           -- fields every task has.
           local size = fixed + #id + base64_bytes(payload_bytes(packed, apart, taglen, tag_at))
-          -- The first task is always leased, however big: a call never starves.
-          if count > 0 and used + size > budget then
+          if (count > 0 or not min_one) and used + size > budget then
             -- It and every task after it stay as they are.
             full = true
             head = sub(batch[i], #group + 1, #group + 16)

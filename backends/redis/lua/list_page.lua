@@ -4,9 +4,12 @@
 -- ARGV[5] start after this ETA (16 digits) .. id ('' from the start)
 -- ARGV[6] '' | 'available' | 'leased' | 'delayed' (state_of in backends/base.py)
 -- ARGV[7] '1' to include payloads
+-- ARGV[8] response budget in bytes (0: none)   ARGV[9] bytes each task costs besides
+--         its id, tag and payload (counted as lease.lua counts them)
 -- Reads tasks, index, heads (never payloads kept apart: see APART_BYTES).
 -- Returns {1 if more tasks follow else 0, id, stored task (see without_payload unless
--- payloads are asked for), ...}
+-- payloads are asked for), ...}: the page ends before the first task past the budget,
+-- but holds one task at least, so that paging goes on.
 --
 -- Cost: O(G k log N) for G tag groups (1 with a tag) and a page of k; a state filter
 -- also reads the headers of the tasks it passes over.
@@ -71,9 +74,23 @@ if #ids == 0 then
   return out
 end
 local bare = ARGV[7] ~= '1'
+local budget, overhead, used = tonumber(ARGV[8]), tonumber(ARGV[9]), 0
 local stored = redis.call('HMGET', tasks_key, unpack(ids))
 for i, id in ipairs(ids) do
   local packed = stored[i]
+  if budget > 0 then
+    local apart, _, _, _, _, taglen, tag_at = string.match(packed, TASK)
+    taglen = tonumber(taglen)
+    local size = overhead + #id + 6 * taglen
+    if not bare then
+      size = size + base64_bytes(payload_bytes(packed, apart, taglen, tag_at))
+    end
+    if i > 1 and used + size > budget then
+      out[1] = 1
+      break
+    end
+    used = used + size
+  end
   out[2 * i] = id
   if bare then
     packed = without_payload(packed)
