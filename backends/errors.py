@@ -25,6 +25,9 @@ class ApiError(Exception):
     reason = "backendError"
     #: What ``location`` names: a query or path parameter, or (for credentials) a header.
     location_type = "parameter"
+    #: Logged already where it entered (a backend logs an outage once, when it starts):
+    #: a front logs it no more.
+    reported = False
 
     def __init__(self, message: str, *, location: str | None = None) -> None:
         super().__init__(message)
@@ -80,6 +83,14 @@ class Duplicate(Conflict):
 class Unavailable(ApiError):
     status = 503
     reason = "backendError"
+
+    def __init__(
+        self, message: str, *, location: str | None = None, cause: str | None = None, reported: bool = False
+    ) -> None:
+        super().__init__(message, location=location)
+        #: Why, in a few words ("connection refused at 127.0.0.1:6379"), when known.
+        self.cause = cause
+        self.reported = reported
 
 
 #: The message of every lease-ownership conflict, whichever backend finds it.

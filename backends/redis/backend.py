@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.resources
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -74,7 +73,6 @@ from backends.base import (
 )
 from backends.errors import (
     LEASE_CONFLICT,
-    ApiError,
     Conflict,
     Deleted,
     Duplicate,
@@ -85,18 +83,13 @@ from backends.errors import (
 from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 from backends.paging import position_of, token_after
 from backends.redis import lua_helpers
+from backends.redis.outages import CONNECT_TIMEOUT, SOCKET_TIMEOUT, Endpoint, Outage, translated
 
 DEFAULT_PREFIX = "tq"
 #: Tombstones kept per queue: 11 MiB of Redis at the bound with generated names, 57 MiB
 #: with 500-character ones (measured with MEMORY USAGE). Without a bound, insert and
 #: delete at a few hundred pairs a second fill tens of GB in the default 7-day window.
 DEFAULT_MAX_TOMBSTONES = 100_000
-#: Seconds to wait for a TCP connection before answering 503.
-CONNECT_TIMEOUT = 2.0
-#: Seconds to wait for a reply. The slowest script (a lease of 32 MiB) takes
-#: milliseconds, so a Redis silent this long is stalled (DEBUG SLEEP, a fork on a full
-#: machine, a network partition): the call answers 503 instead of holding a thread.
-SOCKET_TIMEOUT = 3.0
 #: The most payload bytes one read of payloads kept apart asks for: each takes Redis a
 #: few ms (bench/big_lease.py), however many a call returns.
 READ_BYTES = 8 * 1024 * 1024
@@ -129,32 +122,6 @@ def _load_scripts() -> dict[str, str]:
 
 
 SOURCES = _load_scripts()
-
-
-#: Driver errors that mean the store cannot serve now, whatever their message says:
-#: unreachable or stalled, loading, out of memory (maxmemory with noeviction), a
-#: read-only replica after a failover, a cluster that is down, resharding or has an
-#: uncovered slot, or redirected too many times (ClusterError).
-_OUTAGES: tuple[type[Exception], ...] = (
-    redis.ConnectionError,
-    redis.TimeoutError,
-    redis.exceptions.OutOfMemoryError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.ClusterError,
-    redis.exceptions.SlotNotCoveredError,
-)
-
-
-@contextlib.contextmanager
-def _translated() -> Iterator[None]:
-    """Turn driver errors into API errors where they enter, by class (never by text)."""
-    try:
-        yield
-    except _OUTAGES as exc:
-        raise Unavailable("The task store (Redis) cannot take the request now; try again shortly.") from exc
-    except redis.RedisError as exc:
-        raise ApiError("The task store (Redis) failed.") from exc
 
 
 def _tasks(
@@ -283,6 +250,7 @@ class RedisBackend(Backend):
         prefix: str = DEFAULT_PREFIX,
         tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS,
         max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.client = client
         self.prefix = prefix
@@ -295,11 +263,18 @@ class RedisBackend(Backend):
         self._pool = client.connection_pool if isinstance(client, redis.Redis) else None
         self._idle: list[Any] = []
         self._closed = False
+        #: Where Redis is, as the causes of its outages name it (outages.py).
+        self.endpoint = endpoint or Endpoint.of_client(client)
+        self._outage = Outage()
 
     @classmethod
     def from_url(cls, url: str, *, tombstone_seconds: int = DEFAULT_TOMBSTONE_SECONDS) -> RedisBackend:
         client, options = _client_from_url(url)
-        return cls(client, tombstone_seconds=tombstone_seconds, **options)
+        return cls(client, tombstone_seconds=tombstone_seconds, endpoint=Endpoint.of_url(url), **options)
+
+    def _translated(self) -> contextlib.AbstractContextManager[None]:
+        """Driver errors as API errors, and outages logged once (`outages.translated`)."""
+        return translated(self.endpoint, self._outage)
 
     def keys(self, queue: Queue) -> tuple[str, ...]:
         return _keys(self.prefix, queue.project, queue.name)
@@ -312,7 +287,7 @@ class RedisBackend(Backend):
         return f"{self.prefix}:queues"
 
     def _register(self, queue: Queue) -> None:
-        with _translated():
+        with self._translated():
             self.client.sadd(self.registry_key, f"{queue.project}/{queue.name}")
 
     def _run(self, script: str, queue: Queue, *args: str | int | bytes) -> Any:
@@ -320,7 +295,7 @@ class RedisBackend(Backend):
         # times at most, then the call is a 503 rather than a loop.
         sha = self._scripts[script].sha
         keys_and_args = (*self.keys(queue), self.clock_shift_us, *args)
-        with _translated():
+        with self._translated():
             for _ in range(SCRIPT_ATTEMPTS):
                 try:
                     return self._evalsha(sha, keys_and_args)
@@ -401,7 +376,7 @@ class RedisBackend(Backend):
                 size += apart[count][1]
                 count += 1
             chunk, apart = apart[:count], apart[count:]
-            with _translated():
+            with self._translated():
                 found: list[bytes | None] = self.client.hmget(key, [field for _, _, field in chunk])  # type: ignore[assignment]
             for (i, _, _), payload in zip(chunk, found, strict=True):
                 if payload is None:
@@ -411,7 +386,7 @@ class RedisBackend(Backend):
         return [task for i, task in enumerate(tasks) if i not in gone] if gone else tasks
 
     def get(self, queue: Queue, task_id: str) -> Task:
-        with _translated():
+        with self._translated():
             packed = self.client.hget(self.keys(queue)[0], task_id)
         found = [] if packed is None else self._decoded(queue, [task_id.encode(), packed])
         if not found:
@@ -485,7 +460,7 @@ class RedisBackend(Backend):
 
     def queue_info(self, queue: Queue, *, with_stats: bool) -> QueueInfo:
         if not with_stats:
-            with _translated():
+            with self._translated():
                 paused, stored = self.client.hmget(self.keys(queue)[5], "paused", "max_leases")
             return QueueInfo(_max_leases(queue, stored), paused=paused == b"1")
         total, oldest, minute, hour, available, delayed, dead, paused, stored = self._run("stats", queue)
@@ -504,7 +479,7 @@ class RedisBackend(Backend):
     # -- admin verbs ------------------------------------------------------------------
 
     def list_queues(self, project: str | None = None) -> list[Queue]:
-        with _translated():
+        with self._translated():
             found: set[bytes] = self.client.smembers(self.registry_key)  # type: ignore[assignment]
             members = sorted(tuple(m.decode().rsplit("/", 1)) for m in found)
             names = [Queue(p, n) for p, n in members if project is None or p == project]
@@ -537,7 +512,7 @@ class RedisBackend(Backend):
     def delete_queue(self, queue: Queue) -> None:
         # Unlisted first: an insert racing with this either lands before the delete and
         # goes with the queue, or after it and lists the queue again.
-        with _translated():
+        with self._translated():
             self.client.srem(self.registry_key, f"{queue.project}/{queue.name}")
         if self._run("delete_queue", queue) == b"missing":
             raise _missing_queue(queue)
@@ -615,7 +590,7 @@ class RedisBackend(Backend):
         # SCRIPT EXISTS answers like PING and also tells whether a restarted server lost
         # the scripts; loading them here makes a readiness probe leave the bridge ready.
         scripts = list(self._scripts.values())
-        with _translated():
+        with self._translated():
             loaded = self.client.script_exists(*(script.sha for script in scripts))
             for script, present in zip(scripts, loaded, strict=True):
                 if not present:

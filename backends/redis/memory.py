@@ -12,6 +12,7 @@ import fakeredis
 
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
 from backends.redis.backend import DEFAULT_PREFIX, RedisBackend
+from backends.redis.outages import Endpoint
 
 
 class MemoryBackend(RedisBackend):
@@ -20,4 +21,4 @@ class MemoryBackend(RedisBackend):
         if url.rstrip("/") != "memory:":
             raise ValueError(f"memory:// takes no host or options, got {url!r}")
         client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-        return cls(client, prefix=DEFAULT_PREFIX, tombstone_seconds=tombstone_seconds)
+        return cls(client, prefix=DEFAULT_PREFIX, tombstone_seconds=tombstone_seconds, endpoint=Endpoint("memory://"))

@@ -3,8 +3,10 @@
 Both are cheap and unauthenticated. ``/healthz`` touches nothing, so a liveness probe
 never restarts a bridge for an outage of Redis that a restart cannot fix. ``/readyz``
 pings the backend (on Redis this also loads the Lua scripts after a restart of the
-server) and answers 503 in Google's error envelope while it fails; it recovers by
-itself, because every ping opens a fresh connection when the old one died.
+server) and answers 503 in Google's error envelope while it fails, its message saying
+why in one line ("connection refused at redis:6379"); it recovers by itself, because
+every ping opens a fresh connection when the old one died. A failing probe logs
+nothing: the backend logs an outage once, when it starts, and once when it ends.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from flask import Flask, Response, json
 
 from backends.base import Backend
+from backends.errors import Unavailable
+from bridge.errors import error_response
 
 
 def _ok() -> Response:
@@ -23,7 +27,11 @@ def register(app: Flask, backend: Backend) -> None:
         return _ok()
 
     def readyz() -> Response:
-        backend.ping()  # Unavailable becomes the 503 envelope
+        try:
+            backend.ping()
+        except Unavailable as exc:
+            # A probe every few seconds would log every one of them (see the docstring).
+            return error_response(exc.status, exc.reason, exc.message)
         return _ok()
 
     app.add_url_rule("/healthz", "healthz", healthz)
