@@ -564,14 +564,12 @@ class RedisBackend(Backend):
         now, depth, n, *flat = self._run("activity", queue)
         counts = {flat[i].decode(): int(flat[i + 1]) for i in range(0, int(n), 2)}
         # Lease counts are the lease script's own: "l<second>" in leased, and "m<minute>"
-        # for the seconds folded into their minute (see leased_recently in common.lua);
-        # "s<second>" of earlier versions is in its minute's "m" already.
+        # for the seconds folded into their minute (see leased_recently in common.lua).
         leases: dict[int, int] = {}
         for i in range(int(n), len(flat), 2):
             unit, at = flat[i][:1], int(flat[i][1:])
-            if unit != b"s":
-                minute = at // 60 if unit == b"l" else at
-                leases[minute] = leases.get(minute, 0) + int(flat[i + 1])
+            minute = at // 60 if unit == b"l" else at
+            leases[minute] = leases.get(minute, 0) + int(flat[i + 1])
         last = int(now) // MINUTE_US
         minutes: list[MinuteActivity] = []
         # From now backwards: the depth at the end of a minute, less what it changed,

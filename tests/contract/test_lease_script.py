@@ -13,7 +13,6 @@ import pytest
 
 from backends.base import MINUTE_US, Backend, LeaseRequest, Queue
 from backends.limits import US
-from backends.redis.backend import RedisBackend
 from backends.redis.memory import MemoryBackend
 from tests.support.backend import PROJECT, WORK, ids, insert, lease
 from tests.support.harness import BACKENDS, REGISTRY, Harness, Variant
@@ -145,16 +144,3 @@ def test_lease_counts_stay_exact_once_old_seconds_are_folded_into_their_minutes(
     stats = backend.queue_info(WORK, with_stats=True).stats
     assert stats is not None and (stats.leased_last_minute, stats.leased_last_hour) == (0, 0)
     assert all(m.leased == 0 for m in backend.activity(WORK))
-
-
-def test_lease_counts_of_earlier_versions_are_counted_once(backend: Backend) -> None:
-    # Earlier versions wrote each lease twice, in "s<second>" and in "m<minute>": a queue
-    # leased before an upgrade keeps exact counts after it.
-    assert isinstance(backend, RedisBackend)
-    insert(backend, "t")
-    (task,) = lease(backend, num=1, secs=0)
-    second = task.eta_us // US
-    backend.client.hset(backend.keys(WORK)[4], mapping={f"s{second}": 2, f"m{second // 60}": 2})
-    stats = backend.queue_info(WORK, with_stats=True).stats
-    assert stats is not None and (stats.leased_last_minute, stats.leased_last_hour) == (3, 3)
-    assert sum(m.leased for m in backend.activity(WORK)) == 3

@@ -16,10 +16,7 @@
 --   KEYS[4] dead     zset  tombstoned id -> when its tombstone ends (µs)
 --   KEYS[5] leased   hash  "l<second>" -> tasks leased in that second, the one count a
 --                          lease writes; "m<minute>" -> the seconds of that minute once
---                          they left the last minute, folded into one (see leased_recently);
---                          "s<second>": a count of a second written next to its minute's
---                          "m" by earlier versions, for the last minute alone (gone within
---                          the hour)
+--                          they left the last minute, folded into one (see leased_recently)
 --   KEYS[6] meta     hash  the queue's settings: "created" (µs), "paused" ("1"),
 --                          "max_leases" ("0": unlimited); exists while the queue does
 --   KEYS[7] pending  zset  id -> ETA of tasks never leased whose ETA was ahead when it
@@ -293,9 +290,6 @@ local function leased_recently(now)
       last_hour = last_hour + n
       gone[#gone + 1] = fields[i]
       folded[math.floor(at / 60)] = (folded[math.floor(at / 60)] or 0) + n
-    elseif unit == 's' and at > second - 60 then
-      -- Counted in its minute's "m" already.
-      last_minute = last_minute + n
     else
       gone[#gone + 1] = fields[i]
     end
