@@ -41,6 +41,7 @@ hand back a different answer. The scripts need Redis 6.2 or newer (``ZADD … LT
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import importlib.resources
 from typing import Any
@@ -238,6 +239,15 @@ def _max_leases(queue: Queue, stored: bytes | str | None) -> int | None:
     return int(stored) or None if stored else None
 
 
+def _duration(seconds: int) -> str:
+    """A whole number of seconds in the largest unit that divides it: "7 days", "90 minutes"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
 def _missing_queue(queue: Queue) -> NotFound:
     return NotFound(f"Queue not found: {queue.name}", location="taskqueue")
 
@@ -347,7 +357,7 @@ class RedisBackend(Backend):
         )
         if status == b"duplicate":
             if rest[0] == b"tombstoned":
-                raise Duplicate(f"Task name {task.id} was used by a deleted task and is reserved", location="id")
+                raise Duplicate(self._reserved(queue, task.id, int(float(rest[1]))), location="id")
             raise Duplicate(f"A task named {task.id} already exists", location="id")
         if status == b"too_late":
             raise InvalidArgument("leaseTimestamp may be at most 30 days ahead of now", location="leaseTimestamp")
@@ -355,6 +365,15 @@ class RedisBackend(Backend):
         if unknown:
             self._register(queue)
         return Task(task.id, task.payload, task.tag, int(enqueue), int(eta), 0)
+
+    def _reserved(self, queue: Queue, task_id: str, until_us: int) -> str:
+        """Why a name cannot be used now, until when, and how to free it sooner."""
+        until = datetime.datetime.fromtimestamp(until_us / US, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return (
+            f"Task name {task_id} was used by a deleted task and is reserved until {until} (deleted names stay "
+            f"reserved {_duration(self.tombstone_us // US)}: --tombstone-seconds); free it now with the console's "
+            f'"Clear tombstones" or `task-queue-bridge clear-tombstones {queue.name}`'
+        )
 
     def _decoded(self, queue: Queue, flat: list[Any], start: int = 0) -> list[Task]:
         """The tasks of a script's answer, with their payloads (`_tasks`, `_apart`)."""
