@@ -3,6 +3,7 @@
     python bench/script_cost.py                    # instructions per call, under callgrind (2-3 minutes)
     python bench/script_cost.py --payload 128      # with the bench's payload size
     python bench/script_cost.py --usec -n 5000     # INFO commandstats usec_per_call instead (noisy)
+    python bench/script_cost.py --lua-only         # only what runs inside the scripts
 
 Each operation has its own queue of 2,000 tasks, filled through the backend's insert
 script: insert (new names), a lease of one task and one of 100 (leaseSecs=0, as the
@@ -11,7 +12,13 @@ bench's, so that the queue keeps its size; with the front's response budget), an
 the group's head). Under callgrind (valgrind's, on PATH) the counters are zeroed, N calls
 are made and the counters dumped, then again with 2N calls: the difference over N is
 one call, whatever redis-server did meanwhile on its own. The figures repeat within
-about 1 % (Lua's garbage collector runs when it runs), wall-clock ones do not.
+about 1 % on a quiet machine (Lua's garbage collector runs when it runs), wall-clock
+ones do not. On a loaded one they wander by some 5 % from run to run, for part of a
+call's work depends on how long the calls take (the lease counts of each second,
+redis-server's own timers at --hz 1): compare medians of runs taken in turns.
+``--lua-only`` counts only what runs inside the scripts (callgrind's --toggle-collect
+on luaCallFunction: the Lua code and the commands it calls, without the event loop,
+the parsing of the call or the writing of its reply), which wanders less.
 """
 
 from __future__ import annotations
@@ -126,6 +133,7 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=1024, help="payload bytes of every task")
     parser.add_argument("--usec", action="store_true", help="µs per call from INFO commandstats, not callgrind")
     parser.add_argument("--only", choices=OPERATIONS, action="append", help="this operation (repeatable); default all")
+    parser.add_argument("--lua-only", action="store_true", help="count only what runs inside the scripts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="script-cost-") as scratch:
         folder = Path(scratch)
@@ -136,6 +144,8 @@ def main() -> None:
             require("callgrind_control", "install valgrind (apt-get install valgrind)")
             wrapper = [require("valgrind", "install it (apt-get install valgrind)"), "--tool=callgrind"]
             wrapper += [f"--callgrind-out-file={dumps}/callgrind.out.%p"]
+            if args.lua_only:
+                wrapper += ["--toggle-collect=luaCallFunction"]
         server = start_redis(folder, "--hz", "1", wrapper=wrapper)
         try:
             backend = RedisBackend.from_url(redis_url(server))
