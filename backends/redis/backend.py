@@ -305,7 +305,7 @@ class RedisBackend(Backend):
         # times at most, then the call is a 503 rather than a loop.
         sha = self._scripts[script].sha
         keys_and_args = (*self.keys(queue), self.clock_shift_us, *args)
-        with self._translated():
+        with translated(self.endpoint, self._outage):  # self._translated(), without its call
             for _ in range(SCRIPT_ATTEMPTS):
                 try:
                     return self._evalsha(sha, keys_and_args)
