@@ -100,10 +100,11 @@ end
 
 -- A payload longer than this is stored apart from its task's header (KEYS[1]), so that
 -- a lease or list learns every task's size and tag from a few bytes, and no script reads
--- a long payload: the bridge reads those it returns with one HMGET after the script (a
+-- a long payload: the bridge reads those it returns after the script, with HMGET (a
 -- payload read through Lua costs Redis some twenty times a plain read: copies and fresh
 -- pages). A shorter payload shares its header's string, which costs no memory beyond
--- the payload's own allocation, where a second hash entry would cost about 140 bytes.
+-- the payload's own allocation, where the second hash entry costs 155 bytes a task
+-- (used_memory over 20,000 tasks of 4,096 and of 4,097 bytes: 5,350 and 5,505).
 local APART_BYTES = 4096
 
 -- The stored task's grammar, the one decoder of the scripts: captures '#' when the

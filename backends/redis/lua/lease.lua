@@ -84,7 +84,11 @@ local function drop(id, packed, apart, enq, retries, taglen, tag_at)
     redis.call('HDEL', tasks_key, id .. ':' .. enq)
   end
   bury(id, now, ttl_us, tonumber(ARGV[10]))
-  local letter = int(now) .. ':' .. retries .. ':' .. int(payload_bytes(packed, apart, taglen, tag_at)) .. ':'
+  local size = #packed - tag_at - taglen + 1
+  if apart ~= '' then
+    size = tonumber(sub(packed, tag_at + taglen))
+  end
+  local letter = int(now) .. ':' .. retries .. ':' .. int(size) .. ':'
     .. int(taglen) .. ':' .. sub(packed, tag_at, tag_at + taglen - 1)
   redis.call('ZADD', dropped_key, int(now + ttl_us), id)
   redis.call('HSET', letters_key, id, letter)
@@ -187,8 +191,14 @@ local function lease_from(group, stop)
         if after and budget > 0 then
           -- An upper bound of what the task costs in the response: its payload in base64,
           -- its id, and its tag as if every byte were escaped (\u00XX, 6 bytes), plus the
-          -- fields every task has.
-          local size = fixed + #id + base64_bytes(payload_bytes(packed, apart, taglen, tag_at))
+          -- fields every task has. base64_bytes(payload_bytes(...)) of common.lua, written
+          -- out here and in drop(): their two closures and calls cost 2 % of a lease of
+          -- 100 tasks (3,418-3,450k against 3,356-3,373k instructions, --lua-only).
+          local b = #packed - tag_at - taglen + 3
+          if apart ~= '' then
+            b = tonumber(sub(packed, tag_at + taglen)) + 2
+          end
+          local size = fixed + #id + (b - b % 3) / 3 * 4
           if (count > 0 or not min_one) and used + size > budget then
             -- It and every task after it stay as they are.
             full = true
