@@ -150,14 +150,16 @@ def as_api_error(exc: BaseException) -> ApiError:
 
     An ApiError is itself; werkzeug's HTTP errors map by class (`from_werkzeug`); anything
     else is a bug, logged with its traceback and answered as a bare 500 that leaks nothing.
-    A 5xx is logged as a warning with its cause (a backend outage is worth a line).
+    A 5xx is logged as a warning with its cause (a backend outage is worth a line),
+    unless the backend reported it already (``reported``: Redis logs an outage once, when
+    it starts, rather than once per call).
     """
     if isinstance(exc, wexc.HTTPException):
         exc = from_werkzeug(exc)
     if not isinstance(exc, ApiError):
         log.error("unexpected error", exc_info=exc)
         return ApiError("Internal error")
-    if exc.status >= 500:
+    if exc.status >= 500 and not exc.reported:
         log.warning("%s: %s", type(exc).__name__, exc.message, exc_info=exc.__cause__)
     return exc
 

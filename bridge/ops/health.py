@@ -15,7 +15,7 @@ from flask import Flask, Response, json
 
 from backends.base import Backend
 from backends.errors import Unavailable
-from bridge.errors import error_response
+from bridge.errors import envelope_response
 
 
 def _ok() -> Response:
@@ -31,7 +31,7 @@ def register(app: Flask, backend: Backend) -> None:
             backend.ping()
         except Unavailable as exc:
             # A probe every few seconds would log every one of them (see the docstring).
-            return error_response(exc.status, exc.reason, exc.message)
+            return envelope_response(exc)
         return _ok()
 
     app.add_url_rule("/healthz", "healthz", healthz)
