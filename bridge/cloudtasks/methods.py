@@ -24,7 +24,7 @@ from google.protobuf import empty_pb2, json_format
 from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo, Task
 from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import ApiError, Duplicate, InvalidArgument, NotFound
-from backends.limits import MAX_PAYLOAD_BYTES, MAX_TAG_BYTES, MAX_TASK_ID, NUM_TASKS, US
+from backends.limits import NUM_TASKS, US
 from bridge import entropy
 from bridge.access.acl import Policy
 from bridge.access.auth import Authenticator
@@ -287,19 +287,6 @@ def task_bytes(queue: str) -> int:
     return len(text) + 64
 
 
-def _page_size(call: Call, queue: str, asked: int, view: int) -> int:
-    """The tasks a ListTasks page may hold within the response budget: as many of the
-    largest tasks of ``view`` as fit (a 1 MiB payload each in the FULL view); the client
-    pages on with next_page_token, as the protos allow."""
-    budget = call.front.max_response_bytes
-    if not budget:
-        return asked
-    largest = task_bytes(queue) + MAX_TASK_ID + 6 * MAX_TAG_BYTES
-    if view == convert.FULL:
-        largest += 4 * -(-MAX_PAYLOAD_BYTES // 3)
-    return max(1, min(asked, (budget - FRAME_BYTES) // largest))
-
-
 def list_tasks(call: Call, request: Any) -> Any:
     name = convert.queue_name(request.parent, "parent")
     view = convert.view_of(request.response_view)
@@ -307,9 +294,13 @@ def list_tasks(call: Call, request: Any) -> Any:
         raise InvalidArgument(f"page_size must be between 0 and {PAGE_LIMIT}")
     page = call.backend.list_tasks_page(
         call.queue(name),
-        page_size=_page_size(call, name.text, request.page_size or PAGE_LIMIT, view),
+        page_size=request.page_size or PAGE_LIMIT,
         page_token=request.page_token or None,
         with_payload=view == convert.FULL,
+        # The page stops before the response budget (its first task is always in it);
+        # the client pages on with next_page_token, as the protos allow.
+        max_bytes=max(call.front.max_response_bytes - FRAME_BYTES, 1) if call.front.max_response_bytes else 0,
+        task_bytes=task_bytes(name.text),
     )
     response = ct.ListTasksResponse.pb()(tasks=[convert.task_message(task, name.text, view) for task in page.tasks])
     response.next_page_token = page.next_page_token or ""

@@ -34,6 +34,9 @@ class Call:
     admins: tuple[str, ...] = ()
     #: Largest lease or list response, in bytes of JSON (0: no limit).
     max_response_bytes: int = 0
+    #: Whether a lease hands out its first task even past max_response_bytes (a call
+    #: alone must never starve); a batch part, sharing the batch's budget, may not.
+    min_one: bool = True
 
     @property
     def queue_name(self) -> str:
@@ -71,6 +74,7 @@ def lease(backend: Backend, call: Call) -> Result:
         tag=check_tag(tag),
         max_bytes=max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1) if call.max_response_bytes else 0,
         task_bytes=wire.task_bytes(call.queue_name),
+        min_one=call.min_one,
     )
     tasks = backend.lease(call.queue, request)
     return 200, wire.tasks_json("taskqueue#tasks", tasks, call.queue_name)
@@ -107,11 +111,13 @@ def delete(backend: Backend, call: Call) -> Result:
 
 #: The most each method's resource weighs in its answer besides a part's headers
 #: (`bridge.gate.budget.PART_BYTES`), by queue name: what a batch part reserves before
-#: it runs. A lease or list is then given what is left as its own budget.
+#: it runs. A lease or list is then given what is left as its own budget; a lease
+#: reserves only its empty answer, since it leases nothing that does not fit
+#: (``min_one=False``).
 ANSWER_BYTES: dict[str, Callable[[str], int]] = {
     "taskqueue.taskqueues.get": lambda queue_name: 64 * 1024,  # the ACL's lists of emails
     "taskqueue.tasks.insert": wire.max_task_bytes,
-    "taskqueue.tasks.lease": wire.max_task_bytes,
+    "taskqueue.tasks.lease": lambda queue_name: wire.TASKS_FRAME_BYTES,
     "taskqueue.tasks.list": wire.max_listed_bytes,
     "taskqueue.tasks.get": wire.max_task_bytes,
     "taskqueue.tasks.update": wire.max_task_bytes,

@@ -90,7 +90,7 @@ def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
             worst = budget.PART_BYTES + answer_bytes(queue_path(project, queue.name))
             response_bytes = shared.reserve(worst, method.id) - budget.PART_BYTES
         body = _read_body(environ, bridge.settings.max_body_bytes) if method.takes_body else None
-        call = Call(project, queue, config, params, body, bridge.settings.admins, response_bytes)
+        call = Call(project, queue, config, params, body, bridge.settings.admins, response_bytes, shared is None)
         status, resource = handler(bridge.backend, call)
         if method.id in _COUNTED:
             environ[logs.TASKS] = len(resource.get("items", ())) if resource else 0
