@@ -77,8 +77,13 @@ class Bridge:
             ) from None
         return json.loads(text) if text.strip() else None
 
+    def listing(self, project: str | None = None) -> dict[str, Any]:
+        """The console API's queue listing: ``queues``, and the ``declared`` queue.yaml
+        queues no project shows yet."""
+        return dict(self.call("GET", "/console/api/queues", project=project))
+
     def queues(self, project: str | None = None) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/console/api/queues", project=project)["queues"])
+        return list(self.listing(project)["queues"])
 
     def project_of(self, queue: str, project: str | None) -> str:
         """--project, or the one project the bridge knows with this queue."""
@@ -159,9 +164,14 @@ def _v1_path(project: str, queue: str) -> str:
 @_client_options
 def queues(url: str, project: str | None, token: str | None, as_json: bool) -> None:
     """List the queues of a running bridge, with their counts."""
-    rows = Bridge(url, token).queues(project)
+    listing = Bridge(url, token).listing(project)
+    rows = listing["queues"]
     if as_json:
         _print_json(rows)
+        return
+    if not rows and listing.get("declared"):
+        names = ", ".join(listing["declared"])
+        click.echo(f"queue.yaml declares {names}; give --project (or BRIDGE_PROJECT) to see them in a project")
         return
     if not rows:
         click.echo("no queues yet: insert a task (python -m bridge insert QUEUE --payload …)")

@@ -207,3 +207,49 @@ def test_a_large_payload_is_cut_and_says_how_much(memory: MemoryBackend) -> None
     assert len(view.text) == 64 * 1024 and view.cut == 100_000 - 64 * 1024
     binary = payload_view(b"\x00" * 10_000)
     assert binary.cut == 10_000 - 4096 and binary.text.count("\n") == 4096 // 16 - 1
+
+
+DECLARED = "queue:\n- name: render\n  mode: pull\n- name: reports\n  mode: pull\n"
+
+
+def _declared_app(tmp_path: Path, text: str, **settings: Any) -> Iterator[FlaskClient]:
+    path = tmp_path / "queue.yaml"
+    path.write_text(text)
+    backend = MemoryBackend.from_url("memory://")
+    try:
+        yield create_app(Settings(queues=path, **settings), backend=backend).test_client()
+    finally:
+        backend.close()
+
+
+def test_queues_queue_yaml_declares_are_listed_before_any_call(tmp_path: Path) -> None:
+    for client in _declared_app(tmp_path, "application: shop\n" + DECLARED):
+        listed = _json(client.get("/console/api/queues"))["queues"]
+        assert [(q["project"], q["name"], q["stats"]["totalTasks"]) for q in listed] == [
+            ("shop", "render", 0),
+            ("shop", "reports", 0),
+        ]
+        assert 'href="/console/projects/shop/queues/reports"' in client.get("/console/").text
+    for client in _declared_app(tmp_path, DECLARED, projects=("s~shop",)):
+        assert [q["name"] for q in _json(client.get("/console/api/queues"))["queues"]] == ["render", "reports"]
+
+
+def test_declared_queues_without_a_project_are_named_and_shown_for_the_project_asked(tmp_path: Path) -> None:
+    for client in _declared_app(tmp_path, DECLARED):
+        listing = _json(client.get("/console/api/queues"))
+        assert listing == {"queues": [], "declared": ["render", "reports"]}
+        page = client.get("/console/").text
+        assert 'id="declared"' in page and "render, reports" in page
+        asked = _json(client.get("/console/api/queues?project=s~shop"))["queues"]
+        assert [(q["project"], q["name"]) for q in asked] == [("shop", "render"), ("shop", "reports")]
+
+
+def test_a_declared_queue_never_used_can_be_purged_and_paused(tmp_path: Path) -> None:
+    for client in _declared_app(tmp_path, DECLARED):
+        purged = client.post("/console/api/projects/shop/queues/render/actions/purge", json={})
+        assert purged.status_code == 200 and _json(purged)["message"] == "Purged render: 0 tasks deleted"
+        paused = client.post("/console/api/projects/shop/queues/reports/actions/pause", json={})
+        assert paused.status_code == 200
+        assert _json(client.get("/console/api/projects/shop/queues/reports"))["paused"] is True
+        undeclared = client.post("/console/api/projects/shop/queues/other/actions/purge", json={})
+        assert undeclared.status_code == 404

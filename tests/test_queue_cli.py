@@ -201,3 +201,20 @@ def test_dead_letters_lists_the_tasks_dropped_after_max_leases(tmp_path: Path) -
     finally:
         server.close()
         backend.close()
+
+
+def test_queues_names_what_queue_yaml_declares_before_any_call(tmp_path: Path) -> None:
+    queues = tmp_path / "queue.yaml"
+    queues.write_text("queue:\n- name: render\n  mode: pull\n")
+    backend = MemoryBackend.from_url("memory://")
+    server = BridgeServer(create_app(Settings(queues=queues), backend=backend))
+    try:
+        assert "queue.yaml declares render; give --project" in ok(cli(server, "queues"))
+        assert ok(cli(server, "queues", "--project", "my-app")).splitlines()[1].split()[:3] == [
+            "my-app",
+            "render",
+            "0",
+        ]
+    finally:
+        server.close()
+        backend.close()

@@ -8,6 +8,7 @@ call them is `bridge.console.access`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from flask import Flask, g, redirect, url_for
 from werkzeug.wrappers import Response
 
 from backends.base import Backend, Queue, QueueInfo, TaskPage, TaskState, state_of
-from backends.errors import ApiError, InvalidArgument
+from backends.errors import ApiError, Duplicate, InvalidArgument, NotFound
 from bridge.ops.metrics import sampled_queues
 
 if TYPE_CHECKING:
@@ -59,12 +60,15 @@ class QueueRow:
 
 
 def known_queues(bridge: Bridge, project: str | None = None) -> list[Queue]:
-    """Every queue the backend knows, sorted by (project, name).
+    """Every queue the backend knows, and queue.yaml's, sorted by (project, name).
 
     A backend may list only some projects unasked (Cloud Tasks serving every v1 project
     in its namesake lists its own location's), so the projects this process served are
     listed too. Where it cannot list at all: the queues this process served and
-    queue.yaml's, as the metrics sample them.
+    queue.yaml's, as the metrics sample them. A queue queue.yaml declares exists from the
+    start, used or not, in every project known here: the one asked for, those served
+    (``application:``, ``--projects``), and those whose queues the backend holds (a
+    queue.yaml without a project names none until a call uses one: `unplaced_queues`).
     """
     key = bridge.admission.project(project) if project else None
     backend = bridge.backend
@@ -74,9 +78,20 @@ def known_queues(bridge: Bridge, project: str | None = None) -> list[Queue]:
     else:
         projects = [key] if key else [None, *sorted({queue.project for queue in sampled})]
         found = [queue for name in projects for queue in backend.list_queues(name)]
+    places = {key} if key else {*bridge.queues.projects, *(queue.project for queue in found)}
+    found += [Queue(place, config.name, config.max_leases) for place in places for config in bridge.queues.declared()]
     # Storage may hold other projects' queues (from before --projects): never shown.
     unique = {(queue.project, queue.name): queue for queue in found if served(bridge, queue.project)}
     return [unique[name] for name in sorted(unique)]
+
+
+def unplaced_queues(bridge: Bridge, rows: list[QueueRow]) -> list[str]:
+    """The queues queue.yaml declares that no project shows yet (a file without
+    ``application:``, a bridge without ``--projects``, no call made): named on the page, so
+    that a new user sees them before the first insert."""
+    if rows:
+        return []
+    return [config.name for config in bridge.queues.declared()]
 
 
 def task_page(
@@ -166,6 +181,14 @@ def run_action(bridge: Bridge, table: dict[str, Action], name: str, queue: Queue
     if name not in table:
         raise InvalidArgument(f"Unknown action {name!r}; known: {', '.join(table)}", location="action")
     # A backend that cannot do the verb raises Unsupported (400), naming itself.
+    try:
+        return table[name](bridge.backend, queue, task)
+    except NotFound:
+        if task is not None or queue.name not in {config.name for config in bridge.queues.declared()}:
+            raise
+    # queue.yaml declares it, so it exists, though the backend has not met it yet.
+    with contextlib.suppress(Duplicate):
+        bridge.backend.create_queue(queue)
     return table[name](bridge.backend, queue, task)
 
 

@@ -21,7 +21,16 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from backends.base import PAGE_LIMIT, MinuteActivity, Queue, QueueInfo, Task, TaskState, state_of
 from backends.errors import InvalidArgument
-from bridge.console import QUEUE_ACTIONS, TASK_ACTIONS, now_us, queue_of, queue_rows, run_action, task_page
+from bridge.console import (
+    QUEUE_ACTIONS,
+    TASK_ACTIONS,
+    now_us,
+    queue_of,
+    queue_rows,
+    run_action,
+    task_page,
+    unplaced_queues,
+)
 from bridge.console.access import Access
 
 if TYPE_CHECKING:
@@ -44,7 +53,12 @@ def blueprint(bridge: Bridge) -> Blueprint:
     @api.route("/queues")
     def queues() -> Response:
         rows = queue_rows(bridge, request.args.get("project") or None)
-        return jsonify({"queues": [_queue_json(row.queue, row.info, row.error) for row in rows]})
+        resource: dict[str, Any] = {"queues": [_queue_json(row.queue, row.info, row.error) for row in rows]}
+        unplaced = unplaced_queues(bridge, rows)
+        if unplaced:
+            # Declared in queue.yaml, but no project is known to show them under yet.
+            resource["declared"] = unplaced
+        return jsonify(resource)
 
     @api.route("/projects/<project>/queues/<taskqueue>")
     def queue(project: str, taskqueue: str) -> Response:

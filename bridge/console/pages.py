@@ -23,6 +23,7 @@ from bridge.console import (
     queue_rows,
     run_action,
     task_page,
+    unplaced_queues,
 )
 from bridge.console.access import COOKIE, CSRF_FIELD, Access, clear_cookie
 from bridge.ops import logs
@@ -104,6 +105,7 @@ def blueprint(bridge: Bridge) -> Blueprint:
         return render_template(
             "queues.html",
             rows=rows,
+            unplaced=unplaced_queues(bridge, rows),
             project=project,
             complete="list_queues" in backend.supports,
             now_us=now_us(),
