@@ -17,7 +17,8 @@ belongs to one App Engine application), which limits the queues to that project,
 ``--projects`` does.
 
 With a file, an unknown queue is a 404 and a push queue a 400. Without one, every
-well-formed queue name exists (created on first use), as the local emulator did.
+well-formed queue name exists (created on first use), as the local emulator did. What
+is well formed is the deployment's `NameRules` (Google's, or with '_' too: ``--dialect``).
 A queue's ``strict_leases`` overrides ``--strict-leases``.
 
 Of ``retry_parameters`` a pull queue has ``task_retry_limit`` alone: App Engine's
@@ -38,7 +39,7 @@ from typing import Any
 import yaml
 
 from backends.errors import InvalidArgument, NotFound
-from backends.limits import QUEUE_NAME, project_key
+from backends.limits import GOOGLE_NAMES, NameRules, project_key
 
 #: The keys App Engine's queue.yaml knows, at each level. The bridge reads a few of them;
 #: the others (push queues' rates, targets) are accepted and ignored, and any other key
@@ -94,7 +95,8 @@ class QueueRegistry:
 
     ``projects`` (application ids without partition prefix) limits the projects served;
     empty serves every project. ``strict_leases`` is the default of queues that do not
-    choose.
+    choose. ``names``: the project and queue names the deployment takes; the gate's
+    admission resolves every front's projects with them (`bridge.gate.access`).
     """
 
     def __init__(
@@ -103,9 +105,11 @@ class QueueRegistry:
         *,
         projects: Iterable[str] = (),
         strict_leases: bool = False,
+        names: NameRules = GOOGLE_NAMES,
     ) -> None:
         self._queues = queues
-        self.projects = frozenset(project_key(project) for project in projects)
+        self.names = names
+        self.projects = frozenset(project_key(project, names) for project in projects)
         self.strict_leases = strict_leases
 
     def check_project(self, key: str, project: str) -> None:
@@ -114,7 +118,14 @@ class QueueRegistry:
             raise NotFound(f"Project not found: {project}", location="project")
 
     @classmethod
-    def from_file(cls, path: Path, *, projects: Iterable[str] = (), strict_leases: bool = False) -> QueueRegistry:
+    def from_file(
+        cls,
+        path: Path,
+        *,
+        projects: Iterable[str] = (),
+        strict_leases: bool = False,
+        names: NameRules = GOOGLE_NAMES,
+    ) -> QueueRegistry:
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -134,19 +145,19 @@ class QueueRegistry:
             raise QueueFileError(f"{path}: expected a top-level 'queue:' list")
         queues: dict[str, QueueConfig] = {}
         for number, entry in enumerate(entries, 1):
-            config = _parse_entry(entry, f"{path}: queue entry {number}", strict_leases)
+            config = _parse_entry(entry, f"{path}: queue entry {number}", strict_leases, names)
             if config.name in queues:
                 raise QueueFileError(f"{path}: queue {config.name!r} is defined twice")
             queues[config.name] = config
         application = document.get("application")
         if application is not None:
-            key = _application_key(application) if isinstance(application, str) else None
+            key = names.app_id(application) if isinstance(application, str) else None
             if key is None:
                 raise QueueFileError(f"{path}: application {application!r} is not an App Engine application id")
-            if projects and {project_key(project) for project in projects} != {key}:
+            if projects and {project_key(project, names) for project in projects} != {key}:
                 raise QueueFileError(f"{path}: application {application!r} contradicts --projects; keep one of them")
             projects = (key,)
-        return cls(queues, projects=projects, strict_leases=strict_leases)
+        return cls(queues, projects=projects, strict_leases=strict_leases, names=names)
 
     def declared(self) -> tuple[QueueConfig, ...]:
         """The pull queues the file declares; none without a file."""
@@ -162,13 +173,6 @@ class QueueRegistry:
         if not config.pull:
             raise InvalidArgument(f"Queue {name} is a push queue; this API serves pull queues", location="taskqueue")
         return config
-
-
-def _application_key(application: str) -> str | None:
-    try:
-        return project_key(application)
-    except InvalidArgument:
-        return None
 
 
 def _check_keys(root: yaml.Node | None, path: Path) -> None:
@@ -204,12 +208,12 @@ def _entry_value(entry: yaml.Node, name: str) -> str:
     return "?"
 
 
-def _parse_entry(entry: Any, where: str, strict_default: bool) -> QueueConfig:
+def _parse_entry(entry: Any, where: str, strict_default: bool, names: NameRules) -> QueueConfig:
     if not isinstance(entry, dict):
         raise QueueFileError(f"{where}: expected a mapping with a name")
     name = entry.get("name")
-    if not QUEUE_NAME.matches(name):
-        raise QueueFileError(f"{where}: name {name!r} must be {QUEUE_NAME.described}")
+    if not names.queue.matches(name):
+        raise QueueFileError(f"{where}: name {name!r} must be {names.queue.described}")
     mode = entry.get("mode", "push")
     if mode not in ("push", "pull"):
         raise QueueFileError(f"{where} ({name}): mode must be push or pull, not {mode!r}")

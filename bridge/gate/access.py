@@ -5,7 +5,9 @@ on v1, v2beta2 (gRPC and HTTP/JSON), batch parts and the console:
 
 1. `identify`: credentials first (``Authorization: Bearer``, or gRPC's ``authorization``
    metadata): a caller who has none learns nothing, not even which queues exist;
-2. `project`: the project must be well formed (400) and served (``--projects`` or
+2. `project`: the project must be well formed (400: the deployment's `NameRules`,
+   which the queue registry carries, so that every front and the console take the
+   same names) and served (``--projects`` or
    queue.yaml's ``application:``; any other is 404 ``notFound`` / NOT_FOUND, as v1 answers);
 3. `queue`: the queue must exist for queue.yaml (404) and be a pull queue (400), and the
    caller must be allowed the method by its ACL (403), all before the body is read or
@@ -33,6 +35,8 @@ class Admission:
         self.queues = queues
         self.authenticator = authenticator
         self.policy = policy
+        #: The deployment's project and queue names (Google's, or with '_': --dialect).
+        self.names = queues.names
         #: The caller's identity (None: anonymous, with ``--auth none``); Unauthenticated
         #: when the credentials (the Authorization header's value) prove nothing.
         self.identify: Callable[[str | None], str | None] = authenticator.identify
@@ -40,14 +44,14 @@ class Admission:
     def project(self, project: str) -> str:
         """The project's key (its application id); InvalidArgument when malformed,
         NotFound when this bridge does not serve it."""
-        key = project_key(project)
+        key = project_key(project, self.names)
         self.queues.check_project(key, project)
         return key
 
     def queue(self, identity: str | None, project: str, name: str, method_id: str) -> tuple[Queue, QueueConfig]:
         """The queue ``project``/``name`` if ``identity`` may call ``method_id`` on it: as
         the backend addresses it, and its definition (a plain pair: every v1 call makes one)."""
-        key = project_key(project)
+        key = project_key(project, self.names)
         self.queues.check_project(key, project)
         config = self.queues.resolve(name)
         self.policy.check(identity, config, method_id)

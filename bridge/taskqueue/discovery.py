@@ -4,8 +4,9 @@ The document is the single description of the API: the bridge serves it to clien
 builds its URL rules from each method's ``path`` and ``httpMethod``, and validates
 parameters by its ``type``, ``required`` and ``enum``. The rules a value must meet
 beyond those (a queue name's alphabet, numTasks' range) come from `backends.limits`,
-by parameter name: Google's document carried none, and a client enforces a ``pattern``
-itself, raising before it sends, where the real service answered with a 400.
+by parameter name (a project's and a queue's from the deployment's `NameRules`):
+Google's document carried none, and a client enforces a ``pattern`` itself, raising
+before it sends, where the real service answered with a 400.
 Adding a method means describing it there and writing its handler.
 """
 
@@ -21,13 +22,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from backends.errors import InvalidArgument
-from backends.limits import INT64, LEASE_SECONDS, NUM_TASKS, PROJECT, QUEUE_NAME, TASK_ID, Bounds, Name
+from backends.limits import GOOGLE_NAMES, INT64, LEASE_SECONDS, NUM_TASKS, TASK_ID, Bounds, Name, NameRules
 from bridge.errors import Required
 
 DOCUMENT = "taskqueue.v1beta2.json"
 _BOOLEANS = {"true": True, "false": False}
-#: What a string parameter's value must be, by parameter name.
-_NAMES: dict[str, Name] = {"project": PROJECT, "taskqueue": QUEUE_NAME, "task": TASK_ID}
+
+
+def _rules(names: NameRules) -> dict[str, Name]:
+    """What a string parameter's value must be, by parameter name."""
+    return {"project": names.project, "taskqueue": names.queue, "task": TASK_ID}
+
+
 #: The range of an integer parameter, by parameter name.
 _BOUNDS: dict[str, Bounds] = {"numTasks": NUM_TASKS, "leaseSecs": LEASE_SECONDS, "newLeaseSeconds": LEASE_SECONDS}
 
@@ -44,13 +50,13 @@ class Param:
     default: str | None = None
 
     @classmethod
-    def from_doc(cls, name: str, doc: Mapping[str, Any]) -> Param:
+    def from_doc(cls, name: str, doc: Mapping[str, Any], names: NameRules = GOOGLE_NAMES) -> Param:
         return cls(
             name=name,
             type=doc["type"],
             location=doc["location"],
             required=bool(doc.get("required")),
-            rule=_NAMES.get(name),
+            rule=_rules(names).get(name),
             bounds=_BOUNDS.get(name),
             enum=tuple(doc["enum"]) if "enum" in doc else None,
             default=doc.get("default"),
@@ -101,17 +107,19 @@ class Method:
 
 
 class Discovery:
-    """The loaded document; ``render(root_url)`` gives the copy served to clients."""
+    """The loaded document; ``render(root_url)`` gives the copy served to clients.
+    ``names``: the project and queue names the deployment takes (`backends.limits`)."""
 
-    def __init__(self, document: dict[str, Any]) -> None:
+    def __init__(self, document: dict[str, Any], names: NameRules = GOOGLE_NAMES) -> None:
         self.document = document
+        self.names = names
         self.global_params = tuple(Param.from_doc(n, d) for n, d in document["parameters"].items())
         self.methods = tuple(self._methods())
 
     @classmethod
-    def load(cls) -> Discovery:
+    def load(cls, names: NameRules = GOOGLE_NAMES) -> Discovery:
         text = (importlib.resources.files("api_data") / DOCUMENT).read_text()
-        return cls(json.loads(text))
+        return cls(json.loads(text), names)
 
     @property
     def api(self) -> str:
@@ -126,7 +134,7 @@ class Discovery:
         for resource in self.document["resources"].values():
             for doc in resource["methods"].values():
                 rule = base + re.sub(r"\{(\w+)\}", r"<\1>", doc["path"])
-                params = tuple(Param.from_doc(n, d) for n, d in doc.get("parameters", {}).items())
+                params = tuple(Param.from_doc(n, d, self.names) for n, d in doc.get("parameters", {}).items())
                 yield Method(doc["id"], doc["httpMethod"], rule, params, "request" in doc)
 
     @functools.lru_cache(maxsize=32)  # noqa: B019 - one Discovery per app, a few root URLs each
