@@ -284,8 +284,9 @@ class Backend(abc.ABC):
         whose message says so) when deleted or dropped and its name is still reserved."""
 
     @abc.abstractmethod
-    def list_tasks(self, queue: Queue) -> list[Task]:
-        """Return up to limits.LIST_LIMIT live tasks without payloads, by ETA then name."""
+    def list_tasks(self, queue: Queue, *, with_payloads: bool = False) -> list[Task]:
+        """Return up to limits.LIST_LIMIT live tasks by ETA then name, without payloads
+        unless ``with_payloads`` (v1's list has none; the legacy-local dialect's has)."""
 
     @abc.abstractmethod
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:

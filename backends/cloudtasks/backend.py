@@ -31,7 +31,7 @@ as ``schedule_time``; lease is LeaseTasks in FULL view with the filter ``tag="â€
 ``tag_function=oldest_tag()``; update/patch are RenewLease, or CancelLease for 0
 seconds, and a delete with a lease token is AcknowledgeTask, each fenced by the task's
 ``schedule_time`` (the v1 leaseTimestamp, exact to the microsecond, read first when the
-body has none); list is one BASIC page of 100; stats
+body has none); list is one page of 100 (BASIC, FULL for payloads); stats
 come from GetQueue with a read mask. Cloud Tasks owns the clock, the tombstones of
 existing queues (their ``tombstone_ttl``) and ``maxLeases`` (``max_attempts``).
 
@@ -364,10 +364,9 @@ class CloudTasksBackend(Backend):
         with translated("reading the task", task_id=task_id):
             return _task(self._invoke(self.client.get_task, request, idempotent=True))
 
-    def list_tasks(self, queue: Queue) -> list[Task]:
-        request = ct.ListTasksRequest(
-            parent=self.queue_name(queue), response_view=ct.Task.View.BASIC, page_size=LIST_LIMIT
-        )
+    def list_tasks(self, queue: Queue, *, with_payloads: bool = False) -> list[Task]:
+        view = ct.Task.View.FULL if with_payloads else ct.Task.View.BASIC
+        request = ct.ListTasksRequest(parent=self.queue_name(queue), response_view=view, page_size=LIST_LIMIT)
         with translated("listing the queue", queue=queue):
             # The pager holds the first page and fetches others only when iterated.
             page = self._invoke(self.client.list_tasks, request, idempotent=True, queue=queue)

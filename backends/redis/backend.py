@@ -418,8 +418,10 @@ class RedisBackend(Backend):
             raise NotFound(f"Task not found: {task_id}", location="task")
         return found[0]
 
-    def list_tasks(self, queue: Queue) -> list[Task]:
-        flat = self._run("list", queue, LIST_LIMIT)
+    def list_tasks(self, queue: Queue, *, with_payloads: bool = False) -> list[Task]:
+        flat = self._run("list", queue, LIST_LIMIT, "1" if with_payloads else "")
+        if with_payloads:
+            return self._decoded(queue, flat)  # payloads kept apart read after the script
         return _tasks(flat, with_payload=False)[0]
 
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:

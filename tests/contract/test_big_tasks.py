@@ -34,6 +34,7 @@ def test_payloads_of_every_size_come_back_whole_from_every_verb(backend: Backend
     renewed = backend.modify_lease(WORK, "t100000", 60 * US, leased["t100000"].eta_us)
     assert (renewed.payload, renewed.retry_count) == (sent["t100000"], 2)
     assert [task.payload for task in backend.list_tasks(WORK)] == [None] * len(SIZES)
+    assert {task.id: task.payload for task in backend.list_tasks(WORK, with_payloads=True)} == sent
     if "list_tasks_page" in backend.supports:
         page = backend.list_tasks_page(WORK, page_size=10, with_payload=True)
         assert {task.id: task.payload for task in page.tasks} == sent

@@ -75,6 +75,15 @@ def test_get_returns_the_payload_and_list_does_not(backend: Backend) -> None:
     assert (entry.enqueue_us, entry.eta_us) == (got.enqueue_us, got.eta_us)
 
 
+def test_list_gives_payloads_when_asked(backend: Backend) -> None:
+    body = bytes(range(256))
+    insert(backend, "t1", body, tag="x")
+    insert(backend, "t2", b"")
+    listed = backend.list_tasks(WORK, with_payloads=True)
+    assert [(t.id, t.payload, t.tag) for t in listed] == [("t1", body, "x"), ("t2", b"", None)]
+    assert [t.payload for t in backend.list_tasks(WORK)] == [None, None]
+
+
 def test_an_untagged_task_has_no_tag(backend: Backend) -> None:
     insert(backend, "t1")
     assert backend.get(WORK, "t1").tag is None

@@ -1,8 +1,8 @@
--- list.lua: the first tasks by ETA then name, without payloads.
+-- list.lua: the first tasks by ETA then name, without payloads unless asked.
 -- KEYS and ARGV[1]: see common.lua.
--- ARGV[2] most tasks
--- Reads tasks, index, heads (never payloads: see APART_BYTES).
--- Returns {id, stored task without a payload of its own (see without_payload), ...}
+-- ARGV[2] most tasks   ARGV[3] '1' to include payloads
+-- Reads tasks, index, heads (never payloads kept apart: see APART_BYTES).
+-- Returns {id, stored task (see without_payload unless payloads are asked for), ...}
 
 local limit = tonumber(ARGV[2])
 -- The first `limit` tasks lie in the groups whose first tasks are among the `limit`
@@ -26,6 +26,14 @@ if #ids == 0 then
 end
 local stored = redis.call('HMGET', tasks_key, unpack(ids))
 local out = {}
+if ARGV[3] == '1' then
+  -- As stored: the bridge reads the payloads kept apart after the script.
+  for i, id in ipairs(ids) do
+    out[2 * i - 1] = id
+    out[2 * i] = stored[i]
+  end
+  return out
+end
 for i, id in ipairs(ids) do
   out[2 * i - 1] = id
   out[2 * i] = without_payload(stored[i])
