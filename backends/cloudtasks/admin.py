@@ -34,7 +34,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from backends.base import Queue, Task, TaskPage, TaskState, first_within, state_of
 from backends.cloudtasks.errors import missing_queue, translated
-from backends.errors import Duplicate, NotFound
+from backends.errors import Duplicate, InvalidArgument, NotFound
 from backends.paging import position, position_of, token_after
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ def list_queues(backend: CloudTasksBackend, project: str | None) -> list[Queue]:
         project = where.project if served is None or where.project in served else min(served)
     try:
         parent = where.serving(project)
-    except NotFound:
+    except (NotFound, InvalidArgument):  # a project it does not serve, or cannot name, has none here
         return []
     request = ct.ListQueuesRequest(parent=parent)
     found: list[Queue] = []

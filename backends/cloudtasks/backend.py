@@ -14,6 +14,8 @@ Options (query string):
   share PROJECT's queues. ``*`` makes each v1 project name the Cloud Tasks project of
   the same id in LOCATION, as one App Engine app id is one Google Cloud project id
   (several apps on one bridge, each in its own project, as far as IAM lets it reach).
+  A v1 project with '_' (``--dialect legacy-local``) can only be an alias: no Cloud
+  Tasks project is named so.
 - ``create_queues``: create a queue on first use, as the local emulator does (a pull
   queue with ``retry_config.max_attempts`` = the queue.yaml ``task_retry_limit`` and
   ``tombstone_ttl`` = the bridge's tombstone setting). Off by default: in a real
@@ -35,7 +37,10 @@ body has none); list is one page of 100 (BASIC, FULL for payloads); stats
 come from GetQueue with a read mask. Cloud Tasks owns the clock, the tombstones of
 existing queues (their ``tombstone_ttl``) and ``maxLeases`` (``max_attempts``).
 
-Limits: ``enqueueTimestamp`` has second precision (``create_time``); list returns some
+Limits: a queue name with '_' (``--dialect legacy-local``) is refused (400): Cloud
+Tasks' queue ids hold letters, digits and '-' only, and mapping '_' to another
+character would make two v1 queues one. ``enqueueTimestamp`` has second precision
+(``create_time``); list returns some
 100 tasks, sorted here, not the queue's first 100 (the service lists in no order);
 ``leasedLastMinute``/``leasedLastHour`` are not known and left out; LeaseTasks past 10
 calls a second per queue returns no tasks (RESOURCE_EXHAUSTED), as App Engine did.
@@ -86,7 +91,7 @@ from backends.base import (
 from backends.cloudtasks import admin
 from backends.cloudtasks.errors import missing_queue, translated
 from backends.errors import InvalidArgument, NotFound
-from backends.limits import LIST_LIMIT, US
+from backends.limits import LIST_LIMIT, PROJECT, QUEUE_NAME, US
 
 T = TypeVar("T")
 log = logging.getLogger("bridge.cloudtasks")
@@ -124,8 +129,15 @@ class Location:
         return f"projects/{project}/locations/{self.location}"
 
     def serving(self, v1_project: str) -> str:
-        """The Cloud Tasks location a v1 project's queues live in; NotFound if none."""
+        """The Cloud Tasks location a v1 project's queues live in; NotFound if none,
+        InvalidArgument for a project Cloud Tasks cannot name."""
         if self.v1_projects is None:
+            if not PROJECT.matches(v1_project):
+                raise InvalidArgument(
+                    f"Project {v1_project} cannot name a Cloud Tasks project ({PROJECT.described}); "
+                    f"serve it as an alias instead (projects={v1_project} in the backend URL)",
+                    location="project",
+                )
             return self.of(v1_project)
         if v1_project in self.v1_projects:
             return self.name
@@ -246,6 +258,12 @@ class CloudTasksBackend(Backend):
     # -- names and calls ------------------------------------------------------------
 
     def queue_name(self, queue: Queue) -> str:
+        if not QUEUE_NAME.matches(queue.name):
+            raise InvalidArgument(
+                f"Queue {queue.name} cannot be kept on Cloud Tasks, whose queue names are {QUEUE_NAME.described}; "
+                "rename it, or serve it from a Redis backend",
+                location="taskqueue",
+            )
         return f"{self.where.serving(queue.project)}/queues/{queue.name}"
 
     def task_name(self, queue: Queue, task_id: str) -> str:

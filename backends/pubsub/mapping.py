@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from backends import url_options
 from backends.base import Queue, Task
 from backends.errors import NotFound
-from backends.limits import US
+from backends.limits import QUEUE_NAME_UNDERSCORED, US
 from backends.pubsub.errors import unsupported
 
 #: Pub/Sub's ceiling on an ack deadline (seconds): the longest lease it can hold.
@@ -96,7 +96,8 @@ class Place:
         if not short.startswith(self.prefix) or short.endswith(DEAD_SUFFIX):
             return None
         name = short[len(self.prefix) :]
-        return name if re.fullmatch(r"[A-Za-z0-9-]{1,100}", name) else None
+        # '_' too: Pub/Sub's names hold it, and a legacy-local bridge's queues may.
+        return name if QUEUE_NAME_UNDERSCORED.matches(name) else None
 
     @classmethod
     def from_url(cls, url: str) -> tuple[Place, dict[str, str]]:

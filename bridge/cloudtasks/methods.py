@@ -24,7 +24,7 @@ from google.protobuf import empty_pb2, json_format
 from backends.base import DEFAULT_TOMBSTONE_SECONDS, PAGE_LIMIT, Backend, LeaseRequest, NewTask, Queue, QueueInfo, Task
 from backends.cloudtasks.errors import NOT_FOUND
 from backends.errors import ApiError, Duplicate, InvalidArgument, NotFound
-from backends.limits import NUM_TASKS, US
+from backends.limits import NUM_TASKS, QUEUE_NAME, US
 from bridge import entropy
 from bridge.access.acl import Policy
 from bridge.access.auth import Authenticator
@@ -212,7 +212,9 @@ def list_queues(call: Call, request: Any) -> Any:
         queues = [Queue(project, c.name, c.max_leases) for c in call.front.queues.declared()]
     else:
         queues = call.backend.list_queues(key)
-    names = sorted(queue.name for queue in queues)
+    # A queue made through the v1 API of a legacy-local bridge may hold '_', which no
+    # Cloud Tasks name can: listing it would name a queue every other method refuses.
+    names = sorted(queue.name for queue in queues if QUEUE_NAME.matches(queue.name))
     start = convert.page_start(names, request.page_token)
     page = names[start : start + (request.page_size or MAX_QUEUE_PAGE)]
     by_name = {queue.name: queue for queue in queues}

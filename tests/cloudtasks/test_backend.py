@@ -53,6 +53,23 @@ def test_listed_projects_are_aliases_of_the_configured_one(fake: FakeCloudTasks,
         backend.list_tasks(Queue("demo-app", "work"))
 
 
+def test_a_queue_name_with_an_underscore_is_refused_and_says_why(fake: FakeCloudTasks, open_ct: Any) -> None:
+    backend = open_ct("projects=*&create_queues=true")
+    for queue, location in ((Queue("demo-app", "test_queue"), "taskqueue"), (Queue("test_project", "work"), "project")):
+        with pytest.raises(errors.InvalidArgument, match="Cloud Tasks") as refused:
+            backend.insert(queue, NewTask("t1", b"x"))
+        assert refused.value.location == location
+    assert fake.queues == {}
+    assert backend.list_queues("test_project") == []
+
+
+def test_a_project_with_an_underscore_is_served_as_an_alias(fake: FakeCloudTasks, open_ct: Any) -> None:
+    fake.add_queue(LOCATION, "work")
+    backend = open_ct("projects=test_project")
+    backend.insert(Queue("test_project", "work"), NewTask("t1", b"x"))
+    assert list(fake.queues[QUEUE_NAME].tasks) == [f"{QUEUE_NAME}/tasks/t1"]
+
+
 def test_a_star_makes_each_project_name_its_namesake(fake: FakeCloudTasks, open_ct: Any) -> None:
     backend = open_ct("projects=*&create_queues=true")
     backend.insert(Queue("example.com:shop", "work"), NewTask("t1", b"x"))

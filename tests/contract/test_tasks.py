@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from backends.base import Backend, Queue
+from backends.base import Backend, NewTask, Queue
 from backends.errors import Duplicate, InvalidArgument, NotFound
 from backends.limits import LIST_LIMIT, MAX_ETA_AHEAD_US, US
 from tests.support.api import now_us
@@ -82,6 +82,17 @@ def test_list_gives_payloads_when_asked(backend: Backend) -> None:
     listed = backend.list_tasks(WORK, with_payloads=True)
     assert [(t.id, t.payload, t.tag) for t in listed] == [("t1", body, "x"), ("t2", b"", None)]
     assert [t.payload for t in backend.list_tasks(WORK)] == [None, None]
+
+
+def test_underscored_names_are_kept_as_they_are(backend: Backend) -> None:
+    """The names a legacy-local bridge takes (test_project, test_queue) are stored as
+    they are, apart from their hyphenated namesakes."""
+    underscored, hyphenated = Queue("test_project", "test_queue"), Queue("test_project", "test-queue")
+    backend.insert(underscored, NewTask("t1", b"x"))
+    backend.insert(hyphenated, NewTask("t1", b"y"))
+    assert backend.get(underscored, "t1").payload == b"x"
+    assert backend.get(hyphenated, "t1").payload == b"y"
+    assert {queue.name for queue in backend.list_queues("test_project")} >= {"test_queue", "test-queue"}
 
 
 def test_an_untagged_task_has_no_tag(backend: Backend) -> None:

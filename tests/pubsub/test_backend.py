@@ -196,6 +196,16 @@ def test_queues_are_made_listed_changed_and_deleted(open_pubsub: Opener) -> None
             call()
 
 
+def test_a_queue_named_with_an_underscore_is_kept_and_listed(open_pubsub: Opener) -> None:
+    # Pub/Sub's names hold '_', as a legacy-local bridge's queue names (test_queue) may.
+    backend = open_pubsub()
+    underscored = Queue("demo-app", "test_queue")
+    put(backend, b"x", queue=underscored)
+    put(backend, b"y")
+    assert [task.payload for task in lease(backend, queue=underscored)] == [b"x"]
+    assert [queue.name for queue in backend.list_queues("demo-app")] == ["test_queue", "work"]
+
+
 def test_without_create_queues_an_unknown_queue_is_a_404_that_says_how_to_make_it(
     open_pubsub: Opener, pubsub_emulator: PubSubEmulator, prefix: str
 ) -> None:
