@@ -100,6 +100,9 @@ GOOGLE_NAMES = NameRules(PROJECT, QUEUE_NAME)
 #: Google's names and '_' (see PROJECT_UNDERSCORED). Redis keys hold them as they are;
 #: Cloud Tasks cannot, so its backend refuses a queue named so.
 UNDERSCORED_NAMES = NameRules(PROJECT_UNDERSCORED, QUEUE_NAME_UNDERSCORED)
+#: The names each dialect of the v1 API takes (bridge.taskqueue.dialect), by the name
+#: ``--dialect`` gives it; settings check ``--projects`` with them.
+DIALECT_NAMES: dict[str, NameRules] = {"google": GOOGLE_NAMES, "legacy-local": UNDERSCORED_NAMES}
 
 
 def app_id(project: str) -> str | None:

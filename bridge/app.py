@@ -26,6 +26,7 @@ from bridge.gate.override import MethodOverride
 from bridge.ops import health, logs, metrics
 from bridge.settings import Settings
 from bridge.taskqueue import routes as taskqueue_routes
+from bridge.taskqueue.dialect import DIALECTS, Dialect
 from bridge.taskqueue.discovery import Discovery
 
 
@@ -45,17 +46,22 @@ class Bridge:
     meter: metrics.BackendMeter
     #: The project allow-list, authentication and ACLs every front asks (bridge.gate.access).
     admission: Admission
+    #: How the v1 API writes its JSON (bridge.taskqueue.dialect).
+    dialect: Dialect
 
 
 def create_app(settings: Settings | None = None, *, backend: Backend | None = None) -> Flask:
     """Build the app; ``backend`` replaces the one ``settings.backend`` names (tests)."""
     settings = settings or Settings.from_env()
     projects, strict = settings.projects, settings.strict_leases
+    dialect = DIALECTS[settings.dialect]
+    # The deployment's names, for queue.yaml, --projects and every front (the admission).
+    names = dialect.names
     if settings.queues:
-        queues = QueueRegistry.from_file(settings.queues, projects=projects, strict_leases=strict)
+        queues = QueueRegistry.from_file(settings.queues, projects=projects, strict_leases=strict, names=names)
     else:
-        queues = QueueRegistry(projects=projects, strict_leases=strict)
-    discovery = Discovery.load()
+        queues = QueueRegistry(projects=projects, strict_leases=strict, names=names)
+    discovery = Discovery.load(names)
     authenticator = open_authenticator(settings)
     backend = backend or open_backend(settings.backend, **settings.backend_options())
     meter = metrics.BackendMeter()
@@ -66,7 +72,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     policy = Policy.from_settings(settings)
     admission = Admission(queues, authenticator, policy)
-    bridge = Bridge(settings, metered, queues, discovery, authenticator, policy, meter, admission)
+    bridge = Bridge(settings, metered, queues, discovery, authenticator, policy, meter, admission, dialect)
     app.extensions["bridge"] = bridge
     errors.register(app)
     logs.register(app)

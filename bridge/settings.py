@@ -7,9 +7,10 @@ takes besides its URL (``--cloudtasks-endpoint``, …) are declared by its entry
 `backends.BACKENDS` and become definitions of the same kind (`Definition.of_backend`).
 `definitions()` lists them all: the parsing of text (environment or command line), the
 checks at start-up, the options of ``serve`` and its ``--help`` come from it, and a
-test holds README's table to it. Adding a setting is adding one field, e.g.::
+test holds README's table to it. Adding a setting is adding one field, as ``dialect``
+was::
 
-    dialect: str = setting("v1beta2", "Which API the front speaks.", choices=("v1beta2", "v1"))
+    dialect: str = setting("google", "How the v1 API answers: …", choices=("google", "legacy-local"))
 
 which gives ``--dialect`` and ``BRIDGE_DIALECT``, their parsing and check, and a line
 of ``serve --help``; README's table then needs its row.
@@ -36,7 +37,7 @@ import backends
 from backends import UnknownBackend, all_settings, backend_kind
 from backends.base import DEFAULT_TOMBSTONE_SECONDS
 from backends.errors import InvalidArgument
-from backends.limits import project_key
+from backends.limits import DIALECT_NAMES, NameRules, project_key
 
 #: Largest request body accepted: a 1 MiB payload in base64 plus room for the other fields.
 DEFAULT_MAX_BODY_BYTES = 1_500_000
@@ -200,10 +201,10 @@ def _http_url(url: str) -> str | None:
     return f"{url!r} must be an http(s) URL, starting with http:// or https://"
 
 
-def _application_ids(projects: tuple[str, ...]) -> str | None:
+def _application_ids(projects: tuple[str, ...], names: NameRules) -> str | None:
     for project in projects:
         try:
-            project_key(project)
+            project_key(project, names)
         except InvalidArgument:
             return f"{project!r} is not an App Engine application id"
     return None
@@ -260,7 +261,6 @@ class Settings:
         (),
         "Comma-separated application ids served; others are 404.",
         unset="any",
-        check=_application_ids,
         placeholder="IDS",
     )
     #: Whether renewing or releasing a lease needs its leaseTimestamp (queue.yaml may override).
@@ -291,6 +291,12 @@ class Settings:
     )
     #: Whether /metrics asks for the same credentials as the API (for the metrics code to read).
     metrics_auth: bool = setting(False, "Whether /metrics asks for the API's credentials.")
+    #: How the v1 API writes its JSON and which names the bridge takes (bridge.taskqueue.dialect).
+    dialect: str = setting(
+        "google",
+        "How the v1 API answers: as Google did, or as the local stand-ins of 2017 did.",
+        choices=tuple(DIALECT_NAMES),
+    )
     #: The settings backends take besides their URL, by name (`backends.Setting`), e.g.
     #: {"cloudtasks_endpoint": "localhost:8123"}; only the chosen backend's may be given.
     backend_settings: Mapping[str, str] = field(default_factory=dict)
@@ -306,6 +312,10 @@ class Settings:
             raise SettingsError(f"{_named('grpc_port')}: {self.grpc_port} must be a TCP port other than --port")
         if kind.single_process and self.workers > 1:
             raise SettingsError(f"{_named('workers')} is {self.workers}: {kind.single_process}")
+        # --projects' ids are the dialect's names (legacy-local's may hold '_').
+        problem = _application_ids(self.projects, DIALECT_NAMES[self.dialect])
+        if problem is not None:
+            raise SettingsError(f"{_named('projects')}: {problem}")
         self._check_auth()
         self._check_backend_settings(kind.settings)
 

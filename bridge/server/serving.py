@@ -28,6 +28,7 @@ from bridge.ops.metrics import MULTIPROC_ENV
 from bridge.server.sockets import raise_open_files_limit
 from bridge.server.workers import worker_class
 from bridge.settings import Settings
+from bridge.taskqueue.dialect import DEFAULT_DIALECT
 from bridge.version import __version__
 
 #: Seconds a stopping worker gives in-flight requests (SIGTERM) before it is killed;
@@ -228,8 +229,10 @@ def startup_line(settings: Settings, backend_answer: str) -> str:
     root = (settings.public_url or f"http://{shown_host}:{settings.port}").rstrip("/")
     queues = f"queues from {settings.queues}" if settings.queues else "no queue file (queues are made on first use)"
     grpc = "" if settings.grpc_port is None else f"Cloud Tasks v2beta2 gRPC {shown_host}:{settings.grpc_port}; "
+    # Said only when it is not Google's: a worker's author must not miss that it is another.
+    dialect = f" (dialect {settings.dialect})" if settings.dialect != DEFAULT_DIALECT else ""
     return (
         f"Task Queue Bridge {__version__}: backend {_shown(settings.backend)} {backend_answer}; {queues}; "
-        f"auth {settings.auth}; API {root}/taskqueue/v1beta2/projects/; {grpc}"
+        f"auth {settings.auth}; API{dialect} {root}/taskqueue/v1beta2/projects/; {grpc}"
         f"Discovery {root}/discovery/v1/apis/taskqueue/v1beta2/rest; console {root}/console/"
     )

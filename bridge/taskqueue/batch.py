@@ -33,9 +33,10 @@ task):
    first; a batch whose budget cannot hold even that is refused whole (400);
 3. before a part runs, what is left must hold the most its answer can weigh
    (`bridge.gate.budget.PART_BYTES` for its headers, plus one task with a 1 MiB payload
-   for get, insert, update and patch, one listed task for list, an empty answer for
-   lease); otherwise it is answered 400 ``responseTooLarge`` without running, and so
-   are the parts after it that do not fit either;
+   for get, insert, update and patch, one listed task for list (with its payload in
+   the legacy-local dialect), an empty answer for lease); otherwise it is answered 400
+   ``responseTooLarge`` without running, and so are the parts after it that do not fit
+   either;
 4. a lease part leases only what fits what is left, possibly nothing (not even its
    first task, which a lease alone always gets), and a list part lists only that;
 5. each part is then charged what its answer actually weighed.

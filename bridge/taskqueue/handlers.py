@@ -2,14 +2,17 @@
 
 Each takes the backend and a validated `Call` and returns the status and resource to
 send. They hold the rules that need more than one parameter (a tag needs groupByTag);
-everything a single parameter can get wrong was refused before they run.
+everything a single parameter can get wrong was refused before they run. Each also
+takes the dialect it answers in (`bridge.taskqueue.dialect`), bound once per app by
+`handlers_for`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from backends.base import Backend, LeaseRequest, Queue
 from backends.errors import InvalidArgument
@@ -17,6 +20,7 @@ from backends.limits import US, check_tag
 from bridge.access.queues import QueueConfig
 from bridge.errors import Required
 from bridge.taskqueue import wire
+from bridge.taskqueue.dialect import GOOGLE, Dialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +48,30 @@ class Call:
 
 
 Result = tuple[int, dict[str, Any] | None]
+#: A method's handler as the routes call it: in the deployment's dialect.
 Handler = Callable[[Backend, Call], Result]
 
 
-def get_queue(backend: Backend, call: Call) -> Result:
+class SpeakingHandler(Protocol):
+    """A method's handler, answering in the dialect it is given."""
+
+    def __call__(self, backend: Backend, call: Call, dialect: Dialect = ...) -> Result: ...
+
+
+def get_queue(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
     info = backend.queue_info(call.queue, with_stats=bool(call.params["getStats"]))
     config = call.config
-    return 200, wire.queue_json(info, call.queue_name, config.consumers, config.producers, call.admins)
+    return 200, wire.queue_json(info, call.queue_name, config.consumers, config.producers, call.admins, dialect)
 
 
-def insert(backend: Backend, call: Call) -> Result:
+def insert(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
     if call.body is None:
         raise Required("The request body (a Task) is required", location="body")
-    task = backend.insert(call.queue, wire.read_new_task(call.body, call.project, call.queue.name))
-    return 200, wire.task_json(task, call.queue_name)
+    task = backend.insert(call.queue, wire.read_new_task(call.body, call.project, call.queue.name, dialect))
+    return 200, wire.task_json(task, call.queue_name, dialect)
 
 
-def lease(backend: Backend, call: Call) -> Result:
+def lease(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
     group_by_tag = bool(call.params["groupByTag"])
     tag = call.params["tag"]
     if tag is not None and not group_by_tag:
@@ -77,36 +88,36 @@ def lease(backend: Backend, call: Call) -> Result:
         min_one=call.min_one,
     )
     tasks = backend.lease(call.queue, request)
-    return 200, wire.tasks_json("taskqueue#tasks", tasks, call.queue_name)
+    return 200, wire.tasks_json("taskqueue#tasks", tasks, call.queue_name, dialect)
 
 
-def list_tasks(backend: Backend, call: Call) -> Result:
-    tasks = backend.list_tasks(call.queue)
+def list_tasks(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
+    tasks = backend.list_tasks(call.queue, with_payloads=dialect.list_payloads)
     if call.max_response_bytes:
         # Listing changes nothing, so the budget can be applied after the fact.
         budget = max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1)
         tasks = wire.within(tasks, budget, wire.task_bytes(call.queue_name))
-    return 200, wire.tasks_json("taskqueues#tasks", tasks, call.queue_name)
+    return 200, wire.tasks_json(dialect.list_kind, tasks, call.queue_name, dialect)
 
 
-def get_task(backend: Backend, call: Call) -> Result:
-    return 200, wire.task_json(backend.get(call.queue, call.params["task"]), call.queue_name)
+def get_task(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
+    return 200, wire.task_json(backend.get(call.queue, call.params["task"]), call.queue_name, dialect)
 
 
-def modify_lease(backend: Backend, call: Call) -> Result:
+def modify_lease(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
     task_id = call.params["task"]
-    token = wire.read_lease_token(call.body, call.project, call.queue.name, task_id)
+    token = wire.read_lease_token(call.body, call.project, call.queue.name, task_id, dialect)
     if token is None and call.config.strict_leases:
         # Without the token, a worker whose lease expired could renew or release the
         # lease another worker now holds.
         raise Required("leaseTimestamp (the lease's token) is required on this queue", location="leaseTimestamp")
     task = backend.modify_lease(call.queue, task_id, call.params["newLeaseSeconds"] * US, token)
-    return 200, wire.task_json(task, call.queue_name)
+    return 200, wire.task_json(task, call.queue_name, dialect)
 
 
-def delete(backend: Backend, call: Call) -> Result:
+def delete(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
     backend.delete(call.queue, call.params["task"])
-    return 204, None
+    return 204, None  # the same in every dialect
 
 
 #: The most each method's resource weighs in its answer besides a part's headers
@@ -125,7 +136,7 @@ ANSWER_BYTES: dict[str, Callable[[str], int]] = {
     "taskqueue.tasks.delete": lambda queue_name: 0,
 }
 
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, SpeakingHandler] = {
     "taskqueue.taskqueues.get": get_queue,
     "taskqueue.tasks.insert": insert,
     "taskqueue.tasks.lease": lease,
@@ -135,3 +146,19 @@ HANDLERS: dict[str, Handler] = {
     "taskqueue.tasks.patch": modify_lease,
     "taskqueue.tasks.delete": delete,
 }
+
+
+def handlers_for(dialect: Dialect) -> Mapping[str, Handler]:
+    """The handlers answering in ``dialect``: `HANDLERS` themselves for Google's, so that
+    the default dialect's requests pay nothing for the choice."""
+    if dialect is GOOGLE:
+        return HANDLERS
+    return {method: functools.partial(handler, dialect=dialect) for method, handler in HANDLERS.items()}
+
+
+def answer_bytes_for(dialect: Dialect) -> Mapping[str, Callable[[str], int]]:
+    """`ANSWER_BYTES` in ``dialect``: where a list carries payloads, one listed task
+    may weigh as much as a leased one."""
+    if not dialect.list_payloads:
+        return ANSWER_BYTES
+    return {**ANSWER_BYTES, "taskqueue.tasks.list": wire.max_task_bytes}

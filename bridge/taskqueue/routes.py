@@ -20,7 +20,7 @@ from bridge.ops import logs
 from bridge.taskqueue import batch, fields
 from bridge.taskqueue.discovery import Method
 from bridge.taskqueue.fastpath import ApiCall, FastRoutes
-from bridge.taskqueue.handlers import ANSWER_BYTES, HANDLERS, Call, Handler
+from bridge.taskqueue.handlers import HANDLERS, Call, Handler, answer_bytes_for, handlers_for
 from bridge.taskqueue.wire import queue_path
 
 if TYPE_CHECKING:
@@ -40,7 +40,11 @@ def register(app: Flask, bridge: Bridge) -> FastRoutes:
     missing = {method.id for method in discovery.methods} - HANDLERS.keys()
     if missing:
         raise RuntimeError(f"methods without a handler: {', '.join(sorted(missing))}")
-    calls = [(method, _api_call(bridge, method, HANDLERS[method.id])) for method in discovery.methods]
+    # The deployment's dialect, bound once here: nothing is looked up per request.
+    handlers, answers = handlers_for(bridge.dialect), answer_bytes_for(bridge.dialect)
+    calls = [
+        (method, _api_call(bridge, method, handlers[method.id], answers[method.id])) for method in discovery.methods
+    ]
     for method, call in calls:
         app.add_url_rule(method.rule, endpoint=method.id, view_func=_api_view(call), methods=[method.http_method])
     serve_discovery = _discovery_view(bridge)
@@ -62,9 +66,8 @@ def _api_view(call: ApiCall) -> Callable[..., Response]:
     return view
 
 
-def _api_call(bridge: Bridge, method: Method, handler: Handler) -> ApiCall:
+def _api_call(bridge: Bridge, method: Method, handler: Handler, answer_bytes: Callable[[str], int]) -> ApiCall:
     admission = bridge.admission
-    answer_bytes = ANSWER_BYTES[method.id]
     global_params = bridge.discovery.global_params
     global_names = {p.name for p in global_params}
     # Most calls set none of the global parameters (alt, fields, prettyPrint, …).
