@@ -13,6 +13,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -86,13 +87,19 @@ def test_both_workers_take_the_console_session_either_signed(served: tuple[int, 
         for line in signed.split(b"\r\n")
         if line.lower().startswith(b"set-cookie:")
     )
-    statuses = [_raw(port, _head("GET", f"/console/api/queues?n={n}", f"Cookie: {cookie}"))[:12] for n in range(40)]
-    assert statuses == [b"HTTP/1.1 200"] * 40
-    deadline = time.monotonic() + 10
-    while True:  # request lines are written within a tenth of a second
-        lines = [json.loads(text) for text in log.read_text().splitlines() if text.startswith("{")]
-        pids = {line["pid"] for line in lines if line.get("path") == "/console/api/queues" and line["status"] == 200}
-        if len(pids) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    # The kernel hands connections to whichever worker accepts first, and on a busy
+    # machine one may take many in a row: ask, in rounds of concurrent requests, until
+    # the log shows both workers answering (every answer must be a 200 all along).
+    pids: set[int] = set()
+    deadline = time.monotonic() + 60
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        while len(pids) < 2 and time.monotonic() < deadline:
+            heads = [_head("GET", f"/console/api/queues?n={n}", f"Cookie: {cookie}") for n in range(16)]
+            statuses = [reply[:12] for reply in pool.map(lambda head: _raw(port, head), heads)]
+            assert statuses == [b"HTTP/1.1 200"] * 16
+            time.sleep(0.3)  # request lines are written within a tenth of a second
+            lines = [json.loads(text) for text in log.read_text().splitlines() if text.startswith("{")]
+            pids = {
+                line["pid"] for line in lines if line.get("path") == "/console/api/queues" and line["status"] == 200
+            }
     assert len(pids) == 2, "one worker answered every request: the test shows nothing"
