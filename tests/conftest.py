@@ -163,6 +163,13 @@ SUITE_TOKEN = "suite-token-0123456789abcdef"
 ONE_WORKER = {"test_install.py": "install", "test_stress.py": "stress", "test_console_browser.py": "browser"}
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers per core. A third of the suite's time is spent waiting on
+    servers, subprocesses and timeouts, and a second worker per core fills it (on 2 cores:
+    169 s instead of 194 s; three per core only adds each worker's start-up)."""
+    return 2 * len(os.sched_getaffinity(0))
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist adds the groups to the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     mark_known_differences(items)

@@ -60,18 +60,26 @@ def declared(refusals: list[tuple[Backend, Unsupported]]) -> list[str]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
-    report: pytest.TestReport = yield
-    if call.when == "setup":
-        _REFUSED.clear()
-    # Only the suites that run on every backend (a ``variant`` parameter) skip; a test of
-    # one backend that meets a refusal has asked for it.
-    callspec = getattr(item, "callspec", None)
-    if call.when != "call" or not report.failed or not _REFUSED or "variant" not in getattr(callspec, "params", {}):
-        return report
-    features = declared(_REFUSED)
-    if features:
-        reason = f"Skipped: {type(_REFUSED[0][0]).__name__} declares it cannot: {', '.join(features)}"
-        report.outcome = "skipped"
-        report.longrepr = (str(item.path), item.location[1] or 0, reason)
-    return report
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        _REFUSED.clear()  # what the fixtures were refused is not the test's
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """A failure after declared refusals becomes a skip here, before pytest reports it:
+    a failure's report renders its whole traceback, which the suite's few hundred skips
+    would pay for (half a minute of CPU across the suite) only to throw away."""
+    try:
+        return (yield)
+    except Exception:
+        # Only the suites that run on every backend (a ``variant`` parameter) skip; a test
+        # of one backend that meets a refusal has asked for it.
+        callspec = getattr(item, "callspec", None)
+        features = declared(_REFUSED) if _REFUSED and "variant" in getattr(callspec, "params", {}) else []
+        if not features:
+            raise
+        reason = f"{type(_REFUSED[0][0]).__name__} declares it cannot: {', '.join(features)}"
+        raise pytest.skip.Exception(reason, _use_item_location=True) from None
