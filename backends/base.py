@@ -284,9 +284,15 @@ class Backend(abc.ABC):
         whose message says so) when deleted or dropped and its name is still reserved."""
 
     @abc.abstractmethod
-    def list_tasks(self, queue: Queue, *, with_payloads: bool = False) -> list[Task]:
+    def list_tasks(
+        self, queue: Queue, *, with_payloads: bool = False, max_bytes: int = 0, task_bytes: int = 0
+    ) -> list[Task]:
         """Return up to limits.LIST_LIMIT live tasks by ETA then name, without payloads
-        unless ``with_payloads`` (v1's list has none; the legacy-local dialect's has)."""
+        unless ``with_payloads`` (v1's list has none; the legacy-local dialect's has).
+
+        max_bytes (0: no limit): the list ends before the first task that would take the
+        tasks' `task_size` with ``task_bytes`` past it, but holds one task at least
+        (`first_within`); a backend reads no payload of a task it leaves out."""
 
     @abc.abstractmethod
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
@@ -332,7 +338,6 @@ class Backend(abc.ABC):
     def _unsupported(self, verb: str) -> NoReturn:
         reason = self.unsupported_reasons.get(verb) or f"{type(self).__name__} does not implement it"
         raise Unsupported(f"This backend does not support {verb}: {reason}", feature=verb)
-
 
     def list_queues(self, project: str | None = None) -> list[Queue]:
         """Every queue the backend knows (created, or used by an insert or lease since it

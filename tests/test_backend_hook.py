@@ -36,7 +36,9 @@ class CoreOnly(Backend):
     def get(self, queue: Queue, task_id: str) -> Task:
         raise NotImplementedError
 
-    def list_tasks(self, queue: Queue, *, with_payloads: bool = False) -> list[Task]:
+    def list_tasks(
+        self, queue: Queue, *, with_payloads: bool = False, max_bytes: int = 0, task_bytes: int = 0
+    ) -> list[Task]:
         return []
 
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:

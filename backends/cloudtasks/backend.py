@@ -87,6 +87,7 @@ from backends.base import (
     Task,
     TaskPage,
     TaskState,
+    first_within,
 )
 from backends.cloudtasks import admin
 from backends.cloudtasks.errors import missing_queue, translated
@@ -382,14 +383,18 @@ class CloudTasksBackend(Backend):
         with translated("reading the task", task_id=task_id):
             return _task(self._invoke(self.client.get_task, request, idempotent=True))
 
-    def list_tasks(self, queue: Queue, *, with_payloads: bool = False) -> list[Task]:
+    def list_tasks(
+        self, queue: Queue, *, with_payloads: bool = False, max_bytes: int = 0, task_bytes: int = 0
+    ) -> list[Task]:
         view = ct.Task.View.FULL if with_payloads else ct.Task.View.BASIC
         request = ct.ListTasksRequest(parent=self.queue_name(queue), response_view=view, page_size=LIST_LIMIT)
         with translated("listing the queue", queue=queue):
             # The pager holds the first page and fetches others only when iterated.
             page = self._invoke(self.client.list_tasks, request, idempotent=True, queue=queue)
         # One page, in no order the service promises; sorted here as v1 lists.
-        return sorted((_task(message) for message in page.tasks), key=lambda t: (t.eta_us, t.id))
+        tasks = sorted((_task(message) for message in page.tasks), key=lambda t: (t.eta_us, t.id))
+        # The service sends the payloads with the page; the budget can only cut after.
+        return first_within(tasks, max_bytes, task_bytes) if max_bytes else tasks
 
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
         if token_us is not None:

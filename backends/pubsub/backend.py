@@ -282,7 +282,9 @@ class PubSubBackend(Backend):
     def get(self, queue: Queue, task_id: str) -> Task:
         raise unsupported("get")
 
-    def list_tasks(self, queue: Queue, *, with_payloads: bool = False) -> list[Task]:
+    def list_tasks(
+        self, queue: Queue, *, with_payloads: bool = False, max_bytes: int = 0, task_bytes: int = 0
+    ) -> list[Task]:
         raise unsupported("list_tasks")
 
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:

@@ -92,11 +92,12 @@ def lease(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
 
 
 def list_tasks(backend: Backend, call: Call, dialect: Dialect = GOOGLE) -> Result:
-    tasks = backend.list_tasks(call.queue, with_payloads=dialect.list_payloads)
-    if call.max_response_bytes:
-        # Listing changes nothing, so the budget can be applied after the fact.
-        budget = max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1)
-        tasks = wire.within(tasks, budget, wire.task_bytes(call.queue_name))
+    tasks = backend.list_tasks(
+        call.queue,
+        with_payloads=dialect.list_payloads,
+        max_bytes=max(call.max_response_bytes - wire.TASKS_FRAME_BYTES, 1) if call.max_response_bytes else 0,
+        task_bytes=wire.task_bytes(call.queue_name),
+    )
     return 200, wire.tasks_json(dialect.list_kind, tasks, call.queue_name, dialect)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from backends.base import NewTask, QueueInfo, Task, first_within
+from backends.base import NewTask, QueueInfo, Task
 from backends.errors import InvalidArgument
 from backends.limits import (
     INT64,
@@ -226,7 +226,3 @@ def max_task_bytes(queue_name: str) -> int:
 def max_listed_bytes(queue_name: str) -> int:
     """The most one task of a list (no payload) weighs in its answer."""
     return task_bytes(queue_name) + MAX_TASK_ID + 6 * MAX_TAG_BYTES
-
-
-#: The first tasks whose sizes fit a budget; at least one (the v1 list's budget).
-within = first_within

@@ -1,5 +1,5 @@
-"""Response budgets on every backend: a lease that may lease nothing (`LeaseRequest.min_one`)
-and pages of tasks cut to ``max_bytes`` (`Backend.list_tasks_page`).
+"""Response budgets on every backend: a lease that may lease nothing (`LeaseRequest.min_one`),
+and lists and pages of tasks cut to ``max_bytes`` (`Backend.list_tasks`, `list_tasks_page`).
 
 A task costs `task_size`: with ``task_bytes=10``, the id "tN" (2 bytes) and a payload of
 3,000 bytes (4,000 in base64), 4,012 bytes.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from backends.base import Backend, LeaseRequest, TaskPage, task_size
 from backends.limits import US
 from tests.contract.test_admin import needs
+from tests.support.api import now_us
 from tests.support.backend import WORK, ids, insert, lease
 
 PAYLOAD = bytes(3000)
@@ -75,3 +76,16 @@ def test_a_page_without_payloads_counts_none(backend: Backend) -> None:
         ["t1", "t2", "t3", "t4"],
         ["t5"],
     ]
+
+
+def test_a_list_with_a_budget_ends_before_the_task_that_passes_it_but_holds_one(backend: Backend) -> None:
+    # With task_bytes 10: 148 bytes for t0 (100 of payload), then 10,680 each for 8,000
+    # (long enough for the Redis backend to keep them apart, and to read them only if kept).
+    start = now_us() - 60 * US
+    for n, size in enumerate((100, 8000, 8000)):
+        insert(backend, f"t{n}", bytes(size), eta_us=start + n)
+    with_payloads = backend.list_tasks(WORK, with_payloads=True, max_bytes=20_000, task_bytes=10)
+    assert [(t.id, t.payload) for t in with_payloads] == [("t0", bytes(100)), ("t1", bytes(8000))]
+    assert ids(backend.list_tasks(WORK, max_bytes=20_000, task_bytes=10)) == ["t0", "t1", "t2"]
+    assert ids(backend.list_tasks(WORK, with_payloads=True, max_bytes=1, task_bytes=10)) == ["t0"]
+    assert ids(backend.list_tasks(WORK, with_payloads=True)) == ["t0", "t1", "t2"]

@@ -110,8 +110,9 @@ def watched(redis_server: RedisServer) -> Iterator[RedisBackend]:
     harness.close()
 
 
-def _script_reads(backend: RedisBackend, call: Callable[[], object]) -> int:
-    """Bytes of stored tasks and payloads that the scripts run by ``call`` read."""
+def _script_reads(backend: RedisBackend, call: Callable[[], object], client_type: str = "lua") -> int:
+    """Bytes of stored tasks and payloads that the scripts run by ``call`` read (or, with
+    ``client_type="tcp"``, that its commands outside the scripts read)."""
     client = backend.client
     assert isinstance(client, redis.Redis)
     tasks_key = backend.keys(WORK)[0]
@@ -138,7 +139,7 @@ def _script_reads(backend: RedisBackend, call: Callable[[], object]) -> int:
     assert not watcher.is_alive()
     read = 0
     for command in commands:
-        if command["client_type"] != "lua":
+        if command["client_type"] != client_type:
             continue
         verb, *arguments = command["command"].split(" ")
         if verb.upper() in ("HGET", "HMGET") and arguments[0] == tasks_key:
@@ -172,3 +173,18 @@ def test_lists_of_long_tasks_read_no_payload_in_their_scripts(watched: RedisBack
     read = _script_reads(watched, listing)
     assert pages == [20, 20, 20, 20]
     assert read < 4 * 20 * 100, f"the list scripts read {read:,} bytes of tasks and payloads"
+
+
+@pytest.mark.redis
+def test_a_list_with_a_budget_reads_no_payload_of_a_task_it_leaves_out(watched: RedisBackend) -> None:
+    # The legacy-local dialect's list carries payloads: of 20 long ones, only those that fit.
+    for n in range(20):
+        insert(watched, f"t{n:02d}", payload(256 * 1024))
+    listed: list[list[str]] = []
+    read = _script_reads(
+        watched,
+        lambda: listed.append(ids(watched.list_tasks(WORK, with_payloads=True, max_bytes=1024 * 1024, task_bytes=500))),
+        client_type="tcp",
+    )
+    assert listed == [["t00", "t01"]]  # 349,528 bytes of base64 each
+    assert read == 2 * 256 * 1024, f"the list read {read:,} bytes of payloads for two tasks"
