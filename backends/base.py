@@ -124,20 +124,25 @@ class LeaseRequest:
     min_one: bool = True
 
 
-def task_size(task: Task, task_bytes: int) -> int:
+def task_size(task: Task, task_bytes: int, unread: int | None = None) -> int:
     """What a task counts against a response budget (`LeaseRequest`, list_tasks_page):
     ``task_bytes`` plus its id, six bytes per byte of its tag and its payload in base64
-    (four bytes per three, rounded up), an upper bound of what it costs in JSON."""
+    (four bytes per three, rounded up), an upper bound of what it costs in JSON.
+    ``unread``: the length of a payload not read yet (the task's ``payload`` is None)."""
     tag_bytes = len(task.tag.encode()) if task.tag else 0
-    payload = 4 * -(-len(task.payload) // 3) if task.payload is not None else 0
+    length = len(task.payload) if task.payload is not None else unread
+    payload = 4 * -(-length // 3) if length is not None else 0
     return task_bytes + len(task.id) + 6 * tag_bytes + payload
 
 
-def first_within(tasks: list[Task], max_bytes: int, task_bytes: int) -> list[Task]:
-    """The first of ``tasks`` whose `task_size` add up to ``max_bytes`` at most; one at least."""
+def first_within(
+    tasks: list[Task], max_bytes: int, task_bytes: int, unread: Mapping[int, int] | None = None
+) -> list[Task]:
+    """The first of ``tasks`` whose `task_size` add up to ``max_bytes`` at most; one at least.
+    ``unread``: by position in ``tasks``, the lengths of payloads not read yet."""
     used = 0
     for count, task in enumerate(tasks):
-        used += task_size(task, task_bytes)
+        used += task_size(task, task_bytes, unread.get(count) if unread else None)
         if count and used > max_bytes:
             return tasks[:count]
     return tasks

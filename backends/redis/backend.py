@@ -71,7 +71,7 @@ from backends.base import (
     Task,
     TaskPage,
     TaskState,
-    task_size,
+    first_within,
 )
 from backends.errors import (
     LEASE_CONFLICT,
@@ -253,22 +253,6 @@ def _missing_queue(queue: Queue) -> NotFound:
     return NotFound(f"Queue not found: {queue.name}", location="taskqueue")
 
 
-def _within(
-    tasks: list[Task], apart: list[tuple[int, int, bytes]], max_bytes: int, task_bytes: int
-) -> tuple[list[Task], list[tuple[int, int, bytes]]]:
-    """`first_within` for the tasks of a script's answer, before the payloads kept apart
-    are read (`RedisBackend._apart`): those count by the length the script gave, so a
-    payload of a task left out is never read."""
-    lengths = {i: length for i, length, _ in apart}
-    used = 0
-    for count, task in enumerate(tasks):
-        length = lengths.get(count)
-        used += task_size(task, task_bytes) + (4 * -(-length // 3) if length is not None else 0)
-        if count and used > max_bytes:
-            return tasks[:count], [entry for entry in apart if entry[0] < count]
-    return tasks, apart
-
-
 class RedisBackend(Backend):
     def __init__(
         self,
@@ -441,7 +425,10 @@ class RedisBackend(Backend):
         flat = self._run("list", queue, LIST_LIMIT, "1" if with_payloads else "")
         tasks, apart = _tasks(flat, with_payload=with_payloads)
         if max_bytes:
-            tasks, apart = _within(tasks, apart, max_bytes, task_bytes)
+            # Payloads kept apart count by the length the script gave: none of a task left
+            # out is read.
+            tasks = first_within(tasks, max_bytes, task_bytes, {i: length for i, length, _ in apart})
+            apart = [entry for entry in apart if entry[0] < len(tasks)]
         return self._apart(queue, tasks, apart)  # payloads kept apart read after the script
 
     def delete(self, queue: Queue, task_id: str, token_us: int | None = None) -> None:
