@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 
-from backends.redis.memory import MemoryBackend
 from bridge import create_app
 from bridge.access.auth import hash_token
 from bridge.settings import Settings
 from tests.support import google_facts
 from tests.support.harness import BACKENDS, Harness, Variant, memory_harness, open_variant, redis_harness
-from tests.support.http import BridgeServer, Clients
+from tests.support.http import BridgeServer, Clients, memory_bridge
 from tests.support.known_differences import mark_known_differences
 from tests.support.production import ProductionServers
 from tests.support.pubsub_emulator import PubSubEmulator
@@ -283,13 +282,9 @@ def bridge(make_bridge: Callable[..., Clients]) -> Clients:
 
 @pytest.fixture
 def memory_server() -> Iterator[BridgeServer]:
-    """A bridge with default settings on a memory:// backend of its own, for tests of what
-    every backend shows alike (the console's pages, the queue CLI)."""
-    backend = MemoryBackend.from_url("memory://")
-    server = BridgeServer(create_app(Settings(), backend=backend))
-    yield server
-    server.close()
-    backend.close()
+    """A bridge with default settings on a memory:// backend of its own."""
+    with memory_bridge(Settings()) as server:
+        yield server
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from backends.redis.memory import MemoryBackend
-from bridge import create_app
 from bridge.access.auth import hash_token
 from bridge.cli import main
 from bridge.settings import Settings
-from tests.support.http import BridgeServer
+from tests.support.http import BridgeServer, memory_bridge
 
 ADMIN_TOKEN = "admin-token-0123456789abcdef"
 WORKER_TOKEN = "worker-token-0123456789abcdef"
@@ -125,9 +123,7 @@ def test_with_auth_on_only_an_admins_token_may_use_the_admin_commands(tmp_path: 
     tokens = tmp_path / "tokens.txt"
     tokens.write_text(f"{hash_token(ADMIN_TOKEN)} ops@example.com\n{hash_token(WORKER_TOKEN)} worker@example.com\n")
     settings = Settings(auth="token", tokens_file=tokens, admins=("ops@example.com",))
-    backend = MemoryBackend.from_url("memory://")
-    server = BridgeServer(create_app(settings, backend=backend))
-    try:
+    with memory_bridge(settings) as server:
         assert ok(cli(server, "insert", "render", "--project", "app", "--payload", "x", token=WORKER_TOKEN))
         anonymous = cli(server, "queues")
         assert anonymous.exit_code == 1 and "401" in anonymous.output
@@ -135,9 +131,6 @@ def test_with_auth_on_only_an_admins_token_may_use_the_admin_commands(tmp_path: 
         assert worker.exit_code == 1 and "403 forbidden" in worker.output and "--admins" in worker.output
         assert "render" in ok(cli(server, "queues", token=ADMIN_TOKEN))
         assert "1 task deleted" in ok(cli(server, "purge", "render", "--yes", token=ADMIN_TOKEN))
-    finally:
-        server.close()
-        backend.close()
 
 
 def test_purge_without_yes_and_without_a_terminal_refuses_and_deletes_nothing(server: BridgeServer) -> None:
@@ -184,9 +177,7 @@ def test_clear_tombstones_frees_deleted_names(server: BridgeServer) -> None:
 def test_dead_letters_lists_the_tasks_dropped_after_max_leases(tmp_path: Path) -> None:
     queues = tmp_path / "queue.yaml"
     queues.write_text("queue:\n- name: render\n  mode: pull\n  retry_parameters:\n    task_retry_limit: 1\n")
-    backend = MemoryBackend.from_url("memory://")
-    server = BridgeServer(create_app(Settings(queues=queues), backend=backend))
-    try:
+    with memory_bridge(Settings(queues=queues)) as server:
         api = server.api()
         insert(api, "render", "once", b"12345", tag="t")
         for _ in range(2):
@@ -198,23 +189,15 @@ def test_dead_letters_lists_the_tasks_dropped_after_max_leases(tmp_path: Path) -
             "5",
         ]
         assert [d["id"] for d in json.loads(ok(cli(server, "dead-letters", "render", "--project", "my-app", "--json")))]
-    finally:
-        server.close()
-        backend.close()
 
 
 def test_queues_names_what_queue_yaml_declares_before_any_call(tmp_path: Path) -> None:
     queues = tmp_path / "queue.yaml"
     queues.write_text("queue:\n- name: render\n  mode: pull\n")
-    backend = MemoryBackend.from_url("memory://")
-    server = BridgeServer(create_app(Settings(queues=queues), backend=backend))
-    try:
+    with memory_bridge(Settings(queues=queues)) as server:
         assert "queue.yaml declares render; give --project" in ok(cli(server, "queues"))
         assert ok(cli(server, "queues", "--project", "my-app")).splitlines()[1].split()[:3] == [
             "my-app",
             "render",
             "0",
         ]
-    finally:
-        server.close()
-        backend.close()

@@ -18,7 +18,10 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.errors import HttpError
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from backends.redis.memory import MemoryBackend
+from bridge.app import create_app
 from bridge.client import authorized_http, connect
+from bridge.settings import Settings
 
 
 @dataclass
@@ -149,6 +152,18 @@ def serving(app: Flask, token: str | None = None) -> Iterator[BridgeServer]:
         yield server
     finally:
         server.close()
+
+
+@contextmanager
+def memory_bridge(settings: Settings) -> Iterator[BridgeServer]:
+    """A bridge with ``settings`` on a memory:// backend of its own, for tests of what every
+    backend shows alike (the console's pages, the queue CLI)."""
+    backend = MemoryBackend.from_url("memory://")
+    try:
+        with serving(create_app(settings, backend=backend)) as server:
+            yield server
+    finally:
+        backend.close()
 
 
 def error_of(request: Any, status: int, reason: str) -> dict[str, Any]:
